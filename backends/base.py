@@ -1,0 +1,60 @@
+"""The scheduler contract the resolvers drive. Structural: a backend needs no base class."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from backends.types import BackendHealth, InstanceAction, ProcJob, ProcState, SchedulerEvent
+
+__all__ = ["Scheduler"]
+
+
+class Scheduler(Protocol):
+    """Runs procs. Every method may raise a `backends.errors.SchedulerError`.
+
+    A scheduler is an async context manager: entering starts its background work (process
+    supervision, the event stream), leaving stops it.
+    """
+
+    async def apply(self, job: ProcJob) -> None:
+        """Create the job or bring it to `job` (idempotent); count, cpu and memory included."""
+        ...
+
+    async def scale(self, job_id: str, num_instances: int) -> None:
+        """Start or stop exactly the difference. Raises JobNotFound, SchedulerConflict."""
+        ...
+
+    async def resize(self, job_id: str, *, cpu: int, memory_bytes: int) -> None:
+        """Change the resources of every instance (a rolling replacement)."""
+        ...
+
+    async def remove(self, job_id: str) -> None:
+        """Stop every instance and forget the job; no error when it does not exist."""
+        ...
+
+    async def control(
+        self, job_id: str, action: InstanceAction, instance: int | None = None
+    ) -> None:
+        """Start, stop or restart one instance (numbered from 1) or, with None, all of them."""
+        ...
+
+    async def state(self, job_id: str) -> ProcState:
+        """The job's state; `ProcState.exists` is False when there is no such job."""
+        ...
+
+    async def states(self, job_ids: Sequence[str]) -> dict[str, ProcState]:
+        """Many jobs' states in one batched read, keyed by job id (every id present)."""
+        ...
+
+    async def health(self) -> BackendHealth:
+        """Whether the scheduler can take work now; never raises."""
+        ...
+
+    def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
+        """State changes in cursor order: those after `after` still in history, then live."""
+        ...
+
+    async def __aenter__(self) -> Scheduler: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...

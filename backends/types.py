@@ -1,0 +1,156 @@
+"""Value types that cross the scheduler boundary.
+
+They are ours, not Nomad's: a backend translates its own objects into these, and the
+resolvers never see anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+__all__ = [
+    "BackendHealth",
+    "EventKind",
+    "InstanceAction",
+    "InstanceState",
+    "InstanceStatus",
+    "ProcJob",
+    "ProcState",
+    "SchedulerEvent",
+    "split_job_id",
+]
+
+
+class InstanceStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    FAILED = "failed"  # stopped by a crash or a failed start; may be restarted
+    EXITED = "exited"  # stopped on request
+    COMPLETE = "complete"  # a oneshot that finished with exit code 0
+
+
+class InstanceAction(StrEnum):
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+
+
+class EventKind(StrEnum):
+    INSTANCE = "instance"  # one instance changed; `instance` holds its new snapshot
+    PROC = "proc"  # the proc's job was created, updated, scaled or resized
+    PROC_REMOVED = "proc_removed"  # the proc's job is gone
+
+
+@dataclass(frozen=True, slots=True)
+class ProcJob:
+    """Everything a backend needs to run one proc; its id is the LAIN pod-group name."""
+
+    app: str
+    proc: str
+    proc_type: str  # "web" | "worker" | "oneshot" | "portal"
+    meta_version: str
+    image: str
+    num_instances: int
+    cpu: int
+    memory_bytes: int
+    cmd: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    port: int | None = None
+    port_protocol: str = "tcp"
+    healthcheck: str = ""  # an HTTP path, web procs only
+    working_dir: str = ""
+    user: str = ""
+    setup_time: int = 0
+    kill_timeout: int = 10
+    # Nomad: "docker" or "raw_exec"; the local backend always runs the cmd directly.
+    driver: str = "docker"
+    extra_meta: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.app}.{self.proc_type}.{self.proc}"
+
+    @property
+    def is_service(self) -> bool:
+        """Long-running (restarted when it stops) rather than run-once."""
+        return self.proc_type != "oneshot"
+
+    def spec_hash(self) -> str:
+        """A stable digest of what would change the running instances.
+
+        The instance count is left out on purpose: scaling must not look like drift of the
+        spec, and a redeploy keeps the count (LAIN's PUT never changes it).
+        """
+        payload = asdict(self)
+        del payload["num_instances"]
+        encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(encoded).hexdigest()[:16]
+
+    def with_count(self, num_instances: int) -> ProcJob:
+        return replace(self, num_instances=num_instances)
+
+    def with_resources(self, *, cpu: int, memory_bytes: int) -> ProcJob:
+        return replace(self, cpu=cpu, memory_bytes=memory_bytes)
+
+
+def split_job_id(job_id: str) -> tuple[str, str, str]:
+    """`<app>.<proctype>.<proc>` back into its parts; app names may hold dots, procs may not."""
+    app, proc_type, proc = job_id.rsplit(".", 2)
+    return app, proc_type, proc
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceState:
+    job_id: str
+    number: int  # from 1, as in LAIN
+    status: InstanceStatus
+    healthy: bool | None = None  # None: the proc has no health check
+    instance_id: str = ""  # process id / allocation id
+    ip: str | None = None
+    port: int | None = None  # the host port the instance listens on
+    node: str | None = None
+    started_at: datetime | None = None
+    restarts: int = 0
+    last_error: str = ""
+    exit_code: int | None = None
+    env: tuple[str, ...] = ()  # "K=V" as the instance really got it
+
+
+@dataclass(frozen=True, slots=True)
+class ProcState:
+    """What the backend knows of one proc's job; `exists` is False when it has none."""
+
+    job_id: str
+    exists: bool
+    num_instances: int = 0
+    cpu: int = 0
+    memory_bytes: int = 0
+    image: str = ""
+    meta_version: str = ""
+    spec_hash: str = ""
+    instances: tuple[InstanceState, ...] = ()
+    last_error: str = ""
+
+    @classmethod
+    def missing(cls, job_id: str) -> ProcState:
+        return cls(job_id=job_id, exists=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerEvent:
+    cursor: int  # strictly increasing within one backend's lifetime
+    kind: EventKind
+    job_id: str
+    instance: InstanceState | None = None
+    proc: ProcState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendHealth:
+    ok: bool
+    detail: str = ""

@@ -1,0 +1,83 @@
+"""The `lain-console` command: serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+
+from server.settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lain-console", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="apply migrations and start the server")
+    serve.add_argument("--host", help="bind address (default: LAIN_CONSOLE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: LAIN_CONSOLE_PORT or 8000)")
+    serve.add_argument(
+        "--no-migrate", action="store_true", help="do not apply migrations before starting"
+    )
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    return parser
+
+
+def _prepare_data_dir(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _migrate(settings: Settings, revision: str = "head") -> None:
+    from store.migrate import upgrade
+
+    _prepare_data_dir(settings)
+    upgrade(settings.database_url, revision)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from server.app import create_app
+    from server.logging import configure_logging
+
+    if args.host:
+        settings = replace(settings, host=args.host)
+    if args.port is not None:
+        if not 1 <= args.port <= 65535:
+            raise SettingsError(f"--port must be between 1 and 65535, got {args.port}")
+        settings = replace(settings, port=args.port)
+    configure_logging(settings.log_level, settings.log_format)
+    if not args.no_migrate:
+        _migrate(settings)
+    _prepare_data_dir(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "migrate":
+            _migrate(settings, args.revision)
+        elif args.command == "serve":
+            _serve(settings, args)
+    except SettingsError as exc:
+        print(f"lain-console: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

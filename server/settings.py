@@ -1,0 +1,113 @@
+"""Settings from the environment, read once in `server/` and passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+Backend = Literal["local", "nomad"]
+LogFormat = Literal["json", "text"]
+
+_PREFIX = "LAIN_CONSOLE_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable and the rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    backend: Backend = "local"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_format: LogFormat = "text"
+    registry: str = "registry.lain.local"
+    domain: str = "lain.local"
+    graphiql: bool = True
+
+    @property
+    def default_database_url(self) -> str:
+        return _sqlite_url(self.data_dir)
+
+
+def _sqlite_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{(data_dir / 'lain-console.db').resolve()}"
+
+
+def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read `LAIN_CONSOLE_*` variables; raises SettingsError naming the bad variable."""
+    reader = _Reader(environ)
+    data_dir = Path(reader.text("DATA_DIR", ".lain-console")).expanduser()
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=reader.text("DATABASE_URL", _sqlite_url(data_dir)),
+        backend=reader.choice("BACKEND", ("local", "nomad"), "local"),  # type: ignore[arg-type]
+        host=reader.text("HOST", "127.0.0.1"),
+        port=reader.integer("PORT", 8000, low=1, high=65535),
+        log_level=reader.choice(
+            "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
+        ),
+        log_format=reader.choice("LOG_FORMAT", ("json", "text"), "text"),  # type: ignore[arg-type]
+        registry=reader.text("REGISTRY", "registry.lain.local"),
+        domain=reader.text("DOMAIN", "lain.local"),
+        graphiql=reader.flag("GRAPHIQL", True),
+    )
+    if not settings.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise SettingsError(
+            f"{_PREFIX}DATABASE_URL must start with sqlite+aiosqlite:// or "
+            f"postgresql+asyncpg://, got {_redact(settings.database_url)!r}"
+        )
+    return settings
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return scheme + sep + rest
+
+
+class _Reader:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str, default: str) -> str:
+        value = self._environ.get(_PREFIX + name, "").strip()
+        return value or default
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self.text(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{_PREFIX}{name} must be an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{_PREFIX}{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def choice(
+        self, name: str, allowed: tuple[str, ...], default: str, *, upper: bool = False
+    ) -> str:
+        raw = self.text(name, default)
+        value = raw.upper() if upper else raw.lower()
+        if value not in allowed:
+            raise SettingsError(f"{_PREFIX}{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name, "true" if default else "false").lower()
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        raise SettingsError(f"{_PREFIX}{name} must be true or false, got {raw!r}")

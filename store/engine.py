@@ -1,0 +1,79 @@
+"""Engine and session factories; one code path for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import StaticPool
+
+__all__ = ["check_database", "make_engine", "make_sessionmaker", "open_engine"]
+
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async engine for `url`; raises ValueError for a driver we do not support."""
+    drivername = make_url(url).drivername
+    if drivername not in SUPPORTED_DRIVERS:
+        raise ValueError(
+            f"database URL driver {drivername!r} is not supported; use one of "
+            + ", ".join(SUPPORTED_DRIVERS)
+        )
+    if drivername == "sqlite+aiosqlite":
+        return _sqlite_engine(url)
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800
+    )
+
+
+def _sqlite_engine(url: str) -> AsyncEngine:
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}}  # busy timeout, seconds
+    if make_url(url).database in (None, "", ":memory:"):
+        # One shared connection, or every session would see its own empty database.
+        kwargs["poolclass"] = StaticPool
+    engine = create_async_engine(url, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")  # off by default in SQLite
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers don't block the one writer
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: objects stay readable after commit without implicit (async) IO.
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@contextlib.asynccontextmanager
+async def open_engine(url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def check_database(engine: AsyncEngine) -> str | None:
+    """None when the database answers a trivial query, else why it does not."""
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means "unreachable"; the reason is reported
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None

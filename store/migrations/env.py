@@ -1,0 +1,49 @@
+"""Alembic environment: async engine, batch mode for SQLite, URL from the caller's Config."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import async_engine_from_config
+from sqlalchemy.pool import NullPool
+
+from store.models import Base
+
+config = context.config
+
+
+def _configure(connection: Connection | None = None) -> None:
+    context.configure(
+        connection=connection,
+        url=None if connection is not None else config.get_main_option("sqlalchemy.url"),
+        target_metadata=Base.metadata,
+        render_as_batch=True,  # SQLite can only ALTER by copying the table
+        compare_type=True,
+    )
+
+
+def _run_sync(connection: Connection) -> None:
+    _configure(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_online() -> None:
+    engine = async_engine_from_config(
+        config.get_section(config.config_ini_section) or {},
+        prefix="sqlalchemy.",
+        poolclass=NullPool,
+    )
+    async with engine.connect() as connection:
+        await connection.run_sync(_run_sync)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    _configure()
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_online())

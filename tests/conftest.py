@@ -1,0 +1,58 @@
+"""Shared fixtures: a migrated test database (SQLite by default, PostgreSQL when
+LAIN_CONSOLE_TEST_DATABASE_URL is set) emptied before every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from store.engine import make_engine, make_sessionmaker
+from store.migrate import downgrade, upgrade
+from store.models import Base
+from tests.databases import scratch_database
+
+TEST_DATABASE_URL = os.environ.get("LAIN_CONSOLE_TEST_DATABASE_URL", "")
+
+
+def pytest_report_header() -> str:
+    if TEST_DATABASE_URL:
+        return f"database: {TEST_DATABASE_URL.split('@')[-1]} (LAIN_CONSOLE_TEST_DATABASE_URL)"
+    return "database: SQLite (set LAIN_CONSOLE_TEST_DATABASE_URL for PostgreSQL)"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated to head once per session."""
+    with scratch_database(TEST_DATABASE_URL, tmp_path_factory.mktemp("db")) as url:
+        upgrade(url)
+        yield url
+        downgrade(url)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    async with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(delete(table))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path

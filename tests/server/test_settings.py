@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.settings import SettingsError, load_settings
+
+
+def test_defaults_use_sqlite_in_the_data_dir_and_the_local_backend() -> None:
+    settings = load_settings({})
+    assert settings.backend == "local"
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8000
+    assert settings.data_dir == Path(".lain-console")
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.database_url.endswith("/.lain-console/lain-console.db")
+
+
+def test_environment_overrides_every_setting(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "LAIN_CONSOLE_DATA_DIR": str(tmp_path),
+            "LAIN_CONSOLE_DATABASE_URL": "postgresql+asyncpg://u@db/x",
+            "LAIN_CONSOLE_BACKEND": "nomad",
+            "LAIN_CONSOLE_HOST": "0.0.0.0",
+            "LAIN_CONSOLE_PORT": "9000",
+            "LAIN_CONSOLE_LOG_LEVEL": "debug",
+            "LAIN_CONSOLE_LOG_FORMAT": "json",
+            "LAIN_CONSOLE_GRAPHIQL": "off",
+        }
+    )
+    assert settings.data_dir == tmp_path
+    assert settings.database_url == "postgresql+asyncpg://u@db/x"
+    assert settings.backend == "nomad"
+    assert (settings.host, settings.port) == ("0.0.0.0", 9000)
+    assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
+    assert settings.graphiql is False
+
+
+def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:
+    settings = load_settings({"LAIN_CONSOLE_DATA_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'lain-console.db'}"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("LAIN_CONSOLE_PORT", "eighty", "LAIN_CONSOLE_PORT must be an integer, got 'eighty'"),
+        ("LAIN_CONSOLE_PORT", "70000", "LAIN_CONSOLE_PORT must be between 1 and 65535"),
+        ("LAIN_CONSOLE_BACKEND", "k8s", "LAIN_CONSOLE_BACKEND must be one of local, nomad"),
+        ("LAIN_CONSOLE_LOG_FORMAT", "xml", "LAIN_CONSOLE_LOG_FORMAT must be one of json, text"),
+        ("LAIN_CONSOLE_GRAPHIQL", "maybe", "LAIN_CONSOLE_GRAPHIQL must be true or false"),
+        (
+            "LAIN_CONSOLE_DATABASE_URL",
+            "mysql://root:secret@db/x",
+            "LAIN_CONSOLE_DATABASE_URL must start with sqlite+aiosqlite:// or "
+            "postgresql+asyncpg://, got 'mysql://***@db/x'",
+        ),
+    ],
+)
+def test_bad_values_name_the_variable_and_the_rule(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load_settings({name: value})
+    assert str(raised.value).startswith(message)
+    assert "secret" not in str(raised.value)
