@@ -1,0 +1,8 @@
+"""The local backend: procs run as supervised processes on this machine."""
+
+from __future__ import annotations
+
+from backends.local.logs import LogLine
+from backends.local.scheduler import LocalScheduler
+
+__all__ = ["LocalScheduler", "LogLine"]
