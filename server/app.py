@@ -7,14 +7,20 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+import anyio
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
+from backends.base import Scheduler
+from resolvers.context import Services
+from resolvers.events import EventBus
+from schema.build import ControlPlaneGraphQL
 from server.logging import RequestIdMiddleware
+from server.scheduler import make_scheduler
 from server.settings import Settings
 from store.engine import check_database, make_sessionmaker, open_engine
 
@@ -27,21 +33,43 @@ log = logging.getLogger(__name__)
 class AppState:
     settings: Settings
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    services: Services
 
 
-def create_app(settings: Settings) -> Starlette:
-    """A pure factory: nothing is opened until the lifespan runs."""
+def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Starlette:
+    """A pure factory: nothing is opened until the lifespan runs.
+
+    `scheduler` replaces the one the settings name (tests pass a fake); the lifespan enters it.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
-        async with open_engine(settings.database_url) as engine:
-            state = AppState(settings=settings, engine=engine, sessions=make_sessionmaker(engine))
+        async with (
+            open_engine(settings.database_url) as engine,
+            scheduler or make_scheduler(settings) as opened,
+            anyio.create_task_group() as tasks,
+        ):
+            bus = EventBus()
+            services = Services(
+                sessions=make_sessionmaker(engine),
+                scheduler=opened,
+                bus=bus,
+                registry=settings.registry,
+                domains=(settings.domain,),
+            )
+            tasks.start_soon(bus.pump, opened)
             log.info("lain-console ready (backend=%s)", settings.backend)
-            yield {"lain": state}
+            yield {"lain": AppState(settings=settings, engine=engine, services=services)}
+            tasks.cancel_scope.cancel()
+            bus.close()
 
+    graphql = ControlPlaneGraphQL(graphiql=settings.graphiql)
     return Starlette(
-        routes=[Route("/healthz", healthz, methods=["GET"])],
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
         middleware=[Middleware(RequestIdMiddleware)],
         lifespan=lifespan,
     )
@@ -53,7 +81,12 @@ def app_state(request: Request) -> AppState:
 
 
 async def healthz(request: Request) -> JSONResponse:
-    problem = await check_database(app_state(request).engine)
-    if problem is None:
-        return JSONResponse({"status": "ok", "database": "ok"})
-    return JSONResponse({"status": "error", "database": problem}, status_code=503)
+    state = app_state(request)
+    problem = await check_database(state.engine)
+    scheduler = await state.services.scheduler.health()
+    body = {
+        "status": "ok" if problem is None and scheduler.ok else "error",
+        "database": problem or "ok",
+        "scheduler": "ok" if scheduler.ok else scheduler.detail,
+    }
+    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)

@@ -38,7 +38,7 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def test_healthz_reports_ok_and_the_database(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "scheduler": "ok"}
 
 
 async def test_healthz_reports_an_unreachable_database_as_503(

@@ -68,7 +68,7 @@ def test_serve_migrates_a_fresh_data_dir_and_answers_healthz(served: tuple[str, 
     base_url, data_dir = served
     response = _wait_for_health(base_url)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "scheduler": "ok"}
     with sqlite3.connect(data_dir / "lain-console.db") as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert {"apps", "releases", "procs", "alembic_version"} <= tables

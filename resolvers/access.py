@@ -1,0 +1,76 @@
+"""Who may do what (COMPAT.md 1.7 and 6): the one place the permission rules live.
+
+With auth off every caller is the anonymous `unknown` user and may do anything LAIN allowed.
+With auth on, reading lists needs a valid principal, and touching an app needs a maintainer
+role on it (`admin` or `normal`) or the global admin flag; managing maintainers needs `admin`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from resolvers.context import OpContext
+from resolvers.errors import Forbidden, NotFound, Unauthenticated
+from store import queries
+from store.models import App, Maintainer, MaintainerRole
+
+__all__ = [
+    "check_app",
+    "check_app_admin",
+    "check_signed_in",
+    "readable_app_ids",
+    "role_on",
+]
+
+
+def check_signed_in(ctx: OpContext) -> None:
+    """Raises: Unauthenticated, when auth is on and the caller has no valid credentials."""
+    if ctx.services.auth_enabled and not ctx.principal.authenticated:
+        raise Unauthenticated("unauthorized : don't have the access to the operation")
+
+
+async def role_on(session: AsyncSession, app: App, username: str) -> MaintainerRole | None:
+    query = select(Maintainer.role).where(
+        Maintainer.app_id == app.id, Maintainer.username == username
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def check_app(ctx: OpContext, app: str, *, session: AsyncSession | None = None) -> App:
+    """The app, if the caller may touch it; LAIN's order: 401, then 404, then 403.
+
+    Raises: Unauthenticated, NotFound, Forbidden.
+    """
+    check_signed_in(ctx)
+    if session is None:
+        async with ctx.sessions() as own:
+            return await check_app(ctx, app, session=own)
+    row = await queries.app_by_name(session, app)
+    if row is None:
+        raise NotFound(f"app with appname {app} not exist, has not been reposited yet", field="app")
+    if not ctx.services.auth_enabled or ctx.principal.is_admin:
+        return row
+    if await role_on(session, row, ctx.principal.name) is None:
+        raise Forbidden(f"forbidden : don't have the access to app {app}")
+    return row
+
+
+async def check_app_admin(ctx: OpContext, app: str, *, session: AsyncSession) -> App:
+    """Like check_app, but the caller must be an `admin` maintainer or a global admin.
+
+    Raises: Unauthenticated, NotFound, Forbidden.
+    """
+    row = await check_app(ctx, app, session=session)
+    if ctx.principal.is_admin:
+        return row
+    if await role_on(session, row, ctx.principal.name) is not MaintainerRole.ADMIN:
+        raise Forbidden(f"only an admin of app {app} may manage its maintainers")
+    return row
+
+
+def readable_app_ids(ctx: OpContext) -> Select[tuple[int]] | None:
+    """A subquery of the app ids the caller may read, or None when it may read them all."""
+    if not ctx.services.auth_enabled or ctx.principal.is_admin:
+        return None
+    return select(Maintainer.app_id).where(Maintainer.username == ctx.principal.name)

@@ -1,0 +1,331 @@
+"""Apps: deploy a release, update to another, undeploy; read apps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backends.errors import SchedulerError
+from backends.types import ProcJob
+from resolvers import access, audit
+from resolvers.backend import ensure_available, translate
+from resolvers.context import OpContext
+from resolvers.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, NotFound
+from resolvers.jobs import build_job
+from resolvers.pages import check_first, decode_cursor, page_of
+from resolvers.releases import require_app
+from resolvers.rows import app_view, proc_view, release_config
+from resolvers.views import AppType, AppView, Page
+from spec import LainConfig, app_type_of
+from store import queries
+from store.models import App, AppStatus, Proc, Release
+
+__all__ = ["deploy_app", "get_app", "list_apps", "undeploy_app", "update_app"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    app: AppView
+    jobs: tuple[ProcJob, ...]  # to apply, in lain.yaml order
+    removed: tuple[str, ...]  # job ids to remove
+    first_deploy: bool
+
+
+async def deploy_app(ctx: OpContext, *, name: str, meta_version: str | None = None) -> AppView:
+    """Deploy an app that is not deployed: the given release, or the newest one.
+
+    A first deploy that the scheduler refuses is undone: nothing stays half-deployed, the app
+    is undeployed again and its `last_error` says why.
+
+    Raises:
+        NotFound: no such app or release. Conflict: deployed already, or busy.
+        InvalidInput: the release cannot be deployed. Forbidden. BackendUnavailable.
+    """
+    await access.check_app(ctx, name)
+    await ensure_available(ctx)
+    with ctx.services.guard.app(name, "a deploy"):
+        async with ctx.sessions.begin() as session:
+            plan = await _plan_deploy(ctx, session, name, meta_version)
+        return await _carry_out(ctx, plan, "deploy")
+
+
+async def update_app(ctx: OpContext, *, name: str, meta_version: str | None = None) -> AppView:
+    """Move a deployed app to a release (the newest when not given); may re-apply the same.
+
+    Procs the release adds are created from lain.yaml; procs it drops are removed; procs that
+    stay keep their instance count, cpu and memory, as LAIN does.
+
+    Raises:
+        NotFound: no such app or release; the app is not deployed.
+        Conflict: busy. InvalidInput. Forbidden. BackendUnavailable.
+    """
+    await access.check_app(ctx, name)
+    await ensure_available(ctx)
+    with ctx.services.guard.app(name, "an update"):
+        async with ctx.sessions.begin() as session:
+            plan = await _plan_update(ctx, session, name, meta_version)
+        return await _carry_out(ctx, plan, "update")
+
+
+async def undeploy_app(ctx: OpContext, *, name: str) -> AppView:
+    """Stop and remove every proc; the registration and the releases stay.
+
+    Raises:
+        NotFound: no such app, or it is not deployed. Forbidden: a resource.
+        Conflict: busy. BackendUnavailable.
+    """
+    await access.check_app(ctx, name)
+    await ensure_available(ctx)
+    with ctx.services.guard.app(name, "an undeploy"):
+        async with ctx.sessions.begin() as session:
+            app = await _deployed_app(session, name)
+            if app.apptype == AppType.RESOURCE:
+                raise Forbidden("Not allow to delete resource app.")
+            procs = await queries.procs_of(session, app.id)
+            job_ids = [f"{name}.{p.proc_type}.{p.name}" for p in procs if p.deployed]
+            audit.record(session, ctx.principal, "DELETE", name, meta_version=app.meta_version)
+            for proc in procs:
+                await session.delete(proc)
+            app.meta_version = None
+            app.status = AppStatus.UNDEPLOYED
+            app.apptype = AppType.APP
+            app.last_error = ""
+            app.revision += 1
+        errors = []
+        for job_id in job_ids:
+            try:
+                await ctx.scheduler.remove(job_id)
+            except SchedulerError as exc:
+                errors.append(f"{job_id}: {exc}")
+        view = await _record_error(ctx, name, "; ".join(errors))
+        ctx.services.bus.publish_app(view)
+        if errors:
+            raise BackendUnavailable(f"undeploy of {name} incomplete: {'; '.join(errors)}")
+        return view
+
+
+async def get_app(ctx: OpContext, *, name: str) -> AppView:
+    """A registered app, deployed or not. Raises: Unauthenticated, NotFound, Forbidden."""
+    return app_view(await access.check_app(ctx, name))
+
+
+async def list_apps(
+    ctx: OpContext,
+    *,
+    apptype: AppType | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[AppView]:
+    """Deployed apps (those with a meta_version) the caller may read, by name.
+
+    Raises: Unauthenticated, InvalidInput.
+    """
+    access.check_signed_in(ctx)
+    limit = check_first(first)
+    after_name = decode_cursor("app", after)
+    async with ctx.sessions() as session:
+        apps = await queries.apps_page(
+            session,
+            after=after_name,
+            limit=limit + 1,
+            apptype=None if apptype is None else str(apptype),
+            reachable_only=True,
+            among=access.readable_app_ids(ctx),
+        )
+    return page_of(
+        [app_view(app) for app in apps],
+        limit,
+        "app",
+        lambda view: view.name,
+        has_previous=after_name is not None,
+    )
+
+
+async def _deployed_app(session: AsyncSession, name: str) -> App:
+    app = await require_app(session, name, for_update=True)
+    if app.status is AppStatus.DEPLOYING:
+        raise Conflict(f"app {name} is being deployed; try again when it has finished")
+    if app.meta_version is None:
+        raise NotFound(f"app {name} has not been deployed", field="name")
+    return app
+
+
+async def _choose_release(session: AsyncSession, app: App, meta_version: str | None) -> Release:
+    if meta_version is None:
+        release = await queries.latest_release(session, app.id)
+        if release is None:
+            raise NotFound(f"app {app.name} has no release to deploy", field="metaVersion")
+        return release
+    release = await queries.release(session, app.id, meta_version)
+    if release is None:
+        raise NotFound(f"app {app.name} has no release {meta_version}", field="metaVersion")
+    return release
+
+
+def _config(ctx: OpContext, release: Release) -> LainConfig:
+    config = release_config(release, ctx.services.domains)
+    if config is None:  # releases are validated when published; this is a stored-data fault
+        raise InvalidInput(f"release {release.meta_version} has an invalid lain.yaml")
+    return config
+
+
+async def _plan_deploy(
+    ctx: OpContext, session: AsyncSession, name: str, meta_version: str | None
+) -> _Plan:
+    app = await require_app(session, name, for_update=True)
+    if app.status is AppStatus.DEPLOYING:
+        raise Conflict(f"app {name} is being deployed; try again when it has finished")
+    if app.meta_version is not None:
+        raise Conflict(f"app {name} is already deployed; update it instead", field="name")
+    release = await _choose_release(session, app, meta_version)
+    config = _config(ctx, release)
+    procs = [
+        Proc(app_id=app.id, name=spec.name, proc_type=str(spec.type), meta_version="")
+        for spec in config.procs
+    ]
+    return await _stage(ctx, session, app, release, config, procs, removed=(), first=True)
+
+
+async def _plan_update(
+    ctx: OpContext, session: AsyncSession, name: str, meta_version: str | None
+) -> _Plan:
+    app = await _deployed_app(session, name)
+    release = await _choose_release(session, app, meta_version)
+    config = _config(ctx, release)
+    old = {proc.name: proc for proc in await queries.procs_of(session, app.id)}
+    old_release = await queries.release(session, app.id, app.meta_version or "")
+    procs: list[Proc] = []
+    for spec in config.procs:
+        proc = old.pop(spec.name, None)
+        if proc is not None and proc.proc_type != str(spec.type):
+            # A proc that changes type is another job; the old one goes.
+            old[spec.name] = proc
+            proc = None
+        if proc is None:
+            proc = Proc(app_id=app.id, name=spec.name, proc_type=str(spec.type), meta_version="")
+        elif old_release is not None:
+            _freeze_running_values(ctx, name, proc, old_release)
+        procs.append(proc)
+    removed = tuple(f"{name}.{p.proc_type}.{p.name}" for p in old.values() if p.deployed)
+    for proc in old.values():
+        await session.delete(proc)
+    return await _stage(ctx, session, app, release, config, procs, removed=removed, first=False)
+
+
+def _freeze_running_values(ctx: OpContext, app: str, proc: Proc, release: Release) -> None:
+    """Keep what the proc runs with now: LAIN's update never re-sends count, cpu or memory."""
+    current = proc_view(
+        app, proc, release, registry=ctx.services.registry, domains=ctx.services.domains
+    )
+    if current is None:
+        return
+    proc.num_instances = current.num_instances
+    proc.cpu = current.cpu
+    proc.memory = current.memory
+
+
+async def _stage(
+    ctx: OpContext,
+    session: AsyncSession,
+    app: App,
+    release: Release,
+    config: LainConfig,
+    procs: list[Proc],
+    *,
+    removed: tuple[str, ...],
+    first: bool,
+) -> _Plan:
+    """Write the desired state and its audit entry; the caller's transaction commits them."""
+    apptype = app_type_of(app.name, config)
+    runs_procs = apptype is not AppType.RESOURCE  # a resource is a template, never run
+    jobs: list[ProcJob] = []
+    for proc in procs:
+        proc.meta_version = release.meta_version
+        proc.last_error = ""
+        if proc.id is None:
+            session.add(proc)
+        view = proc_view(
+            app.name, proc, release, registry=ctx.services.registry, domains=ctx.services.domains
+        )
+        # Portals run per client app (see the resources and services issue), not here.
+        if runs_procs and view is not None and proc.proc_type != "portal":
+            proc.deployed = True
+            jobs.append(build_job(view, domain=ctx.services.domains[0]))
+    app.meta_version = release.meta_version
+    app.apptype = str(apptype)
+    app.status = AppStatus.DEPLOYING if jobs or removed else AppStatus.DEPLOYED
+    app.last_error = ""
+    app.revision += 1
+    audit.record(
+        session,
+        ctx.principal,
+        "DEPLOY" if first else "UPDATE",
+        app.name,
+        meta_version=release.meta_version,
+    )
+    await session.flush()
+    return _Plan(app=app_view(app), jobs=tuple(jobs), removed=removed, first_deploy=first)
+
+
+async def _carry_out(ctx: OpContext, plan: _Plan, verb: str) -> AppView:
+    """Apply the plan to the scheduler (no transaction open), then record the outcome."""
+    name = plan.app.name
+    ctx.services.bus.publish_app(plan.app)
+    errors: dict[str, SchedulerError] = {}
+    applied: list[str] = []
+    for job_id in plan.removed:
+        try:
+            await ctx.scheduler.remove(job_id)
+        except SchedulerError as exc:
+            errors[job_id] = exc
+    for job in plan.jobs:
+        try:
+            await ctx.scheduler.apply(job)
+            applied.append(job.job_id)
+        except SchedulerError as exc:
+            errors[job.job_id] = exc
+            if plan.first_deploy:
+                break
+    if errors and plan.first_deploy:
+        for job_id in applied:
+            try:
+                await ctx.scheduler.remove(job_id)
+            except SchedulerError as exc:
+                errors.setdefault(job_id, exc)
+    summary = "; ".join(f"{job_id}: {error}" for job_id, error in errors.items())
+    view = await _record_outcome(ctx, plan, errors, summary)
+    ctx.services.bus.publish_app(view)
+    if errors:
+        # The first failure decides the kind of error (unavailable, conflict, rejected).
+        kind = type(translate(next(iter(errors.values()))))
+        raise kind(f"{verb} of {name} failed: {summary}")
+    return view
+
+
+async def _record_outcome(
+    ctx: OpContext, plan: _Plan, errors: dict[str, SchedulerError], summary: str
+) -> AppView:
+    async with ctx.sessions.begin() as session:
+        app = await require_app(session, plan.app.name)
+        procs = await queries.procs_of(session, app.id)
+        if errors and plan.first_deploy:
+            for proc in procs:
+                await session.delete(proc)
+            app.meta_version = None
+            app.apptype = AppType.APP
+            app.status = AppStatus.UNDEPLOYED
+        else:
+            app.status = AppStatus.DEPLOYED
+            for proc in procs:
+                error = errors.get(f"{app.name}.{proc.proc_type}.{proc.name}")
+                proc.last_error = "" if error is None else str(error)
+        app.last_error = summary
+    return app_view(app)
+
+
+async def _record_error(ctx: OpContext, name: str, error: str) -> AppView:
+    async with ctx.sessions.begin() as session:
+        app = await require_app(session, name)
+        app.last_error = error
+    return app_view(app)

@@ -1,0 +1,53 @@
+"""What a resolver may touch: app-lifetime services plus the calling principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backends.base import Scheduler
+from resolvers.events import EventBus
+from resolvers.guard import OperationGuard
+
+__all__ = ["ANONYMOUS", "SYSTEM", "OpContext", "Principal", "Services"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling. With auth off every caller is the anonymous `unknown` user, as in LAIN."""
+
+    name: str
+    is_admin: bool = False
+    authenticated: bool = True
+
+
+ANONYMOUS = Principal("unknown", authenticated=False)  # LAIN's operator name without a token
+SYSTEM = Principal("system", is_admin=True)  # the reconciler and other internal callers
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Owned by the server's lifespan and shared by every request."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    scheduler: Scheduler
+    bus: EventBus
+    registry: str = "registry.lain.local"
+    domains: tuple[str, ...] = ("lain.local",)
+    auth_enabled: bool = False
+    guard: OperationGuard = field(default_factory=OperationGuard)
+
+
+@dataclass(frozen=True, slots=True)
+class OpContext:
+    services: Services
+    principal: Principal
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self.services.sessions
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.services.scheduler

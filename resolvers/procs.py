@@ -1,0 +1,292 @@
+"""Procs: read them with their running state; scale, resize, start/stop/restart, (un)deploy."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backends.errors import JobNotFound, SchedulerError
+from backends.types import InstanceAction
+from resolvers import access, audit
+from resolvers.backend import ensure_available, scheduler_errors, translate
+from resolvers.context import OpContext
+from resolvers.errors import Conflict, InvalidInput, NotFound
+from resolvers.jobs import build_job
+from resolvers.releases import require_app
+from resolvers.rows import proc_view
+from resolvers.views import ProcState, ProcType, ProcView
+from spec import InvalidSize, parse_memory
+from store import queries
+from store.models import App, AppStatus, Proc
+
+__all__ = [
+    "MAX_INSTANCES",
+    "control_proc",
+    "deploy_proc",
+    "get_proc",
+    "list_procs",
+    "proc_states",
+    "resize_proc",
+    "scale_proc",
+    "undeploy_proc",
+]
+
+MAX_INSTANCES = 1000
+MAX_CPU = 8  # deployd caps LAIN's CPU level at 8
+MAX_MEMORY_BYTES = 1024**4  # 1 TB: anything above is a typo
+
+# A proc mutation in two parts: the change to the stored row (returning the audit message),
+# then the scheduler call made with the new desired state.
+_Change = Callable[[Proc, ProcView], Awaitable[str]]
+_Run = Callable[[ProcView], Awaitable[None]]
+
+
+async def list_procs(ctx: OpContext, *, app: str) -> list[ProcView]:
+    """Every proc of a deployed app, portals included, in lain.yaml order. Raises: NotFound."""
+    async with ctx.sessions() as session:
+        await access.check_app(ctx, app, session=session)
+        row = await _deployed(session, app)
+        return await _views(ctx, session, row, await queries.procs_of(session, row.id))
+
+
+async def get_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
+    """Raises: NotFound (app not deployed, or no such proc)."""
+    async with ctx.sessions() as session:
+        await access.check_app(ctx, app, session=session)
+        row = await _deployed(session, app)
+        _, view = await _proc(ctx, session, row, proc)
+    return view
+
+
+async def proc_states(ctx: OpContext, job_ids: Sequence[str]) -> dict[str, ProcState]:
+    """Running state of many procs in one scheduler read. Raises: BackendUnavailable."""
+    with scheduler_errors():
+        return await ctx.scheduler.states(list(job_ids))
+
+
+async def scale_proc(ctx: OpContext, *, app: str, proc: str, num_instances: int) -> ProcView:
+    """Run exactly `num_instances` instances of a proc (0 stops them all).
+
+    Raises:
+        InvalidInput: not an integer in 0..1000, or a portal. NotFound. Conflict.
+        BackendUnavailable.
+    """
+    if isinstance(num_instances, bool) or not isinstance(num_instances, int):
+        raise InvalidInput("numInstances must be an integer", field="numInstances")
+    if not 0 <= num_instances <= MAX_INSTANCES:
+        raise InvalidInput(
+            f"numInstances must be between 0 and {MAX_INSTANCES}, got {num_instances}",
+            field="numInstances",
+        )
+
+    async def change(row: Proc, current: ProcView) -> str:
+        row.num_instances = num_instances
+        return f"num_instances={num_instances}"
+
+    async def run(view: ProcView) -> None:
+        await ctx.scheduler.scale(view.job_id, num_instances)
+
+    return await _operate(ctx, app, proc, "SCALE", change, run)
+
+
+async def resize_proc(
+    ctx: OpContext, *, app: str, proc: str, cpu: int | None = None, memory: str | None = None
+) -> ProcView:
+    """Change a proc's cpu and/or memory; its instances are replaced one at a time.
+
+    Raises:
+        InvalidInput: neither given, cpu not in 0..8, memory not a size. NotFound. Conflict.
+        BackendUnavailable.
+    """
+    if cpu is None and memory is None:
+        raise InvalidInput("give cpu, memory or both", field="cpu")
+    if cpu is not None and (
+        isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu <= MAX_CPU
+    ):
+        raise InvalidInput(f"cpu must be an integer between 0 and {MAX_CPU}", field="cpu")
+    if memory is not None:
+        try:
+            size = parse_memory(memory)
+        except InvalidSize as exc:
+            raise InvalidInput(f"memory: {exc}", field="memory") from None
+        if size > MAX_MEMORY_BYTES:
+            raise InvalidInput("memory must be at most 1 TB", field="memory")
+
+    async def change(row: Proc, current: ProcView) -> str:
+        if cpu is not None:
+            row.cpu = cpu
+        if memory is not None:
+            row.memory = memory
+        return f"cpu={cpu} memory={memory}"
+
+    async def run(view: ProcView) -> None:
+        await ctx.scheduler.resize(view.job_id, cpu=view.cpu, memory_bytes=view.memory_bytes)
+
+    return await _operate(ctx, app, proc, "RESIZE", change, run)
+
+
+async def control_proc(
+    ctx: OpContext, *, app: str, proc: str, action: InstanceAction, instance: int | None = None
+) -> ProcView:
+    """Start, stop or restart one instance (numbered from 1) or, without one, all of them.
+
+    Raises:
+        InvalidInput: no such instance number. NotFound. Conflict. BackendUnavailable.
+    """
+    if instance is not None and (
+        isinstance(instance, bool) or not isinstance(instance, int) or instance < 1
+    ):
+        raise InvalidInput("instance must be a positive integer", field="instance")
+
+    async def change(row: Proc, current: ProcView) -> str:
+        if instance is None:
+            return "all instances"
+        if instance > current.num_instances:
+            raise InvalidInput(
+                f"proc {proc} has {current.num_instances} instances; "
+                f"there is no instance {instance}",
+                field="instance",
+            )
+        return f"instance={instance}"
+
+    async def run(view: ProcView) -> None:
+        await ctx.scheduler.control(view.job_id, action, instance)
+
+    return await _operate(ctx, app, proc, str(action).upper(), change, run)
+
+
+async def undeploy_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
+    """Stop and remove one proc; it stays in the release and comes back with the next update.
+
+    Raises: NotFound. Conflict. BackendUnavailable.
+    """
+
+    async def change(row: Proc, current: ProcView) -> str:
+        row.deployed = False
+        return ""
+
+    async def run(view: ProcView) -> None:
+        await ctx.scheduler.remove(view.job_id)
+
+    return await _operate(ctx, app, proc, "UNDEPLOY_PROC", change, run, require_deployed=False)
+
+
+async def deploy_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
+    """Deploy a proc of the current release that is not running (after undeployProc).
+
+    Raises: NotFound. Conflict: already deployed, or busy. InvalidInput: a portal.
+    BackendUnavailable.
+    """
+
+    async def change(row: Proc, current: ProcView) -> str:
+        if row.deployed:
+            raise Conflict(f"proc {proc} of app {app} is already deployed", field="proc")
+        row.deployed = True
+        return ""
+
+    async def run(view: ProcView) -> None:
+        await ctx.scheduler.apply(build_job(view, domain=ctx.services.domains[0]))
+
+    return await _operate(ctx, app, proc, "DEPLOY_PROC", change, run, require_deployed=False)
+
+
+async def _deployed(session: AsyncSession, app: str) -> App:
+    row = await require_app(session, app)
+    if row.meta_version is None:
+        raise NotFound(f"app {app} has not been deployed", field="app")
+    return row
+
+
+async def _views(
+    ctx: OpContext, session: AsyncSession, app: App, procs: Sequence[Proc]
+) -> list[ProcView]:
+    versions = {(app.id, proc.meta_version) for proc in procs}
+    releases = await queries.releases_by_versions(session, sorted(versions))
+    views = []
+    for proc in procs:
+        release = releases.get((app.id, proc.meta_version))
+        view = None
+        if release is not None:
+            view = proc_view(
+                app.name,
+                proc,
+                release,
+                registry=ctx.services.registry,
+                domains=ctx.services.domains,
+            )
+        if view is not None:
+            views.append(view)
+    return views
+
+
+async def _proc(
+    ctx: OpContext, session: AsyncSession, app: App, name: str
+) -> tuple[Proc, ProcView]:
+    procs = await queries.procs_of(session, app.id)
+    row = next((p for p in procs if p.name == name), None)
+    views = await _views(ctx, session, app, [row]) if row is not None else []
+    if row is None or not views:
+        raise NotFound(f"app {app.name} has no proc {name}", field="proc")
+    return row, views[0]
+
+
+async def _operate(
+    ctx: OpContext,
+    app: str,
+    proc: str,
+    operation: str,
+    change: _Change,
+    run: _Run,
+    *,
+    require_deployed: bool = True,
+) -> ProcView:
+    """The shape of every proc mutation.
+
+    Check the scheduler, then in one transaction apply `change` to the row and write the audit
+    entry; commit; call `run` with the new desired state; record its outcome on the proc.
+    """
+    await access.check_app(ctx, app)
+    await ensure_available(ctx)
+    with ctx.services.guard.proc(app, proc, operation.lower()):
+        async with ctx.sessions.begin() as session:
+            app_row = await _deployed(session, app)
+            if app_row.status is AppStatus.DEPLOYING:
+                raise Conflict(f"app {app} is being deployed; try again when it has finished")
+            row, current = await _proc(ctx, session, app_row, proc)
+            if row.proc_type == ProcType.PORTAL:
+                raise InvalidInput(
+                    f"{proc} is a portal: it runs per client app and is managed through them",
+                    field="proc",
+                )
+            if require_deployed and not row.deployed:
+                raise NotFound(f"proc {proc} of app {app} is not deployed", field="proc")
+            message = await change(row, current)
+            await session.flush()
+            _, view = await _proc(ctx, session, app_row, proc)
+            audit.record(
+                session,
+                ctx.principal,
+                operation,
+                app,
+                meta_version=view.meta_version,
+                message=f"{proc} {message}".strip(),
+            )
+        error: SchedulerError | None = None
+        try:
+            await run(view)
+        except JobNotFound:
+            # The scheduler lost the job (removed behind our back): the desired state wins.
+            try:
+                await ctx.scheduler.apply(build_job(view, domain=ctx.services.domains[0]))
+            except SchedulerError as exc:
+                error = exc
+        except SchedulerError as exc:
+            error = exc
+        async with ctx.sessions.begin() as session:
+            app_row = await require_app(session, app)
+            row, view = await _proc(ctx, session, app_row, proc)
+            row.last_error = "" if error is None else str(error)
+        if error is not None:
+            raise translate(error) from error
+        return view

@@ -1,0 +1,77 @@
+"""Repos: the registration of an app's name."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from resolvers import access, audit
+from resolvers.context import OpContext
+from resolvers.errors import Conflict, InvalidInput
+from resolvers.pages import check_first, decode_cursor, page_of
+from resolvers.rows import repo_view
+from resolvers.views import Page, RepoView
+from spec import app_name_problem
+from store import queries
+from store.models import App, Maintainer, MaintainerRole
+
+__all__ = ["get_repo", "list_repos", "register_repo"]
+
+
+async def register_repo(ctx: OpContext, *, name: str) -> RepoView:
+    """Register an app name.
+
+    Raises:
+        InvalidInput: the name breaks LAIN's naming rule.
+        Conflict: the name is registered already.
+    """
+    access.check_signed_in(ctx)
+    problem = app_name_problem(name, path="name")
+    if problem is not None:
+        raise InvalidInput(problem.message, field="name")
+    try:
+        async with ctx.sessions.begin() as session:
+            if await queries.app_by_name(session, name) is not None:
+                raise Conflict(f"app {name} already exists", field="name")
+            app = App(name=name)
+            session.add(app)
+            if ctx.principal.authenticated:
+                # The registering user administers the app, as LAIN's SSO group made them.
+                await session.flush()
+                session.add(
+                    Maintainer(
+                        app_id=app.id, username=ctx.principal.name, role=MaintainerRole.ADMIN
+                    )
+                )
+            audit.record(session, ctx.principal, "REPOSIT", name)
+    except IntegrityError:
+        # Lost a race with a concurrent registration of the same name.
+        raise Conflict(f"app {name} already exists", field="name") from None
+    return repo_view(app)
+
+
+async def get_repo(ctx: OpContext, *, name: str) -> RepoView:
+    """Raises: Unauthenticated, NotFound, Forbidden."""
+    return repo_view(await access.check_app(ctx, name))
+
+
+async def list_repos(
+    ctx: OpContext, *, first: int | None = None, after: str | None = None
+) -> Page[RepoView]:
+    """The registered apps the caller may read, by name.
+
+    Raises: Unauthenticated, InvalidInput (bad `first` or `after`).
+    """
+    access.check_signed_in(ctx)
+    limit = check_first(first)
+    after_name = decode_cursor("repo", after)
+    async with ctx.sessions() as session:
+        apps = await queries.apps_page(
+            session, after=after_name, limit=limit + 1, among=access.readable_app_ids(ctx)
+        )
+    return page_of(
+        [repo_view(app) for app in apps],
+        limit,
+        "repo",
+        lambda repo: repo.name,
+        has_previous=after_name is not None,
+    )

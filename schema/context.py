@@ -1,0 +1,68 @@
+"""The GraphQL context: services, the caller, and DataLoaders scoped to one operation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from resolvers import loading
+from resolvers.context import OpContext, Principal, Services
+from resolvers.errors import DomainError
+from resolvers.views import AppView, ProcState, ProcView, ReleaseView
+
+__all__ = ["GraphQLContext", "Loaders"]
+
+
+class Loaders:
+    """One batched read per kind of object and per event-loop tick.
+
+    Over HTTP a context (and its caches) lives for one request. A websocket keeps one context
+    for the whole connection, so there the loaders batch but do not cache: a subscription must
+    never serve an hour-old snapshot.
+    """
+
+    def __init__(self, op: OpContext, *, cache: bool) -> None:
+        async def apps(names: Sequence[str]) -> list[AppView | None]:
+            found = await loading.apps_by_name(op, names)
+            return [found.get(name) for name in names]
+
+        async def procs(names: Sequence[str]) -> list[list[ProcView]]:
+            found = await loading.procs_by_app(op, names)
+            return [found.get(name, []) for name in names]
+
+        async def states(job_ids: Sequence[str]) -> list[ProcState | BaseException]:
+            try:
+                found = await loading.proc_states(op, job_ids)
+            except DomainError as exc:
+                return [exc for _ in job_ids]
+            return [found.get(job_id, ProcState.missing(job_id)) for job_id in job_ids]
+
+        async def releases(keys: Sequence[tuple[str, str]]) -> list[ReleaseView | None]:
+            found = await loading.releases_by_key(op, keys)
+            return [found.get(key) for key in keys]
+
+        self.app = DataLoader(apps, cache=cache)
+        self.procs = DataLoader(procs, cache=cache)
+        self.state = DataLoader(states, cache=cache)
+        self.release = DataLoader(releases, cache=cache)
+
+
+@dataclass
+class GraphQLContext:
+    services: Services
+    principal: Principal
+    websocket: bool = False
+    request: Any = None
+    response: Any = None
+    connection_params: dict[str, Any] | None = None
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.op, cache=not self.websocket)
+
+    @property
+    def op(self) -> OpContext:
+        return OpContext(services=self.services, principal=self.principal)

@@ -1,0 +1,51 @@
+"""Domain errors as GraphQL sees them: data in mutation payloads, coded errors elsewhere."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from enum import Enum
+
+import strawberry
+from graphql import GraphQLError
+
+from resolvers.errors import DomainError
+
+__all__ = ["ErrorCode", "UserError", "raise_as_graphql", "user_errors"]
+
+
+@strawberry.enum
+class ErrorCode(Enum):
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    INVALID = "INVALID"
+    FORBIDDEN = "FORBIDDEN"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+
+
+@strawberry.type(description="Why a mutation did not do what was asked.")
+class UserError:
+    code: ErrorCode
+    field: str | None = strawberry.field(description="The input field at fault, if one is.")
+    message: str
+
+
+def user_errors(exc: DomainError) -> list[UserError]:
+    return [UserError(code=ErrorCode(exc.code), field=exc.field, message=exc.message)]
+
+
+class CodedError(GraphQLError):
+    """A domain error outside a payload (queries): top-level `errors` with a code."""
+
+
+@contextlib.contextmanager
+def raise_as_graphql() -> Iterator[None]:
+    try:
+        yield
+    except DomainError as exc:
+        extensions: dict[str, object] = {"code": exc.code}
+        if exc.field is not None:
+            extensions["field"] = exc.field
+        raise CodedError(exc.message, extensions=extensions) from exc

@@ -1,0 +1,227 @@
+"""The Mutation root: `verbNoun(input: VerbNounInput!): VerbNounPayload!`, errors as data."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import strawberry
+
+from backends.types import InstanceAction
+from resolvers import apps, procs, releases, repos
+from resolvers.errors import DomainError
+from schema.errors import UserError, user_errors
+from schema.types import App, Proc, Release, Repo
+
+__all__ = ["Mutation"]
+
+T = TypeVar("T")
+
+
+def _payload(name: str, field: str, kind: type) -> Any:
+    """A payload type: the changed object (null on failure) and the errors."""
+    namespace: dict[str, Any] = {
+        "__annotations__": {field: kind | None, "errors": list[UserError]},
+        field: None,
+        "errors": strawberry.field(default_factory=list),
+    }
+    return strawberry.type(type(name, (), namespace))
+
+
+RegisterRepoPayload = _payload("RegisterRepoPayload", "repo", Repo)
+PublishReleasePayload = _payload("PublishReleasePayload", "release", Release)
+DeployAppPayload = _payload("DeployAppPayload", "app", App)
+UpdateAppPayload = _payload("UpdateAppPayload", "app", App)
+UndeployAppPayload = _payload("UndeployAppPayload", "app", App)
+DeployProcPayload = _payload("DeployProcPayload", "proc", Proc)
+UndeployProcPayload = _payload("UndeployProcPayload", "proc", Proc)
+ScaleProcPayload = _payload("ScaleProcPayload", "proc", Proc)
+ResizeProcPayload = _payload("ResizeProcPayload", "proc", Proc)
+RestartProcPayload = _payload("RestartProcPayload", "proc", Proc)
+StopProcPayload = _payload("StopProcPayload", "proc", Proc)
+StartProcPayload = _payload("StartProcPayload", "proc", Proc)
+
+
+@strawberry.input
+class RegisterRepoInput:
+    name: str
+
+
+@strawberry.input
+class PublishReleaseInput:
+    app: str
+    meta_version: str
+    lain_yaml: str
+    image: str | None = None
+
+
+@strawberry.input
+class AppInput:
+    name: str
+
+
+@strawberry.input
+class DeployAppInput(AppInput):
+    meta_version: str | None = strawberry.field(
+        default=None, description="The release to deploy; the newest when not given."
+    )
+
+
+@strawberry.input
+class UpdateAppInput(DeployAppInput):
+    pass
+
+
+@strawberry.input
+class UndeployAppInput(AppInput):
+    pass
+
+
+@strawberry.input
+class ProcInput:
+    app: str
+    proc: str
+
+
+@strawberry.input
+class DeployProcInput(ProcInput):
+    pass
+
+
+@strawberry.input
+class UndeployProcInput(ProcInput):
+    pass
+
+
+@strawberry.input
+class ScaleProcInput(ProcInput):
+    num_instances: int
+
+
+@strawberry.input
+class ResizeProcInput(ProcInput):
+    cpu: int | None = None
+    memory: str | None = strawberry.field(default=None, description='A size such as "128m".')
+
+
+@strawberry.input
+class InstanceInput(ProcInput):
+    instance: int | None = strawberry.field(
+        default=None, description="One instance, numbered from 1; all when not given."
+    )
+
+
+@strawberry.input
+class RestartProcInput(InstanceInput):
+    pass
+
+
+@strawberry.input
+class StopProcInput(InstanceInput):
+    pass
+
+
+@strawberry.input
+class StartProcInput(InstanceInput):
+    pass
+
+
+async def _attempt(payload: Any, field: str, call: Awaitable[T], make: Callable[[T], Any]) -> Any:
+    try:
+        result = await call
+    except DomainError as exc:
+        return payload(errors=user_errors(exc))
+    return payload(**{field: make(result)})
+
+
+def _info_op(info: strawberry.Info) -> Any:
+    return info.context.op
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def register_repo(
+        self, info: strawberry.Info, input: RegisterRepoInput
+    ) -> RegisterRepoPayload:
+        call = repos.register_repo(_info_op(info), name=input.name)
+        return await _attempt(RegisterRepoPayload, "repo", call, Repo.from_view)
+
+    @strawberry.mutation
+    async def publish_release(
+        self, info: strawberry.Info, input: PublishReleaseInput
+    ) -> PublishReleasePayload:
+        call = releases.publish_release(
+            _info_op(info),
+            app=input.app,
+            meta_version=input.meta_version,
+            lain_yaml=input.lain_yaml,
+            image=input.image,
+        )
+        return await _attempt(PublishReleasePayload, "release", call, Release.from_view)
+
+    @strawberry.mutation
+    async def deploy_app(self, info: strawberry.Info, input: DeployAppInput) -> DeployAppPayload:
+        call = apps.deploy_app(_info_op(info), name=input.name, meta_version=input.meta_version)
+        return await _attempt(DeployAppPayload, "app", call, App.from_view)
+
+    @strawberry.mutation
+    async def update_app(self, info: strawberry.Info, input: UpdateAppInput) -> UpdateAppPayload:
+        call = apps.update_app(_info_op(info), name=input.name, meta_version=input.meta_version)
+        return await _attempt(UpdateAppPayload, "app", call, App.from_view)
+
+    @strawberry.mutation
+    async def undeploy_app(
+        self, info: strawberry.Info, input: UndeployAppInput
+    ) -> UndeployAppPayload:
+        call = apps.undeploy_app(_info_op(info), name=input.name)
+        return await _attempt(UndeployAppPayload, "app", call, App.from_view)
+
+    @strawberry.mutation
+    async def deploy_proc(self, info: strawberry.Info, input: DeployProcInput) -> DeployProcPayload:
+        call = procs.deploy_proc(_info_op(info), app=input.app, proc=input.proc)
+        return await _attempt(DeployProcPayload, "proc", call, Proc.from_view)
+
+    @strawberry.mutation
+    async def undeploy_proc(
+        self, info: strawberry.Info, input: UndeployProcInput
+    ) -> UndeployProcPayload:
+        call = procs.undeploy_proc(_info_op(info), app=input.app, proc=input.proc)
+        return await _attempt(UndeployProcPayload, "proc", call, Proc.from_view)
+
+    @strawberry.mutation
+    async def scale_proc(self, info: strawberry.Info, input: ScaleProcInput) -> ScaleProcPayload:
+        call = procs.scale_proc(
+            _info_op(info), app=input.app, proc=input.proc, num_instances=input.num_instances
+        )
+        return await _attempt(ScaleProcPayload, "proc", call, Proc.from_view)
+
+    @strawberry.mutation
+    async def resize_proc(self, info: strawberry.Info, input: ResizeProcInput) -> ResizeProcPayload:
+        call = procs.resize_proc(
+            _info_op(info), app=input.app, proc=input.proc, cpu=input.cpu, memory=input.memory
+        )
+        return await _attempt(ResizeProcPayload, "proc", call, Proc.from_view)
+
+    @strawberry.mutation
+    async def restart_proc(
+        self, info: strawberry.Info, input: RestartProcInput
+    ) -> RestartProcPayload:
+        return await _control(info, input, InstanceAction.RESTART, RestartProcPayload)
+
+    @strawberry.mutation
+    async def stop_proc(self, info: strawberry.Info, input: StopProcInput) -> StopProcPayload:
+        return await _control(info, input, InstanceAction.STOP, StopProcPayload)
+
+    @strawberry.mutation
+    async def start_proc(self, info: strawberry.Info, input: StartProcInput) -> StartProcPayload:
+        return await _control(info, input, InstanceAction.START, StartProcPayload)
+
+
+async def _control(
+    info: strawberry.Info, input: InstanceInput, action: InstanceAction, payload: Any
+) -> Any:
+    call = procs.control_proc(
+        _info_op(info), app=input.app, proc=input.proc, action=action, instance=input.instance
+    )
+    return await _attempt(payload, "proc", call, Proc.from_view)

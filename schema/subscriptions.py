@@ -1,0 +1,73 @@
+"""The Subscription root: app and proc events with full snapshots and resumable cursors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import strawberry
+
+from resolvers import watch
+from resolvers.events import AppEvent, AppEventKind
+from schema.errors import raise_as_graphql
+from schema.types import App, Instance, Proc
+
+__all__ = ["Event", "Subscription"]
+
+strawberry.enum(AppEventKind, name="EventKind")
+
+
+@strawberry.type(description="A change, with snapshots taken when it happened.")
+class Event:
+    cursor: str = strawberry.field(description="Pass as `after` to resume after this event.")
+    kind: AppEventKind
+    app: App
+    proc: Proc | None
+    instance: Instance | None
+
+
+async def _event(info: strawberry.Info, event: AppEvent) -> Event | None:
+    loaders = info.context.loaders
+    view = event.app_view or await loaders.app.load(event.app)
+    if view is None:  # the app was removed while the event travelled
+        return None
+    proc = None
+    if event.proc is not None:
+        procs = await loaders.procs.load(event.app)
+        proc_view = next((p for p in procs if p.name == event.proc), None)
+        if proc_view is not None:
+            proc = Proc.from_view(proc_view, event.proc_state)
+    return Event(
+        cursor=str(event.cursor),
+        kind=event.kind,
+        app=App.from_view(view),
+        proc=proc,
+        instance=Instance.from_state(event.instance) if event.instance is not None else None,
+    )
+
+
+async def _stream(info: strawberry.Info, events: AsyncIterator[AppEvent]) -> AsyncGenerator[Event]:
+    async for event in events:
+        rendered = await _event(info, event)
+        if rendered is not None:
+            yield rendered
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Events of one app: its procs, instances and status.")
+    async def app_events(
+        self, info: strawberry.Info, name: str, after: str | None = None
+    ) -> AsyncGenerator[Event]:
+        with raise_as_graphql():
+            events = await watch.app_events(info.context.op, name=name, after=after)
+        async for event in _stream(info, events):
+            yield event
+
+    @strawberry.subscription(description="Events of one proc and its instances.")
+    async def proc_events(
+        self, info: strawberry.Info, app: str, proc: str, after: str | None = None
+    ) -> AsyncGenerator[Event]:
+        with raise_as_graphql():
+            events = await watch.proc_events(info.context.op, app=app, proc=proc, after=after)
+        async for event in _stream(info, events):
+            yield event

@@ -1,0 +1,269 @@
+"""The object types. Thin: built from resolver views; relations come through loaders."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+import strawberry
+from strawberry import Private
+
+from resolvers.releases import list_releases
+from resolvers.views import (
+    AppStatus,
+    AppType,
+    AppView,
+    InstanceState,
+    InstanceStatus,
+    ProcState,
+    ProcType,
+    ProcView,
+    ReleaseView,
+    RepoView,
+)
+from schema.connections import Connection, connection
+from schema.errors import raise_as_graphql
+from spec import ProcSpec
+
+__all__ = [
+    "App",
+    "AppStatus",
+    "AppType",
+    "Instance",
+    "InstanceStatus",
+    "Node",
+    "Port",
+    "Proc",
+    "ProcType",
+    "Release",
+    "ReleaseProc",
+    "Repo",
+    "global_id",
+    "parse_global_id",
+]
+
+# The domain enums are the GraphQL enums: values pass through without conversion.
+strawberry.enum(AppType, name="AppType")
+strawberry.enum(AppStatus, name="AppStatus")
+strawberry.enum(ProcType, name="ProcType")
+strawberry.enum(InstanceStatus, name="InstanceStatus")
+
+
+def global_id(kind: str, key: str) -> strawberry.ID:
+    return strawberry.ID(base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode())
+
+
+def parse_global_id(value: str) -> tuple[str, str] | None:
+    try:
+        kind, _, key = base64.urlsafe_b64decode(value.encode()).decode().partition(":")
+    except (ValueError, UnicodeError):
+        return None
+    return (kind, key) if key else None
+
+
+@strawberry.interface(description="An object with a global id, fetchable with `node(id:)`.")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class Port:
+    number: int
+    protocol: str
+
+
+@strawberry.type
+class Instance:
+    number: int
+    status: InstanceStatus
+    healthy: bool | None
+    ip: str | None
+    port: int | None
+    node: str | None
+    started_at: datetime | None
+    restarts: int
+    last_error: str
+    exit_code: int | None
+
+    @classmethod
+    def from_state(cls, state: InstanceState) -> Instance:
+        return cls(
+            number=state.number,
+            status=state.status,
+            healthy=state.healthy,
+            ip=state.ip,
+            port=state.port,
+            node=state.node,
+            started_at=state.started_at,
+            restarts=state.restarts,
+            last_error=state.last_error,
+            exit_code=state.exit_code,
+        )
+
+
+def _ports(spec: ProcSpec) -> list[Port]:
+    if spec.port is None:
+        return []
+    return [Port(number=spec.port.number, protocol=str(spec.port.protocol))]
+
+
+@strawberry.type
+class ReleaseProc:
+    """A proc as a release's lain.yaml defines it, before any override."""
+
+    name: str
+    type: ProcType
+    num_instances: int
+    cpu: int
+    memory: str
+    cmd: list[str] | None
+    env: list[str]
+    ports: list[Port]
+    healthcheck: str
+
+    @classmethod
+    def from_spec(cls, spec: ProcSpec) -> ReleaseProc:
+        return cls(
+            name=spec.name,
+            type=spec.type,
+            num_instances=spec.num_instances,
+            cpu=spec.cpu,
+            memory=spec.memory,
+            cmd=list(spec.cmd) if spec.cmd is not None else None,
+            env=list(spec.env),
+            ports=_ports(spec),
+            healthcheck=spec.healthcheck,
+        )
+
+
+@strawberry.type
+class Release(Node):
+    meta_version: str
+    created_at: datetime
+    image: str
+    lain_yaml: str
+    procs: list[ReleaseProc]
+
+    @classmethod
+    def from_view(cls, view: ReleaseView) -> Release:
+        return cls(
+            id=global_id("Release", f"{view.app}/{view.meta_version}"),
+            meta_version=view.meta_version,
+            created_at=view.created_at,
+            image=view.image,
+            lain_yaml=view.lain_yaml,
+            procs=[ReleaseProc.from_spec(spec) for spec in view.config.procs],
+        )
+
+
+@strawberry.type
+class Proc(Node):
+    name: str
+    type: ProcType
+    image: str
+    num_instances: int
+    cpu: int
+    memory: str
+    ports: list[Port]
+    env: list[str]
+    cmd: list[str] | None
+    healthcheck: str
+    deployed: bool
+    last_error: str
+    job_id: Private[str]
+    # Set when the running state arrived with the object (subscription events).
+    known_state: Private[ProcState | None] = None
+
+    @classmethod
+    def from_view(cls, view: ProcView, state: ProcState | None = None) -> Proc:
+        spec = view.spec
+        return cls(
+            id=global_id("Proc", f"{view.app}/{view.name}"),
+            name=view.name,
+            type=view.type,
+            image=view.image,
+            num_instances=view.num_instances,
+            cpu=view.cpu,
+            memory=view.memory,
+            ports=_ports(spec),
+            env=list(spec.env),
+            cmd=list(spec.cmd) if spec.cmd is not None else None,
+            healthcheck=spec.healthcheck,
+            deployed=view.deployed,
+            last_error=view.last_error,
+            job_id=view.job_id,
+            known_state=state,
+        )
+
+    @strawberry.field(description="Running instances as the scheduler reports them.")
+    async def instances(self, info: strawberry.Info) -> list[Instance]:
+        if not self.deployed:
+            return []
+        state = self.known_state or await info.context.loaders.state.load(self.job_id)
+        return [Instance.from_state(instance) for instance in state.instances]
+
+
+@strawberry.type
+class App(Node):
+    name: str
+    apptype: AppType
+    meta_version: str | None
+    status: AppStatus
+    deploy_error: str
+    updated_at: datetime
+    created_at: datetime
+
+    @classmethod
+    def from_view(cls, view: AppView) -> App:
+        return cls(
+            id=global_id("App", view.name),
+            name=view.name,
+            apptype=view.apptype,
+            meta_version=view.meta_version,
+            status=view.status,
+            deploy_error=view.last_error,
+            updated_at=view.updated_at,
+            created_at=view.created_at,
+        )
+
+    @strawberry.field(description="The deployed release.")
+    async def release(self, info: strawberry.Info) -> Release | None:
+        if self.meta_version is None:
+            return None
+        view = await info.context.loaders.release.load((self.name, self.meta_version))
+        return Release.from_view(view) if view is not None else None
+
+    @strawberry.field(description="The app's procs, portals excepted, in lain.yaml order.")
+    async def procs(self, info: strawberry.Info) -> list[Proc]:
+        views = await info.context.loaders.procs.load(self.name)
+        return [Proc.from_view(v) for v in views if v.type is not ProcType.PORTAL]
+
+    @strawberry.field(description="The portals this app exports to its client apps.")
+    async def portals(self, info: strawberry.Info) -> list[Proc]:
+        views = await info.context.loaders.procs.load(self.name)
+        return [Proc.from_view(v) for v in views if v.type is ProcType.PORTAL]
+
+
+@strawberry.type
+class Repo(Node):
+    name: str
+    created_at: datetime
+
+    @classmethod
+    def from_view(cls, view: RepoView) -> Repo:
+        return cls(id=global_id("Repo", view.name), name=view.name, created_at=view.created_at)
+
+    @strawberry.field(description="Releases, newest first.")
+    async def releases(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Release]:
+        with raise_as_graphql():
+            page = await list_releases(info.context.op, app=self.name, first=first, after=after)
+        return connection(page, Release.from_view)
+
+    @strawberry.field(description="The app, once it has been deployed.")
+    async def app(self, info: strawberry.Info) -> App | None:
+        view = await info.context.loaders.app.load(self.name)
+        if view is None or view.meta_version is None:
+            return None
+        return App.from_view(view)

@@ -1,0 +1,145 @@
+"""An in-memory Scheduler for resolver tests: instances run the moment they are asked to."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from backends.errors import JobNotFound, SchedulerRejected, SchedulerUnavailable
+from backends.feed import EventFeed
+from backends.types import (
+    BackendHealth,
+    EventKind,
+    InstanceAction,
+    InstanceState,
+    InstanceStatus,
+    ProcJob,
+    ProcState,
+    SchedulerEvent,
+)
+
+
+@dataclass
+class FakeScheduler:
+    """Switches: `down` makes every call fail as unreachable; `fail_jobs` refuses `apply` of
+    those job ids; `calls` records every mutating call in order."""
+
+    down: bool = False
+    fail_jobs: set[str] = field(default_factory=set)
+    jobs: dict[str, ProcJob] = field(default_factory=dict)
+    stopped: dict[str, set[int]] = field(default_factory=dict)
+    restarts: dict[tuple[str, int], int] = field(default_factory=dict)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    feed: EventFeed = field(default_factory=EventFeed)
+
+    async def __aenter__(self) -> FakeScheduler:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.feed.close()
+
+    def _check(self) -> None:
+        if self.down:
+            raise SchedulerUnavailable("fake scheduler: connection refused")
+
+    def _job(self, job_id: str) -> ProcJob:
+        self._check()
+        if job_id not in self.jobs:
+            raise JobNotFound(job_id)
+        return self.jobs[job_id]
+
+    def _publish(self, job_id: str) -> None:
+        self.feed.publish(EventKind.PROC, job_id, proc=self._state(job_id))
+
+    async def apply(self, job: ProcJob) -> None:
+        self._check()
+        self.calls.append(("apply", job.job_id))
+        if job.job_id in self.fail_jobs:
+            raise SchedulerRejected(f"fake scheduler refuses {job.job_id}")
+        self.jobs[job.job_id] = job
+        self._publish(job.job_id)
+
+    async def scale(self, job_id: str, num_instances: int) -> None:
+        job = self._job(job_id)
+        self.calls.append(("scale", job_id, str(num_instances)))
+        self.jobs[job_id] = job.with_count(num_instances)
+        self._publish(job_id)
+
+    async def resize(self, job_id: str, *, cpu: int, memory_bytes: int) -> None:
+        job = self._job(job_id)
+        self.calls.append(("resize", job_id, str(cpu), str(memory_bytes)))
+        self.jobs[job_id] = job.with_resources(cpu=cpu, memory_bytes=memory_bytes)
+        self._publish(job_id)
+
+    async def remove(self, job_id: str) -> None:
+        self._check()
+        self.calls.append(("remove", job_id))
+        if self.jobs.pop(job_id, None) is not None:
+            self.feed.publish(EventKind.PROC_REMOVED, job_id)
+
+    async def control(
+        self, job_id: str, action: InstanceAction, instance: int | None = None
+    ) -> None:
+        job = self._job(job_id)
+        self.calls.append(("control", job_id, str(action), str(instance)))
+        numbers = range(1, job.num_instances + 1) if instance is None else [instance]
+        stopped = self.stopped.setdefault(job_id, set())
+        for number in numbers:
+            if action is InstanceAction.STOP:
+                stopped.add(number)
+            else:
+                stopped.discard(number)
+                if action is InstanceAction.RESTART:
+                    key = (job_id, number)
+                    self.restarts[key] = self.restarts.get(key, 0) + 1
+            self.feed.publish(
+                EventKind.INSTANCE, job_id, instance=self._instance(job_id, job, number)
+            )
+
+    def _instance(self, job_id: str, job: ProcJob, number: int) -> InstanceState:
+        stopped = number in self.stopped.get(job_id, set())
+        return InstanceState(
+            job_id=job_id,
+            number=number,
+            status=InstanceStatus.EXITED if stopped else InstanceStatus.RUNNING,
+            healthy=None,
+            instance_id=f"{job_id}-{number}",
+            ip="127.0.0.1",
+            port=job.port,
+            node="fake",
+            restarts=self.restarts.get((job_id, number), 0),
+        )
+
+    def _state(self, job_id: str) -> ProcState:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return ProcState.missing(job_id)
+        instances = tuple(self._instance(job_id, job, n) for n in range(1, job.num_instances + 1))
+        return ProcState(
+            job_id=job_id,
+            exists=True,
+            num_instances=job.num_instances,
+            cpu=job.cpu,
+            memory_bytes=job.memory_bytes,
+            image=job.image,
+            meta_version=job.meta_version,
+            spec_hash=job.spec_hash(),
+            instances=instances,
+        )
+
+    async def state(self, job_id: str) -> ProcState:
+        self._check()
+        return self._state(job_id)
+
+    async def states(self, job_ids: Sequence[str]) -> dict[str, ProcState]:
+        self._check()
+        self.calls.append(("states", *job_ids))
+        return {job_id: self._state(job_id) for job_id in job_ids}
+
+    async def health(self) -> BackendHealth:
+        if self.down:
+            return BackendHealth(ok=False, detail="fake scheduler: connection refused")
+        return BackendHealth(ok=True)
+
+    def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
+        return self.feed.subscribe(after)
