@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from resolvers.context import Principal
+from resolvers import access
+from resolvers.context import OpContext, Principal
+from resolvers.errors import InvalidInput
+from resolvers.pages import check_first, decode_cursor, page_of
+from resolvers.views import Page
+from store import queries
 from store.models import AuditEntry
 
-__all__ = ["record"]
+__all__ = ["AuditView", "list_audit", "record"]
 
 
 def record(
@@ -29,3 +37,43 @@ def record(
             message=message,
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditView:
+    id: int
+    at: datetime
+    username: str
+    operation: str
+    app: str
+    meta_version: str
+    message: str
+
+
+async def list_audit(
+    ctx: OpContext, *, app: str, first: int | None = None, after: str | None = None
+) -> Page[AuditView]:
+    """An app's audit entries, newest first. Raises: Unauthenticated, NotFound, Forbidden,
+    InvalidInput."""
+    limit = check_first(first)
+    before = decode_cursor("audit", after)
+    if before is not None and not before.isdigit():
+        raise InvalidInput("after: not a cursor of this list", field="after")
+    await access.check_app(ctx, app)
+    async with ctx.sessions() as session:
+        rows = await queries.audit_page(
+            session, app, before_id=int(before) if before else None, limit=limit + 1
+        )
+    views = [
+        AuditView(
+            id=row.id,
+            at=row.at,
+            username=row.username,
+            operation=row.operation,
+            app=row.app,
+            meta_version=row.meta_version,
+            message=row.message,
+        )
+        for row in rows
+    ]
+    return page_of(views, limit, "audit", lambda v: str(v.id), has_previous=before is not None)

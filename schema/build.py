@@ -1,12 +1,10 @@
-"""The schema, its protective extensions, and the ASGI app serving it over HTTP and ws."""
+"""The schema and its protective extensions."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import strawberry
-from strawberry.asgi import GraphQL
 from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
@@ -16,16 +14,13 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from resolvers.context import ANONYMOUS, Services
-from schema.context import GraphQLContext
 from schema.errors import CodedError
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.subscriptions import Subscription
 
-__all__ = ["ControlPlaneGraphQL", "build_schema"]
+__all__ = ["build_schema"]
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
@@ -55,30 +50,3 @@ def build_schema() -> strawberry.Schema:
             lambda: MaskErrors(should_mask_error=_should_mask),
         ],
     )
-
-
-class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
-    """Serves the schema; the services come from the app's lifespan state per request."""
-
-    def __init__(self, *, graphiql: bool) -> None:
-        super().__init__(
-            build_schema(),
-            graphql_ide="graphiql" if graphiql else None,
-            allow_queries_via_get=False,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
-            connection_init_wait_timeout=timedelta(seconds=10),
-            max_subscriptions_per_connection=20,
-            keep_alive=True,
-            keep_alive_interval=15,
-        )
-
-    async def get_context(self, request: Any, response: Any = None) -> GraphQLContext:
-        websocket = getattr(request, "scope", {}).get("type") == "websocket"
-        services: Services = request.state.lain.services
-        return GraphQLContext(
-            services=services,
-            principal=ANONYMOUS,
-            websocket=websocket,
-            request=request,
-            response=response,
-        )

@@ -63,6 +63,11 @@ class GraphQLContext:
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.op, cache=not self.websocket)
 
+    def set_principal(self, principal: Principal) -> None:
+        """A websocket learns its caller at `connection_init`, after the context exists."""
+        self.principal = principal
+        self.loaders = Loaders(self.op, cache=False)
+
     @property
     def op(self) -> OpContext:
         return OpContext(services=self.services, principal=self.principal)

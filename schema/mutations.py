@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 import strawberry
 
 from backends.types import InstanceAction
-from resolvers import apps, procs, releases, repos
+from resolvers import apps, maintainers, procs, releases, repos
 from resolvers.errors import DomainError
 from schema.errors import UserError, user_errors
-from schema.types import App, Proc, Release, Repo
+from schema.types import App, Maintainer, MaintainerRole, Proc, Release, Repo
 
 __all__ = ["Mutation"]
 
@@ -40,6 +40,21 @@ ResizeProcPayload = _payload("ResizeProcPayload", "proc", Proc)
 RestartProcPayload = _payload("RestartProcPayload", "proc", Proc)
 StopProcPayload = _payload("StopProcPayload", "proc", Proc)
 StartProcPayload = _payload("StartProcPayload", "proc", Proc)
+AddMaintainerPayload = _payload("AddMaintainerPayload", "maintainer", Maintainer)
+RemoveMaintainerPayload = _payload("RemoveMaintainerPayload", "app", App)
+
+
+@strawberry.input
+class AddMaintainerInput:
+    app: str
+    username: str
+    role: MaintainerRole = maintainers.MaintainerRole.NORMAL
+
+
+@strawberry.input
+class RemoveMaintainerInput:
+    app: str
+    username: str
 
 
 @strawberry.input
@@ -214,8 +229,29 @@ class Mutation:
         return await _control(info, input, InstanceAction.STOP, StopProcPayload)
 
     @strawberry.mutation
+    async def add_maintainer(
+        self, info: strawberry.Info, input: AddMaintainerInput
+    ) -> AddMaintainerPayload:
+        call = maintainers.add_maintainer(
+            _info_op(info), app=input.app, username=input.username, role=input.role
+        )
+        return await _attempt(AddMaintainerPayload, "maintainer", call, Maintainer.from_view)
+
+    @strawberry.mutation
+    async def remove_maintainer(
+        self, info: strawberry.Info, input: RemoveMaintainerInput
+    ) -> RemoveMaintainerPayload:
+        call = _remove_maintainer(_info_op(info), input.app, input.username)
+        return await _attempt(RemoveMaintainerPayload, "app", call, App.from_view)
+
+    @strawberry.mutation
     async def start_proc(self, info: strawberry.Info, input: StartProcInput) -> StartProcPayload:
         return await _control(info, input, InstanceAction.START, StartProcPayload)
+
+
+async def _remove_maintainer(op: Any, app: str, username: str) -> Any:
+    await maintainers.remove_maintainer(op, app=app, username=username)
+    return await apps.get_app(op, name=app)
 
 
 async def _control(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import strawberry
 
 from resolvers import apps, procs, releases, repos
@@ -13,11 +16,30 @@ from schema.types import App, Node, Proc, Release, Repo, parse_global_id
 
 __all__ = ["Query", "Viewer"]
 
+T = TypeVar("T")
+
+
+async def _or_none(call: Awaitable[T]) -> T | None:
+    """The object, None when it does not exist, a coded error for anything else."""
+    with raise_as_graphql():
+        try:
+            return await call
+        except NotFound:
+            return None
+
 
 @strawberry.type
 class Viewer:
     name: str
     is_admin: bool
+
+    @strawberry.field(description="The deployed apps the caller may operate.")
+    async def apps(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[App]:
+        with raise_as_graphql():
+            page = await apps.list_apps(info.context.op, first=first, after=after)
+        return connection(page, App.from_view)
 
 
 @strawberry.type
@@ -32,10 +54,8 @@ class Query:
 
     @strawberry.field
     async def repo(self, info: strawberry.Info, name: str) -> Repo | None:
-        try:
-            return Repo.from_view(await repos.get_repo(info.context.op, name=name))
-        except NotFound:
-            return None
+        view = await _or_none(repos.get_repo(info.context.op, name=name))
+        return Repo.from_view(view) if view is not None else None
 
     @strawberry.field(description="Deployed apps, by name, optionally of one type.")
     async def apps(
@@ -51,10 +71,8 @@ class Query:
 
     @strawberry.field(description="A registered app, deployed or not.")
     async def app(self, info: strawberry.Info, name: str) -> App | None:
-        try:
-            return App.from_view(await apps.get_app(info.context.op, name=name))
-        except NotFound:
-            return None
+        view = await _or_none(apps.get_app(info.context.op, name=name))
+        return App.from_view(view) if view is not None else None
 
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: strawberry.Info, id: strawberry.ID) -> Node | None:
@@ -63,21 +81,19 @@ class Query:
             return None
         kind, key = parsed
         op = info.context.op
-        try:
-            if kind == "Repo":
-                return Repo.from_view(await repos.get_repo(op, name=key))
-            if kind == "App":
-                return App.from_view(await apps.get_app(op, name=key))
-            if kind == "Release":
-                app, _, version = key.partition("/")
-                return Release.from_view(
-                    await releases.get_release(op, app=app, meta_version=version)
-                )
-            if kind == "Proc":
-                app, _, proc = key.partition("/")
-                return Proc.from_view(await procs.get_proc(op, app=app, proc=proc))
-        except NotFound:
-            return None
+        first, _, second = key.partition("/")
+        if kind == "Repo":
+            repo = await _or_none(repos.get_repo(op, name=key))
+            return Repo.from_view(repo) if repo is not None else None
+        if kind == "App":
+            app = await _or_none(apps.get_app(op, name=key))
+            return App.from_view(app) if app is not None else None
+        if kind == "Release":
+            release = await _or_none(releases.get_release(op, app=first, meta_version=second))
+            return Release.from_view(release) if release is not None else None
+        if kind == "Proc":
+            proc = await _or_none(procs.get_proc(op, app=first, proc=second))
+            return Proc.from_view(proc) if proc is not None else None
         return None
 
     @strawberry.field(description="The caller.")

@@ -8,6 +8,9 @@ from datetime import datetime
 import strawberry
 from strawberry import Private
 
+from resolvers import maintainers
+from resolvers.audit import AuditView, list_audit
+from resolvers.maintainers import MaintainerView
 from resolvers.releases import list_releases
 from resolvers.views import (
     AppStatus,
@@ -29,8 +32,11 @@ __all__ = [
     "App",
     "AppStatus",
     "AppType",
+    "AuditEntry",
     "Instance",
     "InstanceStatus",
+    "Maintainer",
+    "MaintainerRole",
     "Node",
     "Port",
     "Proc",
@@ -47,6 +53,7 @@ strawberry.enum(AppType, name="AppType")
 strawberry.enum(AppStatus, name="AppStatus")
 strawberry.enum(ProcType, name="ProcType")
 strawberry.enum(InstanceStatus, name="InstanceStatus")
+MaintainerRole = strawberry.enum(maintainers.MaintainerRole, name="MaintainerRole")
 
 
 def global_id(kind: str, key: str) -> strawberry.ID:
@@ -204,6 +211,35 @@ class Proc(Node):
 
 
 @strawberry.type
+class Maintainer:
+    username: str
+    role: MaintainerRole
+
+    @classmethod
+    def from_view(cls, view: MaintainerView) -> Maintainer:
+        return cls(username=view.username, role=view.role)
+
+
+@strawberry.type
+class AuditEntry:
+    at: datetime
+    user: str
+    operation: str
+    meta_version: str
+    message: str
+
+    @classmethod
+    def from_view(cls, view: AuditView) -> AuditEntry:
+        return cls(
+            at=view.at,
+            user=view.username,
+            operation=view.operation,
+            meta_version=view.meta_version,
+            message=view.message,
+        )
+
+
+@strawberry.type
 class App(Node):
     name: str
     apptype: AppType
@@ -242,6 +278,25 @@ class App(Node):
     async def portals(self, info: strawberry.Info) -> list[Proc]:
         views = await info.context.loaders.procs.load(self.name)
         return [Proc.from_view(v) for v in views if v.type is ProcType.PORTAL]
+
+    @strawberry.field(description="Who may operate the app.")
+    async def maintainers(self, info: strawberry.Info) -> list[Maintainer]:
+        with raise_as_graphql():
+            views = await maintainers.list_maintainers(info.context.op, app=self.name)
+        return [Maintainer.from_view(view) for view in views]
+
+    @strawberry.field(description="The caller's role on this app; null when it has none.")
+    async def viewer_role(self, info: strawberry.Info) -> MaintainerRole | None:
+        with raise_as_graphql():
+            return await maintainers.viewer_role(info.context.op, app=self.name)
+
+    @strawberry.field(description="Operations on this app, newest first.")
+    async def audit_log(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[AuditEntry]:
+        with raise_as_graphql():
+            page = await list_audit(info.context.op, app=self.name, first=first, after=after)
+        return connection(page, AuditEntry.from_view)
 
 
 @strawberry.type

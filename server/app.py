@@ -18,7 +18,8 @@ from starlette.routing import Route, WebSocketRoute
 from backends.base import Scheduler
 from resolvers.context import Services
 from resolvers.events import EventBus
-from schema.build import ControlPlaneGraphQL
+from server.auth import Authenticator
+from server.graphql import ControlPlaneGraphQL
 from server.logging import RequestIdMiddleware
 from server.scheduler import make_scheduler
 from server.settings import Settings
@@ -34,6 +35,7 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     services: Services
+    authenticator: Authenticator
 
 
 def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Starlette:
@@ -56,10 +58,23 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                 bus=bus,
                 registry=settings.registry,
                 domains=(settings.domain,),
+                auth_enabled=settings.auth,
+            )
+            authenticator = Authenticator(
+                services,
+                userinfo_url=settings.auth_userinfo_url,
+                cache_seconds=settings.auth_cache_seconds,
             )
             tasks.start_soon(bus.pump, opened)
             log.info("lain-console ready (backend=%s)", settings.backend)
-            yield {"lain": AppState(settings=settings, engine=engine, services=services)}
+            yield {
+                "lain": AppState(
+                    settings=settings,
+                    engine=engine,
+                    services=services,
+                    authenticator=authenticator,
+                )
+            }
             tasks.cancel_scope.cancel()
             bus.close()
 

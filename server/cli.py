@@ -1,12 +1,14 @@
-"""The `lain-console` command: serve, migrate."""
+"""The `lain-console` command: serve, migrate, and user and token administration."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from resolvers.errors import DomainError
 from server.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -25,6 +27,25 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="action", required=True
+    )
+    add = user.add_parser("add", help="create a user")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="a global admin: may act on every app")
+
+    token = commands.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    create = token.add_parser("create", help="create a token for a user; printed once")
+    create.add_argument("name", help="the user the token acts as")
+    create.add_argument("--label", default="", help="what the token is for")
+    create.add_argument("--expires-in-days", type=int, help="lifetime; no expiry by default")
+    revoke = token.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("id", type=int)
+    listing = token.add_parser("list", help="list tokens (never their secrets)")
+    listing.add_argument("--user", help="only this user's tokens")
     return parser
 
 
@@ -73,9 +94,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             _migrate(settings, args.revision)
         elif args.command == "serve":
             _serve(settings, args)
+        else:
+            from server.admin import run_admin
+
+            _migrate(settings)
+            print(asyncio.run(run_admin(settings, args)))
     except SettingsError as exc:
         print(f"lain-console: {exc}", file=sys.stderr)
         return 2
+    except DomainError as exc:
+        print(f"lain-console: {exc.message}", file=sys.stderr)
+        return 1
     return 0
 
 

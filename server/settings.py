@@ -34,6 +34,9 @@ class Settings:
     registry: str = "registry.lain.local"
     domain: str = "lain.local"
     graphiql: bool = True
+    auth: bool = False
+    auth_userinfo_url: str | None = None
+    auth_cache_seconds: int = 60
 
     @property
     def default_database_url(self) -> str:
@@ -61,7 +64,16 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         registry=reader.text("REGISTRY", "registry.lain.local"),
         domain=reader.text("DOMAIN", "lain.local"),
         graphiql=reader.flag("GRAPHIQL", True),
+        auth=reader.flag("AUTH", False),
+        auth_userinfo_url=reader.text("AUTH_USERINFO_URL", "") or None,
+        auth_cache_seconds=reader.integer("AUTH_CACHE_SECONDS", 60, low=0, high=3600),
     )
+    if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(
+        ("https://", "http://")
+    ):
+        raise SettingsError(
+            f"{_PREFIX}AUTH_USERINFO_URL must be an http(s) URL, got {settings.auth_userinfo_url!r}"
+        )
     if not settings.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise SettingsError(
             f"{_PREFIX}DATABASE_URL must start with sqlite+aiosqlite:// or "
