@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.errors import SchedulerError
 from backends.types import ProcJob
-from resolvers import access, audit
+from resolvers import access, audit, dependencies
 from resolvers.backend import ensure_available, translate
 from resolvers.context import OpContext
-from resolvers.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, NotFound
-from resolvers.jobs import build_job
+from resolvers.errors import (
+    BackendUnavailable,
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
+from resolvers.jobs import build_job, build_portal_job, portal_job_id
 from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.releases import require_app
-from resolvers.rows import app_view, proc_view, release_config
+from resolvers.rows import app_view, default_image, proc_view, release_config
 from resolvers.views import AppType, AppView, Page
-from spec import LainConfig, app_type_of
+from spec import LainConfig, app_type_of, parse_meta_version, resource_instance_name
 from store import queries
-from store.models import App, AppStatus, Proc, Release
+from store.models import App, AppStatus, Maintainer, MaintainerRole, Proc, Release
 
 __all__ = ["deploy_app", "get_app", "list_apps", "undeploy_app", "update_app"]
 
@@ -45,9 +53,7 @@ async def deploy_app(ctx: OpContext, *, name: str, meta_version: str | None = No
     await access.check_app(ctx, name)
     await ensure_available(ctx)
     with ctx.services.guard.app(name, "a deploy"):
-        async with ctx.sessions.begin() as session:
-            plan = await _plan_deploy(ctx, session, name, meta_version)
-        return await _carry_out(ctx, plan, "deploy")
+        return await _deploy(ctx, name, meta_version, update=False)
 
 
 async def update_app(ctx: OpContext, *, name: str, meta_version: str | None = None) -> AppView:
@@ -63,9 +69,7 @@ async def update_app(ctx: OpContext, *, name: str, meta_version: str | None = No
     await access.check_app(ctx, name)
     await ensure_available(ctx)
     with ctx.services.guard.app(name, "an update"):
-        async with ctx.sessions.begin() as session:
-            plan = await _plan_update(ctx, session, name, meta_version)
-        return await _carry_out(ctx, plan, "update")
+        return await _deploy(ctx, name, meta_version, update=True)
 
 
 async def undeploy_app(ctx: OpContext, *, name: str) -> AppView:
@@ -78,31 +82,54 @@ async def undeploy_app(ctx: OpContext, *, name: str) -> AppView:
     await access.check_app(ctx, name)
     await ensure_available(ctx)
     with ctx.services.guard.app(name, "an undeploy"):
-        async with ctx.sessions.begin() as session:
-            app = await _deployed_app(session, name)
-            if app.apptype == AppType.RESOURCE:
-                raise Forbidden("Not allow to delete resource app.")
-            procs = await queries.procs_of(session, app.id)
-            job_ids = [f"{name}.{p.proc_type}.{p.name}" for p in procs if p.deployed]
-            audit.record(session, ctx.principal, "DELETE", name, meta_version=app.meta_version)
-            for proc in procs:
-                await session.delete(proc)
-            app.meta_version = None
-            app.status = AppStatus.UNDEPLOYED
-            app.apptype = AppType.APP
-            app.last_error = ""
-            app.revision += 1
-        errors = []
-        for job_id in job_ids:
-            try:
-                await ctx.scheduler.remove(job_id)
-            except SchedulerError as exc:
-                errors.append(f"{job_id}: {exc}")
-        view = await _record_error(ctx, name, "; ".join(errors))
-        ctx.services.bus.publish_app(view)
-        if errors:
-            raise BackendUnavailable(f"undeploy of {name} incomplete: {'; '.join(errors)}")
-        return view
+        return await _undeploy(ctx, name)
+
+
+async def _undeploy(ctx: OpContext, name: str) -> AppView:
+    """Remove the app's jobs, its portals' jobs and its resource instances; keep the rest."""
+    async with ctx.sessions.begin() as session:
+        app = await _deployed_app(session, name)
+        if app.apptype == AppType.RESOURCE:
+            raise Forbidden("Not allow to delete resource app.")
+        release = await queries.release(session, app.id, app.meta_version or "")
+        config = release_config(release, ctx.services.domains) if release else None
+        instances = [
+            resource_instance_name(resource, name)
+            for resource in (config.use_resources if config is not None else {})
+        ]
+        procs = await queries.procs_of(session, app.id)
+        job_ids = [f"{name}.{p.proc_type}.{p.name}" for p in procs if p.deployed]
+        job_ids += await dependencies.drop_client_bindings(session, app)
+        for binding, client in await dependencies.bindings_of_service(session, app):
+            job_ids.append(portal_job_id(name, binding.portal, client))
+            binding.deployed = False
+            binding.last_error = f"service app {name} was undeployed"
+        audit.record(session, ctx.principal, "DELETE", name, meta_version=app.meta_version)
+        for proc in procs:
+            await session.delete(proc)
+        app.meta_version = None
+        app.status = AppStatus.UNDEPLOYED
+        app.apptype = AppType.APP
+        app.last_error = ""
+        app.revision += 1
+    errors = []
+    for job_id in job_ids:
+        try:
+            await ctx.scheduler.remove(job_id)
+        except SchedulerError as exc:
+            errors.append(f"{job_id}: {exc}")
+    for instance in instances:
+        try:
+            await _undeploy(ctx, instance)
+        except NotFound:
+            continue  # never deployed, or undeployed directly
+        except DomainError as exc:
+            errors.append(f"{instance}: {exc.message}")
+    view = await _record_error(ctx, name, "; ".join(errors))
+    ctx.services.bus.publish_app(view)
+    if errors:
+        raise BackendUnavailable(f"undeploy of {name} incomplete: {'; '.join(errors)}")
+    return view
 
 
 async def get_app(ctx: OpContext, *, name: str) -> AppView:
@@ -170,8 +197,85 @@ def _config(ctx: OpContext, release: Release) -> LainConfig:
     return config
 
 
+async def _deploy(ctx: OpContext, name: str, meta_version: str | None, *, update: bool) -> AppView:
+    """Deploy or update an app with what it uses: its resource instances first."""
+    async with ctx.sessions() as session:
+        app = await (_deployed_app(session, name) if update else require_app(session, name))
+        release = await _choose_release(session, app, meta_version)
+        deps = await dependencies.resolve(
+            session,
+            name,
+            _config(ctx, release),
+            registry=ctx.services.registry,
+            domains=ctx.services.domains,
+        )
+    created: list[str] = []
+    try:
+        for instance in deps.instances:
+            if await _ensure_instance(ctx, instance):
+                created.append(instance.name)
+        async with ctx.sessions.begin() as session:
+            planner = _plan_update if update else _plan_deploy
+            plan = await planner(ctx, session, name, release.meta_version, deps)
+        return await _carry_out(ctx, plan, "update" if update else "deploy")
+    except DomainError:
+        for instance_name in created:  # nothing this deploy created stays half-done
+            with contextlib.suppress(DomainError):
+                await _undeploy(ctx, instance_name)
+        raise
+
+
+async def _ensure_instance(ctx: OpContext, plan: dependencies.InstancePlan) -> bool:
+    """Create or refresh a resource instance and deploy it; True if it is new."""
+    async with ctx.sessions.begin() as session:
+        app = await queries.app_by_name(session, plan.name)
+        if app is None:
+            app = App(name=plan.name)
+            session.add(app)
+            await session.flush()
+            await _grant_instance(ctx, session, app, plan.resource)
+        release = await queries.release(session, app.id, plan.meta_version)
+        if release is None:
+            session.add(
+                Release(
+                    app_id=app.id,
+                    meta_version=plan.meta_version,
+                    meta_timestamp=parse_meta_version(plan.meta_version).timestamp,
+                    lain_yaml=plan.lain_yaml,
+                    image=plan.image,
+                )
+            )
+        # An instance's release is derived, not published: a changed context re-renders it.
+        changed = release is None or release.lain_yaml != plan.lain_yaml
+        if release is not None and changed:
+            release.lain_yaml, release.image = plan.lain_yaml, plan.image
+        first = app.meta_version is None
+        changed = changed or app.meta_version != plan.meta_version
+    if first:
+        await _deploy(ctx, plan.name, plan.meta_version, update=False)
+    elif changed:
+        await _deploy(ctx, plan.name, plan.meta_version, update=True)
+    return first
+
+
+async def _grant_instance(ctx: OpContext, session: AsyncSession, app: App, resource: str) -> None:
+    """An instance's maintainers: the resource's, plus the client's deployer (COMPAT 6.3)."""
+    source = await queries.app_by_name(session, resource)
+    roles = {}
+    if source is not None:
+        roles = {m.username: m.role for m in await queries.maintainers_of(session, source.id)}
+    if ctx.principal.authenticated:
+        roles[ctx.principal.name] = MaintainerRole.ADMIN
+    for username, role in roles.items():
+        session.add(Maintainer(app_id=app.id, username=username, role=role))
+
+
 async def _plan_deploy(
-    ctx: OpContext, session: AsyncSession, name: str, meta_version: str | None
+    ctx: OpContext,
+    session: AsyncSession,
+    name: str,
+    meta_version: str | None,
+    deps: dependencies.Dependencies,
 ) -> _Plan:
     app = await require_app(session, name, for_update=True)
     if app.status is AppStatus.DEPLOYING:
@@ -184,11 +288,15 @@ async def _plan_deploy(
         Proc(app_id=app.id, name=spec.name, proc_type=str(spec.type), meta_version="")
         for spec in config.procs
     ]
-    return await _stage(ctx, session, app, release, config, procs, removed=(), first=True)
+    return await _stage(ctx, session, app, release, config, procs, deps, removed=(), first=True)
 
 
 async def _plan_update(
-    ctx: OpContext, session: AsyncSession, name: str, meta_version: str | None
+    ctx: OpContext,
+    session: AsyncSession,
+    name: str,
+    meta_version: str | None,
+    deps: dependencies.Dependencies,
 ) -> _Plan:
     app = await _deployed_app(session, name)
     release = await _choose_release(session, app, meta_version)
@@ -210,7 +318,9 @@ async def _plan_update(
     removed = tuple(f"{name}.{p.proc_type}.{p.name}" for p in old.values() if p.deployed)
     for proc in old.values():
         await session.delete(proc)
-    return await _stage(ctx, session, app, release, config, procs, removed=removed, first=False)
+    return await _stage(
+        ctx, session, app, release, config, procs, deps, removed=removed, first=False
+    )
 
 
 def _freeze_running_values(ctx: OpContext, app: str, proc: Proc, release: Release) -> None:
@@ -218,8 +328,8 @@ def _freeze_running_values(ctx: OpContext, app: str, proc: Proc, release: Releas
     current = proc_view(
         app, proc, release, registry=ctx.services.registry, domains=ctx.services.domains
     )
-    if current is None:
-        return
+    if current is None or current.spec.templated:
+        return  # a resource template's procs never run: there is nothing to keep
     proc.num_instances = current.num_instances
     proc.cpu = current.cpu
     proc.memory = current.memory
@@ -232,6 +342,7 @@ async def _stage(
     release: Release,
     config: LainConfig,
     procs: list[Proc],
+    deps: dependencies.Dependencies,
     *,
     removed: tuple[str, ...],
     first: bool,
@@ -252,6 +363,15 @@ async def _stage(
         if runs_procs and view is not None and proc.proc_type != "portal":
             proc.deployed = True
             jobs.append(build_job(view, domain=ctx.services.domains[0]))
+    if runs_procs:
+        portal_jobs, unbound = await dependencies.stage_client_bindings(
+            session, app, deps, domain=ctx.services.domains[0]
+        )
+        jobs += portal_jobs
+        removed = (*removed, *unbound)
+        served, dropped = await _restage_service_bindings(ctx, session, app, release, config)
+        jobs += served
+        removed = (*removed, *dropped)
     app.meta_version = release.meta_version
     app.apptype = str(apptype)
     app.status = AppStatus.DEPLOYING if jobs or removed else AppStatus.DEPLOYED
@@ -266,6 +386,28 @@ async def _stage(
     )
     await session.flush()
     return _Plan(app=app_view(app), jobs=tuple(jobs), removed=removed, first_deploy=first)
+
+
+async def _restage_service_bindings(
+    ctx: OpContext, session: AsyncSession, app: App, release: Release, config: LainConfig
+) -> tuple[list[ProcJob], list[str]]:
+    """A service's new release reaches the portals it runs for its clients."""
+    jobs: list[ProcJob] = []
+    dropped: list[str] = []
+    image = release.image or default_image(ctx.services.registry, app.name, release.meta_version)
+    for binding, client in await dependencies.bindings_of_service(session, app):
+        portal = config.portal_for_service(binding.service_name)
+        if portal is None or portal.name != binding.portal:
+            dropped.append(portal_job_id(app.name, binding.portal, client))
+            binding.deployed = False
+            binding.last_error = f"{app.name} {release.meta_version} no longer exports it"
+            continue
+        use = dependencies.ServiceUse(
+            app.name, binding.service_name, portal, release.meta_version, image
+        )
+        jobs.append(build_portal_job(use, client=client, domain=ctx.services.domains[0]))
+        binding.deployed = True
+    return jobs, dropped
 
 
 async def _carry_out(ctx: OpContext, plan: _Plan, verb: str) -> AppView:

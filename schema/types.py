@@ -8,7 +8,7 @@ from datetime import datetime
 import strawberry
 from strawberry import Private
 
-from resolvers import maintainers
+from resolvers import maintainers, usage
 from resolvers.audit import AuditView, list_audit
 from resolvers.maintainers import MaintainerView
 from resolvers.releases import list_releases
@@ -239,6 +239,29 @@ class AuditEntry:
         )
 
 
+@strawberry.type(description="Services of another app that this app uses.")
+class ServiceUse:
+    app: str
+    services: list[str]
+
+    @strawberry.field(description="The service app, if it exists.")
+    async def service(self, info: strawberry.Info) -> App | None:
+        view = await info.context.loaders.app.load(self.app)
+        return App.from_view(view) if view is not None else None
+
+
+@strawberry.type(description="A resource this app uses, through its own instance app.")
+class ResourceUse:
+    resource: str
+    services: list[str]
+    instance_name: str
+
+    @strawberry.field(description="The instance app `resource.<resource>.<client>`.")
+    async def instance(self, info: strawberry.Info) -> App | None:
+        view = await info.context.loaders.app.load(self.instance_name)
+        return App.from_view(view) if view is not None else None
+
+
 @strawberry.type
 class App(Node):
     name: str
@@ -278,6 +301,33 @@ class App(Node):
     async def portals(self, info: strawberry.Info) -> list[Proc]:
         views = await info.context.loaders.procs.load(self.name)
         return [Proc.from_view(v) for v in views if v.type is ProcType.PORTAL]
+
+    @strawberry.field(description="The services this app uses (lain.yaml use_services).")
+    async def uses_services(self, info: strawberry.Info) -> list[ServiceUse]:
+        with raise_as_graphql():
+            uses = await usage.app_uses(info.context.op, name=self.name)
+        return [ServiceUse(app=u.app, services=list(u.services)) for u in uses.services]
+
+    @strawberry.field(description="The resources this app uses (lain.yaml use_resources).")
+    async def uses_resources(self, info: strawberry.Info) -> list[ResourceUse]:
+        with raise_as_graphql():
+            uses = await usage.app_uses(info.context.op, name=self.name)
+        return [
+            ResourceUse(resource=u.resource, services=list(u.services), instance_name=u.instance)
+            for u in uses.resources
+        ]
+
+    @strawberry.field(description="For a resource: its instances, one per client app.")
+    async def resource_instances(self, info: strawberry.Info) -> list[App]:
+        with raise_as_graphql():
+            views = await usage.instances_of(info.context.op, resource=self.name)
+        return [App.from_view(view) for view in views]
+
+    @strawberry.field(description="Apps using this service's portals or this resource.")
+    async def clients(self, info: strawberry.Info) -> list[App]:
+        with raise_as_graphql():
+            views = await usage.clients(info.context.op, name=self.name)
+        return [App.from_view(view) for view in views]
 
     @strawberry.field(description="Who may operate the app.")
     async def maintainers(self, info: strawberry.Info) -> list[Maintainer]:

@@ -35,6 +35,7 @@ __all__ = [
     "Base",
     "Maintainer",
     "MaintainerRole",
+    "PortalBinding",
     "Proc",
     "Release",
     "User",
@@ -179,6 +180,26 @@ class Proc(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     app: Mapped[App] = relationship(back_populates="procs", lazy="raise")
+
+
+class PortalBinding(Base):
+    """A client app's use of a service's portal; each binding runs as a job of its own."""
+
+    __tablename__ = "portal_bindings"
+    __table_args__ = (
+        UniqueConstraint(
+            "client_app_id", "service_app_id", "portal", name="uq_portal_bindings_client_portal"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    service_app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    portal: Mapped[str] = mapped_column(String(200))
+    service_name: Mapped[str] = mapped_column(String(200))
+    deployed: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Maintainer(Base):
