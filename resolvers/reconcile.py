@@ -1,0 +1,177 @@
+"""The reconciler: brings the scheduler back to the desired state in the database.
+
+It runs at start and then periodically. For every app that should run it compares each
+desired job with what the scheduler reports, re-applies what is missing or drifted (another
+spec, another count), finishes deploys that a stopped console left half-done, and writes
+what it did to the audit log. Apps busy with an operation are left for the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backends.errors import SchedulerError
+from backends.types import ProcJob, ProcState
+from resolvers import audit, dependencies
+from resolvers.context import OpContext
+from resolvers.errors import Conflict
+from resolvers.jobs import build_job, build_portal_job
+from resolvers.rows import app_view, default_image, proc_view, release_config
+from spec import AppType
+from store import queries
+from store.models import App, AppStatus
+
+__all__ = ["ReconcileReport", "reconcile", "reconcile_forever"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    applied: list[str] = field(default_factory=list)  # job ids created or re-specified
+    scaled: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)  # apps whose interrupted deploy ended
+    failed: dict[str, str] = field(default_factory=dict)  # job id -> error
+    skipped: list[str] = field(default_factory=list)  # apps busy with an operation
+
+
+async def _desired_jobs(ctx: OpContext, session: AsyncSession, app: App) -> list[ProcJob]:
+    release = await queries.release(session, app.id, app.meta_version or "")
+    if release is None:
+        return []
+    jobs: list[ProcJob] = []
+    domain = ctx.services.domains[0]
+    for proc in await queries.procs_of(session, app.id):
+        if not proc.deployed or proc.proc_type == "portal":
+            continue
+        proc_release = release
+        if proc.meta_version != release.meta_version:
+            proc_release = await queries.release(session, app.id, proc.meta_version) or release
+        view = proc_view(
+            app.name,
+            proc,
+            proc_release,
+            registry=ctx.services.registry,
+            domains=ctx.services.domains,
+        )
+        if view is not None:
+            jobs.append(build_job(view, domain=domain))
+    config = release_config(release, ctx.services.domains)
+    if config is None:
+        return jobs
+    image = release.image or default_image(ctx.services.registry, app.name, release.meta_version)
+    for binding, client in await dependencies.bindings_of_service(session, app):
+        portal = config.portal_for_service(binding.service_name)
+        if binding.deployed and portal is not None:
+            use = dependencies.ServiceUse(
+                app.name, binding.service_name, portal, release.meta_version, image
+            )
+            jobs.append(build_portal_job(use, client=client, domain=domain))
+    return jobs
+
+
+async def _converge(
+    ctx: OpContext, jobs: list[ProcJob], states: dict[str, ProcState], report: ReconcileReport
+) -> list[str]:
+    done: list[str] = []
+    for job in jobs:
+        state = states.get(job.job_id, ProcState.missing(job.job_id))
+        try:
+            if not state.exists or state.spec_hash != job.spec_hash():
+                await ctx.scheduler.apply(job)
+                report.applied.append(job.job_id)
+                done.append(f"applied {job.job_id}")
+            elif state.num_instances != job.num_instances:
+                await ctx.scheduler.scale(job.job_id, job.num_instances)
+                report.scaled.append(job.job_id)
+                done.append(f"scaled {job.job_id} to {job.num_instances}")
+        except SchedulerError as exc:
+            report.failed[job.job_id] = str(exc)
+    return done
+
+
+async def reconcile(ctx: OpContext) -> ReconcileReport:
+    """One round over every deployed app. Never raises for a scheduler failure: the failures
+    are in the report and the next round tries again."""
+    report = ReconcileReport()
+    async with ctx.sessions() as session:
+        apps = list(
+            (
+                await session.execute(
+                    select(App).where(App.meta_version.is_not(None)).order_by(App.name)
+                )
+            ).scalars()
+        )
+    for app in apps:
+        if app.apptype == AppType.RESOURCE:
+            continue
+        try:
+            with ctx.services.guard.app(app.name, "reconciliation"):
+                await _reconcile_app(ctx, app.name, report)
+        except Conflict:
+            report.skipped.append(app.name)
+    return report
+
+
+async def _reconcile_app(ctx: OpContext, name: str, report: ReconcileReport) -> None:
+    async with ctx.sessions() as session:
+        app = await queries.app_by_name(session, name)
+        if app is None or app.meta_version is None:
+            return
+        jobs = await _desired_jobs(ctx, session, app)
+        interrupted = app.status is AppStatus.DEPLOYING
+    try:
+        states = await ctx.scheduler.states([job.job_id for job in jobs]) if jobs else {}
+    except SchedulerError as exc:
+        report.failed.update({job.job_id: str(exc) for job in jobs})
+        return
+    done = await _converge(ctx, jobs, states, report)
+    failed = {job.job_id: report.failed[job.job_id] for job in jobs if job.job_id in report.failed}
+    if not done and not interrupted:
+        return
+    async with ctx.sessions.begin() as session:
+        row = await queries.app_by_name(session, name)
+        if row is None:
+            return
+        if interrupted and not failed:
+            row.status = AppStatus.DEPLOYED
+            row.last_error = ""
+            report.finished.append(name)
+            done.append("finished an interrupted deploy")
+        if done:
+            audit.record(
+                session,
+                ctx.principal,
+                "RECONCILE",
+                name,
+                meta_version=row.meta_version,
+                message="; ".join(done),
+            )
+    async with ctx.sessions() as session:
+        row = await queries.app_by_name(session, name)
+    if row is not None:
+        ctx.services.bus.publish_app(app_view(row))
+
+
+async def reconcile_forever(ctx: OpContext, *, interval: float) -> None:
+    """Reconcile now, then every `interval` seconds, until cancelled."""
+    while True:
+        try:
+            report = await reconcile(ctx)
+        except Exception:  # one bad round (the database away) must not end reconciliation
+            log.exception("reconciliation round failed")
+        else:
+            if report.applied or report.scaled or report.finished or report.failed:
+                log.info(
+                    "reconciled: applied=%s scaled=%s finished=%s failed=%s",
+                    report.applied,
+                    report.scaled,
+                    report.finished,
+                    report.failed,
+                )
+        await asyncio.sleep(interval)
