@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import strawberry
 
 from backends.types import InstanceAction
-from resolvers import apps, maintainers, procs, releases, repos
+from resolvers import apps, idempotency, maintainers, procs, releases, repos
 from resolvers.errors import DomainError
 from schema.errors import UserError, user_errors
 from schema.types import App, Maintainer, MaintainerRole, Proc, Release, Repo
@@ -45,25 +45,33 @@ RemoveMaintainerPayload = _payload("RemoveMaintainerPayload", "app", App)
 
 
 @strawberry.input
-class AddMaintainerInput:
+class Idempotent:
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retries with the same key get the first answer instead of a second run.",
+    )
+
+
+@strawberry.input
+class AddMaintainerInput(Idempotent):
     app: str
     username: str
     role: MaintainerRole = maintainers.MaintainerRole.NORMAL
 
 
 @strawberry.input
-class RemoveMaintainerInput:
+class RemoveMaintainerInput(Idempotent):
     app: str
     username: str
 
 
 @strawberry.input
-class RegisterRepoInput:
+class RegisterRepoInput(Idempotent):
     name: str
 
 
 @strawberry.input
-class PublishReleaseInput:
+class PublishReleaseInput(Idempotent):
     app: str
     meta_version: str
     lain_yaml: str
@@ -71,7 +79,7 @@ class PublishReleaseInput:
 
 
 @strawberry.input
-class AppInput:
+class AppInput(Idempotent):
     name: str
 
 
@@ -93,7 +101,7 @@ class UndeployAppInput(AppInput):
 
 
 @strawberry.input
-class ProcInput:
+class ProcInput(Idempotent):
     app: str
     proc: str
 
@@ -141,12 +149,55 @@ class StartProcInput(InstanceInput):
     pass
 
 
-async def _attempt(payload: Any, field: str, call: Awaitable[T], make: Callable[[T], Any]) -> Any:
+async def _attempt(
+    info: strawberry.Info,
+    input: Idempotent,
+    payload: Any,
+    field: str,
+    call: Callable[[], Awaitable[T]],
+    make: Callable[[T], Any],
+) -> Any:
+    """Run the resolver (once per idempotency key) and put its result or errors in `payload`."""
+    op = info.context.op
+    arguments = {k: v for k, v in vars(input).items() if k != "idempotency_key"}
+    identify, refetch = _IDENTITIES[field]
     try:
-        result = await call
+        result = await idempotency.run_once(
+            op,
+            input.idempotency_key,
+            type(input).__name__,
+            arguments,
+            call,
+            identify=identify,
+            refetch=lambda identity: refetch(op, identity),
+        )
     except DomainError as exc:
         return payload(errors=user_errors(exc))
     return payload(**{field: make(result)})
+
+
+def _split(identity: str) -> tuple[str, str]:
+    first, _, second = identity.partition("/")
+    return first, second
+
+
+# How each kind of result is named for a retry, and read back when the retry comes.
+_IDENTITIES: dict[str, tuple[Callable[[Any], str], Callable[[Any, str], Awaitable[Any]]]] = {
+    "repo": (lambda v: v.name, lambda op, i: repos.get_repo(op, name=i)),
+    "app": (lambda v: v.name, lambda op, i: apps.get_app(op, name=i)),
+    "release": (
+        lambda v: f"{v.app}/{v.meta_version}",
+        lambda op, i: releases.get_release(op, app=_split(i)[0], meta_version=_split(i)[1]),
+    ),
+    "proc": (
+        lambda v: f"{v.app}/{v.name}",
+        lambda op, i: procs.get_proc(op, app=_split(i)[0], proc=_split(i)[1]),
+    ),
+    "maintainer": (
+        lambda v: f"{v.app}/{v.username}",
+        lambda op, i: maintainers.get_maintainer(op, app=_split(i)[0], username=_split(i)[1]),
+    ),
+}
 
 
 def _info_op(info: strawberry.Info) -> Any:
@@ -159,64 +210,84 @@ class Mutation:
     async def register_repo(
         self, info: strawberry.Info, input: RegisterRepoInput
     ) -> RegisterRepoPayload:
-        call = repos.register_repo(_info_op(info), name=input.name)
-        return await _attempt(RegisterRepoPayload, "repo", call, Repo.from_view)
+        def call() -> Awaitable[Any]:
+            return repos.register_repo(_info_op(info), name=input.name)
+
+        return await _attempt(info, input, RegisterRepoPayload, "repo", call, Repo.from_view)
 
     @strawberry.mutation
     async def publish_release(
         self, info: strawberry.Info, input: PublishReleaseInput
     ) -> PublishReleasePayload:
-        call = releases.publish_release(
-            _info_op(info),
-            app=input.app,
-            meta_version=input.meta_version,
-            lain_yaml=input.lain_yaml,
-            image=input.image,
+        def call() -> Awaitable[Any]:
+            return releases.publish_release(
+                _info_op(info),
+                app=input.app,
+                meta_version=input.meta_version,
+                lain_yaml=input.lain_yaml,
+                image=input.image,
+            )
+
+        return await _attempt(
+            info, input, PublishReleasePayload, "release", call, Release.from_view
         )
-        return await _attempt(PublishReleasePayload, "release", call, Release.from_view)
 
     @strawberry.mutation
     async def deploy_app(self, info: strawberry.Info, input: DeployAppInput) -> DeployAppPayload:
-        call = apps.deploy_app(_info_op(info), name=input.name, meta_version=input.meta_version)
-        return await _attempt(DeployAppPayload, "app", call, App.from_view)
+        def call() -> Awaitable[Any]:
+            return apps.deploy_app(_info_op(info), name=input.name, meta_version=input.meta_version)
+
+        return await _attempt(info, input, DeployAppPayload, "app", call, App.from_view)
 
     @strawberry.mutation
     async def update_app(self, info: strawberry.Info, input: UpdateAppInput) -> UpdateAppPayload:
-        call = apps.update_app(_info_op(info), name=input.name, meta_version=input.meta_version)
-        return await _attempt(UpdateAppPayload, "app", call, App.from_view)
+        def call() -> Awaitable[Any]:
+            return apps.update_app(_info_op(info), name=input.name, meta_version=input.meta_version)
+
+        return await _attempt(info, input, UpdateAppPayload, "app", call, App.from_view)
 
     @strawberry.mutation
     async def undeploy_app(
         self, info: strawberry.Info, input: UndeployAppInput
     ) -> UndeployAppPayload:
-        call = apps.undeploy_app(_info_op(info), name=input.name)
-        return await _attempt(UndeployAppPayload, "app", call, App.from_view)
+        def call() -> Awaitable[Any]:
+            return apps.undeploy_app(_info_op(info), name=input.name)
+
+        return await _attempt(info, input, UndeployAppPayload, "app", call, App.from_view)
 
     @strawberry.mutation
     async def deploy_proc(self, info: strawberry.Info, input: DeployProcInput) -> DeployProcPayload:
-        call = procs.deploy_proc(_info_op(info), app=input.app, proc=input.proc)
-        return await _attempt(DeployProcPayload, "proc", call, Proc.from_view)
+        def call() -> Awaitable[Any]:
+            return procs.deploy_proc(_info_op(info), app=input.app, proc=input.proc)
+
+        return await _attempt(info, input, DeployProcPayload, "proc", call, Proc.from_view)
 
     @strawberry.mutation
     async def undeploy_proc(
         self, info: strawberry.Info, input: UndeployProcInput
     ) -> UndeployProcPayload:
-        call = procs.undeploy_proc(_info_op(info), app=input.app, proc=input.proc)
-        return await _attempt(UndeployProcPayload, "proc", call, Proc.from_view)
+        def call() -> Awaitable[Any]:
+            return procs.undeploy_proc(_info_op(info), app=input.app, proc=input.proc)
+
+        return await _attempt(info, input, UndeployProcPayload, "proc", call, Proc.from_view)
 
     @strawberry.mutation
     async def scale_proc(self, info: strawberry.Info, input: ScaleProcInput) -> ScaleProcPayload:
-        call = procs.scale_proc(
-            _info_op(info), app=input.app, proc=input.proc, num_instances=input.num_instances
-        )
-        return await _attempt(ScaleProcPayload, "proc", call, Proc.from_view)
+        def call() -> Awaitable[Any]:
+            return procs.scale_proc(
+                _info_op(info), app=input.app, proc=input.proc, num_instances=input.num_instances
+            )
+
+        return await _attempt(info, input, ScaleProcPayload, "proc", call, Proc.from_view)
 
     @strawberry.mutation
     async def resize_proc(self, info: strawberry.Info, input: ResizeProcInput) -> ResizeProcPayload:
-        call = procs.resize_proc(
-            _info_op(info), app=input.app, proc=input.proc, cpu=input.cpu, memory=input.memory
-        )
-        return await _attempt(ResizeProcPayload, "proc", call, Proc.from_view)
+        def call() -> Awaitable[Any]:
+            return procs.resize_proc(
+                _info_op(info), app=input.app, proc=input.proc, cpu=input.cpu, memory=input.memory
+            )
+
+        return await _attempt(info, input, ResizeProcPayload, "proc", call, Proc.from_view)
 
     @strawberry.mutation
     async def restart_proc(
@@ -232,17 +303,23 @@ class Mutation:
     async def add_maintainer(
         self, info: strawberry.Info, input: AddMaintainerInput
     ) -> AddMaintainerPayload:
-        call = maintainers.add_maintainer(
-            _info_op(info), app=input.app, username=input.username, role=input.role
+        def call() -> Awaitable[Any]:
+            return maintainers.add_maintainer(
+                _info_op(info), app=input.app, username=input.username, role=input.role
+            )
+
+        return await _attempt(
+            info, input, AddMaintainerPayload, "maintainer", call, Maintainer.from_view
         )
-        return await _attempt(AddMaintainerPayload, "maintainer", call, Maintainer.from_view)
 
     @strawberry.mutation
     async def remove_maintainer(
         self, info: strawberry.Info, input: RemoveMaintainerInput
     ) -> RemoveMaintainerPayload:
-        call = _remove_maintainer(_info_op(info), input.app, input.username)
-        return await _attempt(RemoveMaintainerPayload, "app", call, App.from_view)
+        def call() -> Awaitable[Any]:
+            return _remove_maintainer(_info_op(info), input.app, input.username)
+
+        return await _attempt(info, input, RemoveMaintainerPayload, "app", call, App.from_view)
 
     @strawberry.mutation
     async def start_proc(self, info: strawberry.Info, input: StartProcInput) -> StartProcPayload:
@@ -257,7 +334,9 @@ async def _remove_maintainer(op: Any, app: str, username: str) -> Any:
 async def _control(
     info: strawberry.Info, input: InstanceInput, action: InstanceAction, payload: Any
 ) -> Any:
-    call = procs.control_proc(
-        _info_op(info), app=input.app, proc=input.proc, action=action, instance=input.instance
-    )
-    return await _attempt(payload, "proc", call, Proc.from_view)
+    def call() -> Awaitable[Any]:
+        return procs.control_proc(
+            _info_op(info), app=input.app, proc=input.proc, action=action, instance=input.instance
+        )
+
+    return await _attempt(info, input, payload, "proc", call, Proc.from_view)

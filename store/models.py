@@ -33,6 +33,7 @@ __all__ = [
     "AppStatus",
     "AuditEntry",
     "Base",
+    "IdempotencyRecord",
     "Maintainer",
     "MaintainerRole",
     "PortalBinding",
@@ -243,6 +244,24 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(back_populates="tokens", lazy="raise")
+
+
+class IdempotencyRecord(Base):
+    """The outcome of a mutation sent with an idempotency key, replayed to its retries."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("principal", "key", name="uq_idempotency_keys_principal_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    principal: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200))
+    operation: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # None while the first request is still running.
+    outcome: Mapped[dict[str, object] | None] = mapped_column(_JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AuditEntry(Base):
