@@ -37,6 +37,10 @@ class Settings:
     auth: bool = False
     auth_userinfo_url: str | None = None
     auth_cache_seconds: int = 60
+    max_body_bytes: int = 2 * 1024 * 1024
+    rate_limit_per_minute: int = 1200
+    reconcile_interval: int = 30
+    local_stop_on_exit: bool = False
 
     @property
     def default_database_url(self) -> str:
@@ -67,6 +71,12 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         auth=reader.flag("AUTH", False),
         auth_userinfo_url=reader.text("AUTH_USERINFO_URL", "") or None,
         auth_cache_seconds=reader.integer("AUTH_CACHE_SECONDS", 60, low=0, high=3600),
+        max_body_bytes=reader.integer(
+            "MAX_BODY_BYTES", 2 * 1024 * 1024, low=1024, high=64 * 1024 * 1024
+        ),
+        rate_limit_per_minute=reader.integer("RATE_LIMIT_PER_MINUTE", 1200, low=0, high=10**7),
+        reconcile_interval=reader.integer("RECONCILE_INTERVAL", 30, low=0, high=86400),
+        local_stop_on_exit=reader.flag("LOCAL_STOP_ON_EXIT", False),
     )
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(
         ("https://", "http://")
