@@ -1,0 +1,322 @@
+"""Nomad jobs, allocations and deployments -> our ProcState and InstanceState. Pure.
+
+An allocation's name is `<job>.<group>[<index>]`; the index is the stable slot Nomad keeps
+across replacements, and LAIN's instance number is that index + 1. Several allocations
+can share an index (a rolling update, a reschedule, a restart of the whole job): the
+instance is the newest live one, else the newest of all.
+
+The same functions serve list stubs (`/v1/allocations`) and the full allocations in event
+payloads, which carry the same field names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from backends.nomad.jobs import (
+    META_META_VERSION,
+    META_SPEC_HASH,
+    PORT_LABEL,
+    decode_spec,
+)
+from backends.types import InstanceState, InstanceStatus, ProcJob, ProcState
+
+__all__ = [
+    "JobView",
+    "alloc_index",
+    "deployment_error",
+    "instances",
+    "is_live",
+    "proc_state",
+]
+
+_TERMINAL = frozenset({"complete", "failed", "lost"})
+# Task event types that mean something went wrong (client/structs TaskEvent types).
+_FAILURE_EVENTS = frozenset(
+    {
+        "Driver Failure",
+        "Setup Failure",
+        "Failed Validation",
+        "Not Restarting",
+        "Task hook failed",
+        "Failed Artifact Download",
+        "Sibling Task Failed",
+        "Alloc Unhealthy",
+    }
+)
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """What the mapping needs from one Nomad job (from a read, a list or an event)."""
+
+    job_id: str
+    group: str
+    task: str
+    count: int
+    version: int
+    create_index: int
+    modify_index: int
+    batch: bool
+    stopped: bool
+    has_check: bool
+    env: tuple[str, ...]
+    image: str
+    memory_bytes: int
+    meta_version: str
+    spec_hash: str
+    spec: ProcJob | None  # None: a job lain-console did not render
+
+    @classmethod
+    def from_job(cls, job: Mapping[str, Any]) -> JobView:
+        groups = job.get("TaskGroups") or [{}]
+        meta = job.get("Meta") or {}
+        group = groups[0]
+        tasks = group.get("Tasks") or [{}]
+        task = tasks[0]
+        count = int(group.get("Count") or 0)
+        spec = decode_spec(meta, num_instances=count)
+        services = [*(group.get("Services") or ()), *(task.get("Services") or ())]
+        resources = task.get("Resources") or {}
+        config = task.get("Config") or {}
+        env = task.get("Env") or {}
+        return cls(
+            job_id=str(job.get("ID", "")),
+            group=str(group.get("Name", "")),
+            task=str(task.get("Name", "")),
+            count=count,
+            version=int(job.get("Version") or 0),
+            create_index=int(job.get("CreateIndex") or 0),
+            modify_index=int(job.get("ModifyIndex") or 0),
+            batch=job.get("Type") == "batch",
+            stopped=bool(job.get("Stop")),
+            has_check=any(service.get("Checks") for service in services),
+            env=tuple(f"{key}={value}" for key, value in env.items()),
+            image=spec.image if spec else str(config.get("image", "")),
+            memory_bytes=(
+                spec.memory_bytes if spec else int(resources.get("MemoryMB") or 0) * _MIB
+            ),
+            meta_version=str(meta.get(META_META_VERSION, "")),
+            spec_hash=str(meta.get(META_SPEC_HASH, "")),
+            spec=spec,
+        )
+
+
+def proc_state(
+    view: JobView, instances: tuple[InstanceState, ...], *, last_error: str = ""
+) -> ProcState:
+    """The proc as Nomad runs it; cpu is the LAIN level from the stored spec (0 if none)."""
+    return ProcState(
+        job_id=view.job_id,
+        exists=True,
+        num_instances=view.count,
+        cpu=view.spec.cpu if view.spec else 0,
+        memory_bytes=view.memory_bytes,
+        image=view.image,
+        meta_version=view.meta_version,
+        spec_hash=view.spec_hash,
+        instances=instances,
+        last_error=last_error,
+    )
+
+
+def deployment_error(deployments: Iterable[Mapping[str, Any]]) -> str:
+    """The proc-level error a job's deployments leave: the latest one's failure, or the
+    failure an auto-revert answered (the latest deployment rolls out the reverted version
+    then, and the error must stay visible until a new release is deployed)."""
+    ordered = sorted(deployments, key=lambda d: int(d.get("CreateIndex") or 0), reverse=True)
+    if not ordered:
+        return ""
+    latest = ordered[0]
+    if latest.get("Status") == "failed":
+        return _failure(latest)
+    if len(ordered) > 1:
+        previous = ordered[1]
+        reverted = "rolling back" in str(previous.get("StatusDescription", ""))
+        next_version = int(previous.get("JobVersion") or 0) + 1
+        if (
+            previous.get("Status") == "failed"
+            and reverted
+            and latest.get("JobVersion") == next_version
+        ):
+            return _failure(previous)
+    return ""
+
+
+def _failure(deployment: Mapping[str, Any]) -> str:
+    description = deployment.get("StatusDescription") or "no reason given"
+    return f"Nomad deployment {str(deployment.get('ID', ''))[:8]} failed: {description}"
+
+
+def alloc_index(alloc: Mapping[str, Any]) -> int | None:
+    """The index in `<job>.<group>[<index>]`, or None for a name of another shape."""
+    name = str(alloc.get("Name", ""))
+    head, sep, tail = name.rpartition("[")
+    if not sep or not head or not tail.endswith("]"):
+        return None
+    try:
+        return int(tail[:-1])
+    except ValueError:
+        return None
+
+
+def is_live(alloc: Mapping[str, Any]) -> bool:
+    """Meant to run and not finished: the scheduler still counts it for its index."""
+    return alloc.get("DesiredStatus") == "run" and alloc.get("ClientStatus") not in _TERMINAL
+
+
+def instances(
+    view: JobView,
+    allocs: Iterable[Mapping[str, Any]],
+    *,
+    checks: Mapping[str, bool] | None = None,
+) -> tuple[InstanceState, ...]:
+    """The job's instances, numbered from 1, in order.
+
+    Allocations of an earlier job with the same ID (created before this one) are ignored.
+    An index at or beyond the count shows only while its allocation is still live, i.e.
+    until a scale-down has finished stopping it. `checks` maps alloc IDs to the result of
+    their Nomad-native checks, for allocations no deployment has judged.
+    """
+    by_index: dict[int, list[Mapping[str, Any]]] = {}
+    for alloc in allocs:
+        index = alloc_index(alloc)
+        if index is None or alloc.get("TaskGroup", view.group) != view.group:
+            continue
+        if int(alloc.get("CreateIndex") or 0) < view.create_index:
+            continue
+        by_index.setdefault(index, []).append(alloc)
+    result = []
+    for index in sorted(by_index):
+        chosen = _pick(by_index[index])
+        if index >= view.count and not is_live(chosen):
+            continue
+        result.append(_instance(view, index + 1, chosen, checks or {}))
+    return tuple(result)
+
+
+def _pick(allocs: list[Mapping[str, Any]]) -> Mapping[str, Any]:
+    def newest(alloc: Mapping[str, Any]) -> int:
+        return int(alloc.get("CreateIndex") or 0)
+
+    live = [alloc for alloc in allocs if is_live(alloc)]
+    return max(live or allocs, key=newest)
+
+
+def _instance(
+    view: JobView, number: int, alloc: Mapping[str, Any], checks: Mapping[str, bool]
+) -> InstanceState:
+    alloc_id = str(alloc.get("ID", ""))
+    task = _task_state(view, alloc)
+    events = list(task.get("Events") or ())
+    ip, port = _address(alloc)
+    same_version = alloc.get("JobVersion", view.version) == view.version
+    return InstanceState(
+        job_id=view.job_id,
+        number=number,
+        status=_status(view, alloc, events),
+        healthy=_healthy(view, alloc, checks.get(alloc_id)),
+        instance_id=alloc_id,
+        ip=ip,
+        port=port,
+        node=alloc.get("NodeName") or None,
+        started_at=_time(task.get("StartedAt")),
+        restarts=sum(int(state.get("Restarts") or 0) for state in _task_states(alloc)),
+        last_error=_last_error(alloc, events),
+        exit_code=_exit_code(events),
+        env=view.env if same_version else (),
+    )
+
+
+def _status(view: JobView, alloc: Mapping[str, Any], events: list[Any]) -> InstanceStatus:
+    client = alloc.get("ClientStatus")
+    desired = alloc.get("DesiredStatus")
+    if client == "running":
+        return InstanceStatus.RUNNING
+    if client == "pending":
+        return InstanceStatus.PENDING if desired == "run" else InstanceStatus.EXITED
+    if client == "complete":
+        # A service only completes when told to stop; a oneshot completes by finishing.
+        if view.batch and desired == "run" and _exit_code(events) in (0, None):
+            return InstanceStatus.COMPLETE
+        return InstanceStatus.EXITED
+    # failed, lost (the node went away) and unknown (the node is disconnected).
+    return InstanceStatus.FAILED
+
+
+def _healthy(view: JobView, alloc: Mapping[str, Any], checked: bool | None) -> bool | None:
+    if not view.has_check:
+        return None
+    deployment = alloc.get("DeploymentStatus") or {}
+    healthy = deployment.get("Healthy")
+    if isinstance(healthy, bool):
+        return healthy
+    if alloc.get("ClientStatus") != "running":
+        return False if alloc.get("ClientStatus") in _TERMINAL else None
+    return checked
+
+
+def _task_states(alloc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list((alloc.get("TaskStates") or {}).values())
+
+
+def _task_state(view: JobView, alloc: Mapping[str, Any]) -> Mapping[str, Any]:
+    states = alloc.get("TaskStates") or {}
+    state = states.get(view.task)
+    if state is None and states:
+        state = next(iter(states.values()))
+    return state or {}
+
+
+def _address(alloc: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    shared = (alloc.get("AllocatedResources") or {}).get("Shared") or {}
+    for port in shared.get("Ports") or ():
+        if port.get("Label") == PORT_LABEL:
+            return port.get("HostIP") or None, port.get("Value")
+    for network in shared.get("Networks") or ():
+        for port in [*(network.get("DynamicPorts") or ()), *(network.get("ReservedPorts") or ())]:
+            if port.get("Label") == PORT_LABEL:
+                return network.get("IP") or None, port.get("Value")
+    return None, None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value or value == _ZERO_TIME:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _is_failure(event: Mapping[str, Any]) -> bool:
+    kind = event.get("Type")
+    if kind == "Terminated":
+        return int(event.get("ExitCode") or 0) != 0
+    return bool(event.get("FailsTask")) or kind in _FAILURE_EVENTS
+
+
+def _last_error(alloc: Mapping[str, Any], events: list[Any]) -> str:
+    for event in reversed(events):
+        if _is_failure(event):
+            return str(
+                event.get("DisplayMessage")
+                or event.get("DriverError")
+                or event.get("Message")
+                or event.get("Type")
+            )
+    if alloc.get("ClientStatus") in ("failed", "lost", "unknown"):
+        return str(alloc.get("ClientDescription") or alloc.get("ClientStatus"))
+    return ""
+
+
+def _exit_code(events: list[Any]) -> int | None:
+    for event in reversed(events):
+        if event.get("Type") == "Terminated":
+            return int(event.get("ExitCode") or 0)
+    return None

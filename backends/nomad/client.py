@@ -1,0 +1,379 @@
+"""The one door to Nomad's HTTP API for commands and reads.
+
+python-nomad is synchronous (requests), so every call runs in a worker thread behind a
+`CapacityLimiter` owned by this client; Starlette's shared thread pool is never used. Each
+worker thread gets its own `requests.Session`, because sharing one between threads is not
+documented as safe (psf/requests#2766).
+
+Every failure leaves through `_nomad_errors`, the only place that knows python-nomad's and
+requests' exceptions: callers see `backends.errors` types only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import nomad.api
+import requests
+from nomad.api import exceptions as nomad_exceptions
+from nomad.api.client import allocation as client_allocation
+from nomad.api.status import Leader
+
+from backends.errors import (
+    JobNotFound,
+    SchedulerConflict,
+    SchedulerError,
+    SchedulerRejected,
+    SchedulerUnavailable,
+)
+from backends.nomad.settings import NomadSettings
+
+__all__ = ["NomadClient"]
+
+T = TypeVar("T")
+
+# Job IDs per `filter=` expression on list endpoints, so URLs stay well under 8 KiB.
+_FILTER_CHUNK = 20
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
+
+
+class _Api:
+    """The python-nomad endpoints one worker thread uses, sharing that thread's session."""
+
+    def __init__(self, settings: NomadSettings, timeout: float) -> None:
+        self.session = requests.Session()
+        # Everything is passed explicitly: python-nomad's top-level `Nomad` would fall back
+        # to os.environ for unset values and defaults to verify=False.
+        options: dict[str, Any] = {
+            "address": settings.address,
+            "namespace": settings.namespace,
+            "token": settings.token or None,
+            "timeout": timeout,
+            "verify": settings.verify,
+            "cert": settings.cert or (),
+            "region": settings.region or None,
+            "session": self.session,
+        }
+        self.job = nomad.api.Job(**options)
+        self.jobs = nomad.api.Jobs(**options)
+        self.allocations = nomad.api.Allocations(**options)
+        self.allocation = nomad.api.Allocation(**options)
+        self.client_allocation = client_allocation(**options)
+        self.deployments = nomad.api.Deployments(**options)
+        self.leader = Leader(**options)
+
+
+class NomadClient:
+    """Nomad's jobs, allocations and deployments as awaitable calls.
+
+    Every method raises `SchedulerUnavailable` (naming Nomad's address and what failed) when
+    Nomad cannot be reached, times out or answers with a server error, and the more specific
+    `JobNotFound`, `SchedulerConflict` or `SchedulerRejected` where documented.
+    """
+
+    def __init__(
+        self, settings: NomadSettings, *, max_threads: int = 8, timeout: float = 10.0
+    ) -> None:
+        if max_threads < 1:
+            raise ValueError("max_threads must be at least 1")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self._settings = settings
+        self._timeout = timeout
+        self._limiter = anyio.CapacityLimiter(max_threads)
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return self._settings.address
+
+    def close(self) -> None:
+        """Close the HTTP sessions of every worker thread that made a call."""
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    async def call(
+        self,
+        what: str,
+        fn: Callable[[_Api], T],
+        *,
+        job_id: str | None = None,
+        missing: Callable[[], SchedulerError] | None = None,
+    ) -> T:
+        """Run `fn` in a worker thread; `what` names the operation in error messages.
+
+        A 404 becomes `missing()` when given, else JobNotFound(job_id) when a job is named.
+        """
+
+        def run() -> T:
+            return fn(self._api())
+
+        with self._nomad_errors(what, job_id=job_id, missing=missing):
+            # Not abandoned on cancellation: the token stays taken until the thread is
+            # done, so the bound holds; the request timeout bounds the wait.
+            return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+
+    def _api(self) -> _Api:
+        api: _Api | None = getattr(self._local, "api", None)
+        if api is None:
+            api = self._local.api = _Api(self._settings, self._timeout)
+            with self._sessions_lock:
+                self._sessions.append(api.session)
+        return api
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    async def register(
+        self,
+        job: dict[str, Any],
+        *,
+        enforce_index: int | None = None,
+        preserve_counts: bool = False,
+    ) -> dict[str, Any]:
+        """Register (create or update) a job. With `enforce_index` the write only happens
+        if the job's JobModifyIndex still equals it (SchedulerConflict otherwise)."""
+        body: dict[str, Any] = {"Job": job}
+        if enforce_index is not None:
+            body["EnforceIndex"] = True
+            body["JobModifyIndex"] = enforce_index
+        if preserve_counts:
+            body["PreserveCounts"] = True
+        job_id = str(job["ID"])
+        return await self.call(
+            f"register job {job_id}",
+            lambda api: _object(api.jobs.register_job(body)),
+            job_id=job_id,
+        )
+
+    async def read_job(self, job_id: str) -> dict[str, Any] | None:
+        """The full job, or None when Nomad has no job with that ID."""
+        try:
+            return await self.call(
+                f"read job {job_id}", lambda api: _object(api.job.get_job(job_id)), job_id=job_id
+            )
+        except JobNotFound:
+            return None
+
+    async def stop(self, job_id: str, *, purge: bool) -> None:
+        """Stop a job (kept, with Stop=true) or stop and purge it. No error if it is gone."""
+        what = f"{'purge' if purge else 'stop'} job {job_id}"
+        params = {"purge": "true"} if purge else None
+        try:
+            await self.call(
+                what,
+                lambda api: api.job.request(job_id, method="delete", params=params),
+                job_id=job_id,
+            )
+        except JobNotFound:
+            # Nomad answers 200 for a job it does not know; a 404 can only mean the same.
+            return
+
+    async def scale(self, job_id: str, group: str, count: int) -> None:
+        """Set a group's count through the scale endpoint (python-nomad does not wrap it).
+
+        Raises JobNotFound, and SchedulerConflict while a deployment of the job runs.
+        """
+        body = {
+            "Count": count,
+            "Target": {"Group": group},
+            "Message": f"lain-console: scale {group} to {count}",
+        }
+        await self.call(
+            f"scale job {job_id} to {count}",
+            lambda api: api.job.request(job_id, "scale", method="post", json=body),
+            job_id=job_id,
+        )
+
+    async def force_reschedule(self, job_id: str) -> None:
+        """Ask Nomad to replace the job's failed allocations now, whatever their policy."""
+        body = {"JobID": job_id, "EvalOptions": {"ForceReschedule": True}}
+        await self.call(
+            f"reschedule failed allocations of job {job_id}",
+            lambda api: api.job.request(job_id, "evaluate", method="post", json=body),
+            job_id=job_id,
+        )
+
+    async def list_jobs(self) -> tuple[list[dict[str, Any]], int]:
+        """Every job stub of the namespace with its Meta, and the answer's X-Nomad-Index."""
+        return await self.call(
+            "list jobs",
+            lambda api: _indexed(api.jobs.request(method="get", params={"meta": "true"})),
+        )
+
+    # -- allocations and deployments ------------------------------------------------------
+
+    async def list_allocations(self, job_ids: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+        """Allocation stubs (with ports) of the given jobs, and the lowest X-Nomad-Index.
+
+        Uses /v1/allocations?resources=true: the per-job endpoint leaves out
+        AllocatedResources, where the host ports are.
+        """
+        return await self._list_filtered(
+            "list allocations",
+            job_ids,
+            lambda api, params: api.allocations.request(
+                method="get", params={**params, "resources": "true"}
+            ),
+        )
+
+    async def list_deployments(self, job_ids: Sequence[str]) -> tuple[list[dict[str, Any]], int]:
+        """Deployments of the given jobs, and the lowest X-Nomad-Index."""
+        return await self._list_filtered(
+            "list deployments",
+            job_ids,
+            lambda api, params: api.deployments.request(method="get", params=params),
+        )
+
+    async def restart_allocation(self, alloc_id: str, task: str, *, what: str) -> None:
+        """Restart a running allocation's task in place (python-nomad's wrapper sends no
+        body, so it could not name the task)."""
+        await self.call(
+            what,
+            lambda api: api.client_allocation.request(
+                alloc_id, "restart", method="post", json={"TaskName": task}
+            ),
+            missing=lambda: SchedulerConflict(f"{what}: the allocation is gone"),
+        )
+
+    async def allocation_checks(self, alloc_id: str) -> dict[str, Any]:
+        """Nomad-native check results of one allocation, keyed by check ID."""
+        return await self.call(
+            f"read checks of allocation {alloc_id}",
+            lambda api: _object(api.allocation.request(alloc_id, "checks", method="get").json()),
+            missing=lambda: SchedulerUnavailable(f"allocation {alloc_id} is gone"),
+        )
+
+    async def leader(self) -> str:
+        """The address of the region's Raft leader; empty when there is none."""
+        return await self.call("read the leader", lambda api: str(api.leader.get_leader()))
+
+    async def _list_filtered(
+        self,
+        what: str,
+        job_ids: Sequence[str],
+        request: Callable[[_Api, dict[str, str]], requests.Response],
+    ) -> tuple[list[dict[str, Any]], int]:
+        items: list[dict[str, Any]] = []
+        indexes: list[int] = []
+        for start in range(0, len(job_ids), _FILTER_CHUNK):
+            chunk = job_ids[start : start + _FILTER_CHUNK]
+            # go-bexpr, evaluated against the full object on the server.
+            params = {"filter": " or ".join(f'JobID == "{job_id}"' for job_id in chunk)}
+            found, index = await self.call(
+                what, lambda api, params=params: _indexed(request(api, params))
+            )
+            items.extend(found)
+            indexes.append(index)
+        return items, min(indexes, default=0)
+
+    # -- the seam -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _nomad_errors(
+        self,
+        what: str,
+        *,
+        job_id: str | None,
+        missing: Callable[[], SchedulerError] | None,
+    ) -> Iterator[None]:
+        where = f"Nomad at {self._settings.address}"
+        try:
+            yield
+        except nomad_exceptions.URLNotFoundNomadException as exc:
+            if missing is not None:
+                raise missing() from exc
+            if job_id is not None:
+                raise JobNotFound(job_id) from exc
+            raise SchedulerUnavailable(f"{where} has no such object ({what}): 404") from exc
+        except nomad_exceptions.BadRequestNomadException as exc:
+            text = _text(exc)
+            if "active deployment" in text:
+                raise SchedulerConflict(
+                    f"Nomad refused to {what}: a deployment of the job is still running "
+                    f"({text}); retry when it has finished"
+                ) from exc
+            if "job modify index" in text:
+                raise SchedulerConflict(
+                    f"Nomad refused to {what}: the job changed meanwhile ({text}); read it "
+                    "again and retry"
+                ) from exc
+            raise SchedulerRejected(f"Nomad rejected {what}: {text}") from exc
+        except nomad_exceptions.URLNotAuthorizedNomadException as exc:
+            raise SchedulerUnavailable(
+                f"{where} denied {what} ({_text(exc)}); check NOMAD_TOKEN and its ACL policy"
+            ) from exc
+        except nomad_exceptions.BaseNomadException as exc:
+            cause = exc.nomad_resp
+            if isinstance(cause, requests.Response):
+                raise SchedulerUnavailable(
+                    f"{where} answered {cause.status_code} to {what}: {_text(exc)}"
+                ) from exc
+            raise SchedulerUnavailable(_transport(where, what, cause, self._timeout)) from exc
+        except requests.RequestException as exc:
+            # Includes nomad's TimeoutNomadException, which is not a BaseNomadException.
+            raise SchedulerUnavailable(_transport(where, what, exc, self._timeout)) from exc
+        except _Malformed as exc:
+            raise SchedulerUnavailable(
+                f"{where} gave an unexpected answer to {what}: {exc}"
+            ) from exc
+
+
+class _Malformed(Exception):
+    """Nomad answered 2xx with a body of the wrong shape."""
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Malformed(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _indexed(response: requests.Response) -> tuple[list[dict[str, Any]], int]:
+    body = response.json()
+    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+        raise _Malformed("expected a JSON list of objects")
+    try:
+        index = int(response.headers.get("X-Nomad-Index", "0"))
+    except ValueError:
+        raise _Malformed("X-Nomad-Index is not a number") from None
+    return body, index
+
+
+def _text(exc: nomad_exceptions.BaseNomadException) -> str:
+    response = exc.nomad_resp
+    if isinstance(response, requests.Response):
+        text = response.text.strip()
+        return text[:500] if text else f"HTTP {response.status_code}"
+    return str(response)
+
+
+def _transport(where: str, what: str, cause: object, timeout: float) -> str:
+    if isinstance(cause, requests.exceptions.JSONDecodeError):
+        return f"{where} sent an unreadable answer to {what}"
+    if isinstance(cause, requests.Timeout):
+        return f"{where} did not answer {what} within {timeout:g}s"
+    if isinstance(cause, requests.exceptions.SSLError):
+        return f"{where}: TLS failed while trying to {what}: {_reason(cause)}"
+    if isinstance(cause, requests.ConnectionError):
+        return f"{where} is unreachable ({what}): {_reason(cause)}"
+    return f"{where} failed to {what}: {_reason(cause)}"
+
+
+def _reason(cause: object) -> str:
+    text = str(cause)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(0).strip()
+    if "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "the connection was closed before an answer"
+    return text[:300] or type(cause).__name__

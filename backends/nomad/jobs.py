@@ -1,0 +1,292 @@
+"""ProcJob -> Nomad job JSON, and back from the job's Meta. Pure: no I/O.
+
+One Nomad job per proc, its ID the LAIN pod-group name. The job has one task group and one
+task, both named after the proc, so a scale targets `{"Group": <proc>}`.
+
+The whole ProcJob (minus its count) is kept in `Meta["lain-spec"]`. Resizing and restarting
+a stopped job re-render from it, so what Nomad runs is always something `render_job` made
+and the spec hash stays that of the ProcJob; the count lives only in the task group, where
+the scale endpoint changes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from backends.errors import SchedulerRejected
+from backends.types import ProcJob
+
+__all__ = [
+    "DEFAULT_CPU_MHZ_PER_UNIT",
+    "DRIVERS",
+    "MANAGED_BY",
+    "META_APP",
+    "META_MANAGED_BY",
+    "META_META_VERSION",
+    "META_PROC",
+    "META_PROC_TYPE",
+    "META_SPEC",
+    "META_SPEC_HASH",
+    "PORT_LABEL",
+    "cpu_mhz",
+    "decode_spec",
+    "is_managed",
+    "memory_mb",
+    "render_job",
+    "service_name",
+]
+
+NS_PER_SECOND = 1_000_000_000
+
+META_MANAGED_BY = "managed-by"
+MANAGED_BY = "lain-console"
+META_APP = "lain-app"
+META_PROC = "lain-proc"
+META_PROC_TYPE = "lain-proc-type"
+META_META_VERSION = "lain-meta-version"
+META_SPEC_HASH = "lain-spec-hash"
+META_SPEC = "lain-spec"
+
+PORT_LABEL = "main"
+DRIVERS = ("docker", "raw_exec")
+
+# A LAIN cpu "level" is a share of a node (deployd: 0 means 2, at most 8). Nomad reserves
+# MHz, so each level becomes this many MHz: the default proc (level 2) reserves 500 MHz.
+DEFAULT_CPU_MHZ_PER_UNIT = 250
+_MIN_LEVEL, _DEFAULT_LEVEL, _MAX_LEVEL = 1, 2, 8
+# Nomad refuses a task with less than 10 MB of memory.
+_MIN_MEMORY_MB = 10
+
+_HEALTHCHECK_INTERVAL = 10 * NS_PER_SECOND  # LAIN raised check options to >= 10 s / 3 s
+_HEALTHCHECK_TIMEOUT = 3 * NS_PER_SECOND
+_SERVICE_NAME_BAD = re.compile(r"[^a-z0-9-]+")
+
+
+def cpu_mhz(cpu: int, mhz_per_unit: int) -> int:
+    """The MHz Nomad reserves for a LAIN cpu level, with deployd's clamping of the level."""
+    level = _DEFAULT_LEVEL if cpu < _MIN_LEVEL else min(cpu, _MAX_LEVEL)
+    return level * mhz_per_unit
+
+
+def memory_mb(memory_bytes: int) -> int:
+    """Bytes rounded up to whole MiB, never under Nomad's minimum."""
+    return max(math.ceil(memory_bytes / (1024 * 1024)), _MIN_MEMORY_MB)
+
+
+def service_name(job_id: str) -> str:
+    """A Nomad service name (RFC 1123 label) for a pod-group name: dots become dashes."""
+    name = _SERVICE_NAME_BAD.sub("-", job_id.lower()).strip("-")
+    return name[:63].rstrip("-") or "lain"
+
+
+def is_managed(meta: Mapping[str, Any] | None) -> bool:
+    """Whether a job's Meta says lain-console rendered it."""
+    return meta is not None and meta.get(META_MANAGED_BY) == MANAGED_BY
+
+
+def render_job(
+    job: ProcJob,
+    *,
+    namespace: str,
+    cpu_mhz_per_unit: int = DEFAULT_CPU_MHZ_PER_UNIT,
+    region: str = "",
+    stopped: bool = False,
+    default_driver: str = "docker",
+) -> dict[str, Any]:
+    """The Nomad `Job` object for a proc (what goes under `{"Job": ...}` on register).
+
+    `service` for web/worker/portal, `batch` for oneshot; the group count is
+    `job.num_instances`; `default_driver` runs a ProcJob whose `driver` is empty. The
+    spec stored in Meta is `job` exactly as given, so its hash is the caller's.
+    Durations are nanoseconds, as Nomad's JSON wants them. Raises SchedulerRejected for a
+    ProcJob Nomad could not run.
+    """
+    stored = job
+    if not job.driver:
+        job = dataclasses.replace(job, driver=default_driver)
+    _validate(job)
+    task: dict[str, Any] = {
+        "Name": job.proc,
+        "Driver": job.driver,
+        "Config": _driver_config(job),
+        "Env": dict(job.env),
+        "Resources": {
+            "CPU": cpu_mhz(job.cpu, cpu_mhz_per_unit),
+            "MemoryMB": memory_mb(job.memory_bytes),
+        },
+        "KillTimeout": job.kill_timeout * NS_PER_SECOND,
+    }
+    if job.user:
+        task["User"] = job.user
+    group: dict[str, Any] = {
+        "Name": job.proc,
+        "Count": job.num_instances,
+        "RestartPolicy": _restart_policy(job),
+        "Tasks": [task],
+    }
+    if job.port is not None:
+        port: dict[str, Any] = {"Label": PORT_LABEL}
+        if job.driver == "docker":
+            # Docker maps the dynamic host port to the port the image listens on; a
+            # raw_exec process shares the host network and must bind $NOMAD_PORT_main.
+            port["To"] = job.port
+        group["Networks"] = [{"Mode": "host", "DynamicPorts": [port]}]
+        if job.port_protocol == "tcp":
+            group["Services"] = [_service(job)]
+    if not job.is_service:
+        # A oneshot runs once: a failed run is reported, not retried elsewhere.
+        group["ReschedulePolicy"] = {"Attempts": 0, "Unlimited": False}
+    rendered: dict[str, Any] = {
+        "ID": job.job_id,
+        "Name": job.job_id,
+        "Namespace": namespace,
+        "Type": "service" if job.is_service else "batch",
+        "Priority": 50,
+        "Datacenters": ["*"],
+        "Meta": _meta(stored),
+        "TaskGroups": [group],
+        "Stop": stopped,
+    }
+    if region:
+        rendered["Region"] = region
+    if job.is_service:
+        rendered["Update"] = _update(job)
+    return rendered
+
+
+def decode_spec(meta: Mapping[str, Any] | None, *, num_instances: int) -> ProcJob | None:
+    """The ProcJob stored in a job's Meta by `render_job`, or None if it has none."""
+    if not meta or not isinstance(raw := meta.get(META_SPEC), str):
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    known = {f.name for f in dataclasses.fields(ProcJob)}
+    values = {key: value for key, value in data.items() if key in known}
+    for key in ("cmd", "entrypoint"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    for key in ("env", "extra_meta"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(tuple(pair) for pair in values[key])
+    values["num_instances"] = num_instances
+    try:
+        return ProcJob(**values)
+    except TypeError:
+        return None
+
+
+def _validate(job: ProcJob) -> None:
+    if job.driver not in DRIVERS:
+        raise SchedulerRejected(
+            f"{job.job_id}: Nomad driver must be one of {', '.join(DRIVERS)}, got {job.driver!r}"
+        )
+    if job.num_instances < 0:
+        raise SchedulerRejected(f"{job.job_id}: num_instances must be >= 0")
+    if job.memory_bytes <= 0:
+        raise SchedulerRejected(f"{job.job_id}: memory must be positive")
+    if job.driver == "raw_exec" and not (job.entrypoint or job.cmd):
+        raise SchedulerRejected(f"{job.job_id}: raw_exec needs a cmd or an entrypoint to run")
+    if job.driver == "docker" and not job.image:
+        raise SchedulerRejected(f"{job.job_id}: the docker driver needs an image")
+
+
+def _driver_config(job: ProcJob) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if job.driver == "docker":
+        config["image"] = job.image
+        if job.entrypoint:
+            config["entrypoint"] = list(job.entrypoint)
+        if job.cmd:
+            # Args alone replace the image's CMD (Nomad's docker driver sets Cmd to them).
+            config["args"] = list(job.cmd)
+        if job.port is not None:
+            config["ports"] = [PORT_LABEL]
+    else:
+        argv = [*(job.entrypoint or ()), *(job.cmd or ())]
+        config["command"] = argv[0]
+        if argv[1:]:
+            config["args"] = argv[1:]
+    if job.working_dir:
+        config["work_dir"] = job.working_dir
+    return config
+
+
+def _service(job: ProcJob) -> dict[str, Any]:
+    service: dict[str, Any] = {
+        "Name": service_name(job.job_id),
+        "PortLabel": PORT_LABEL,
+        "Provider": "nomad",  # no Consul: Nomad-native discovery and checks
+        "Tags": [f"lain-app={job.app}", f"lain-proc={job.proc}"],
+    }
+    if job.proc_type == "web" and job.healthcheck:
+        service["Checks"] = [
+            {
+                "Name": "healthcheck",
+                "Type": "http",
+                "Path": job.healthcheck,
+                "PortLabel": PORT_LABEL,
+                "Interval": _HEALTHCHECK_INTERVAL,
+                "Timeout": _HEALTHCHECK_TIMEOUT,
+            }
+        ]
+    return service
+
+
+def _has_check(job: ProcJob) -> bool:
+    return job.proc_type == "web" and bool(job.healthcheck) and job.port is not None
+
+
+def _update(job: ProcJob) -> dict[str, Any]:
+    # LAIN's setup_time is the pause between instances of a rolling update; Nomad's
+    # equivalent is how long a new instance must stay healthy. 0 takes Nomad's 10 s.
+    min_healthy = (job.setup_time or 10) * NS_PER_SECOND
+    healthy_deadline = min_healthy + 300 * NS_PER_SECOND
+    return {
+        "MaxParallel": 1,
+        "HealthCheck": "checks" if _has_check(job) else "task_states",
+        "MinHealthyTime": min_healthy,
+        "HealthyDeadline": healthy_deadline,
+        "ProgressDeadline": healthy_deadline + 300 * NS_PER_SECOND,
+        "AutoRevert": True,
+        "AutoPromote": False,
+        "Canary": 0,
+    }
+
+
+def _restart_policy(job: ProcJob) -> dict[str, Any]:
+    if job.is_service:
+        return {
+            "Attempts": 3,
+            "Interval": 300 * NS_PER_SECOND,
+            "Delay": 15 * NS_PER_SECOND,
+            "Mode": "fail",
+        }
+    return {"Attempts": 0, "Interval": 300 * NS_PER_SECOND, "Delay": 0, "Mode": "fail"}
+
+
+def _meta(job: ProcJob) -> dict[str, str]:
+    spec = dataclasses.asdict(job)
+    del spec["num_instances"]
+    meta = dict(job.extra_meta)
+    # Ours last, so an extra_meta entry can never pass for lain-console's bookkeeping.
+    meta.update(
+        {
+            META_MANAGED_BY: MANAGED_BY,
+            META_APP: job.app,
+            META_PROC: job.proc,
+            META_PROC_TYPE: job.proc_type,
+            META_META_VERSION: job.meta_version,
+            META_SPEC_HASH: job.spec_hash(),
+            META_SPEC: json.dumps(spec, sort_keys=True, separators=(",", ":")),
+        }
+    )
+    return meta

@@ -1,0 +1,99 @@
+"""Reading what Nomad runs for a set of jobs in few calls: the jobs (in parallel), then
+their allocations and deployments in one filtered list call each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from backends.errors import SchedulerError
+from backends.nomad.allocs import JobView, deployment_error, instances, proc_state
+from backends.nomad.client import NomadClient
+from backends.types import ProcState
+
+__all__ = ["JobRead", "Snapshot", "read_jobs"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRead:
+    """One job as read, with the allocations and deployments of its incarnation."""
+
+    job: dict[str, Any]
+    view: JobView
+    allocs: tuple[dict[str, Any], ...]
+    deployments: tuple[dict[str, Any], ...]
+
+    @property
+    def last_error(self) -> str:
+        return deployment_error(self.deployments)
+
+    def proc_state(self, *, checks: dict[str, bool] | None = None) -> ProcState:
+        found = instances(self.view, self.allocs, checks=checks)
+        return proc_state(self.view, found, last_error=self.last_error)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Jobs keyed by ID (None: no such job) and the lowest X-Nomad-Index of the lists read
+    (0 when nothing was listed): every change at or below it is in this read."""
+
+    jobs: dict[str, JobRead | None]
+    index: int
+
+
+async def read_jobs(client: NomadClient, job_ids: Sequence[str]) -> Snapshot:
+    """Read the jobs, their allocations and deployments. Raises SchedulerUnavailable."""
+    unique = list(dict.fromkeys(job_ids))
+    raw: dict[str, dict[str, Any] | None] = {}
+    failures: list[SchedulerError] = []
+
+    async def read_one(job_id: str) -> None:
+        try:
+            raw[job_id] = await client.read_job(job_id)
+        except SchedulerError as exc:
+            failures.append(exc)  # raised below as itself, not inside an ExceptionGroup
+
+    # The client's limiter bounds how many of these run at once.
+    async with anyio.create_task_group() as group:
+        for job_id in unique:
+            group.start_soon(read_one, job_id)
+    if failures:
+        raise failures[0]
+    present = [job_id for job_id in unique if raw[job_id] is not None]
+    allocs, alloc_index = await client.list_allocations(present) if present else ([], 0)
+    deployments, deploy_index = await client.list_deployments(present) if present else ([], 0)
+
+    allocs_by_job: dict[str, list[dict[str, Any]]] = {}
+    for alloc in allocs:
+        allocs_by_job.setdefault(str(alloc.get("JobID")), []).append(alloc)
+    reads: dict[str, JobRead | None] = {}
+    for job_id in unique:
+        job = raw[job_id]
+        if job is None:
+            reads[job_id] = None
+            continue
+        view = JobView.from_job(job)
+        reads[job_id] = JobRead(
+            job=job,
+            view=view,
+            allocs=tuple(allocs_by_job.get(job_id, ())),
+            deployments=incarnation_deployments(view, deployments),
+        )
+    indexes = [index for index in (alloc_index, deploy_index) if index]
+    return Snapshot(jobs=reads, index=min(indexes, default=0))
+
+
+def incarnation_deployments(
+    view: JobView, deployments: list[dict[str, Any]]
+) -> tuple[dict[str, Any], ...]:
+    """The deployments of this incarnation of the job (not of an earlier one with the
+    same ID)."""
+    return tuple(
+        deployment
+        for deployment in deployments
+        if deployment.get("JobID") == view.job_id
+        and int(deployment.get("JobCreateIndex") or 0) == view.create_index
+    )
