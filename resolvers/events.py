@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from backends.errors import SchedulerError
 from backends.feed import CursorLog
 from backends.types import EventKind, InstanceState, ProcState, SchedulerEvent, split_job_id
+from resolvers.changes import InstanceHistory
 
 if TYPE_CHECKING:
     from backends.base import Scheduler
@@ -58,6 +59,8 @@ class EventBus:
     def __init__(self, *, history: int = 10_000) -> None:
         self._log: CursorLog[AppEvent] = CursorLog(history=history)
         self._states: dict[str, ProcState] = {}
+        # Every instance's recent state changes, for LAIN's instance histories.
+        self.changes = InstanceHistory()
 
     @property
     def cursor(self) -> int:
@@ -74,6 +77,7 @@ class EventBus:
     def publish_scheduler_event(self, event: SchedulerEvent) -> AppEvent:
         app, _, proc = split_job_id(event.job_id)
         state = self._track(event)
+        self.changes.record(event, state)
         return self._log.append(
             lambda cursor: AppEvent(
                 cursor, _KINDS[event.kind], app, proc, instance=event.instance, proc_state=state

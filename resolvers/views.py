@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Generic, TypeVar
 
-from backends.types import InstanceState, InstanceStatus, ProcState
+from backends.types import InstanceAction, InstanceState, InstanceStatus, ProcState
 from spec import AppType, LainConfig, LainYamlError, ProcSpec, ProcType, parse_lain_yaml
 from store.models import AppStatus
 
@@ -19,6 +19,7 @@ __all__ = [
     "AppStatus",
     "AppType",
     "AppView",
+    "InstanceAction",
     "InstanceState",
     "InstanceStatus",
     "Page",

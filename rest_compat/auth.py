@@ -1,0 +1,58 @@
+"""The caller of a REST request: LAIN's `access-token` header, resolved by the server's
+authenticator (the same one GraphQL uses), and LAIN's permission levels per route."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Protocol
+
+from starlette.requests import Request
+
+from resolvers import access
+from resolvers.context import ANONYMOUS, OpContext, Principal, Services
+from resolvers.credentials import token_from_headers
+
+__all__ = ["AppStateLike", "Level", "authorize", "principal_of"]
+
+
+class Level(StrEnum):
+    """Who may call a route (COMPAT 1.7); the checks themselves live in resolvers.access."""
+
+    NONE = "none"  # anyone, no token needed
+    READ = "read"  # any valid caller
+    MAINTAIN = "maintain"  # the app must exist, and the caller may touch it
+
+
+class _Authenticator(Protocol):
+    async def principal(self, token: str | None) -> Principal | None: ...
+
+
+class AppStateLike(Protocol):
+    """What the server's lifespan puts at `request.state.lain`."""
+
+    @property
+    def services(self) -> Services: ...
+
+    @property
+    def authenticator(self) -> _Authenticator: ...
+
+
+async def principal_of(request: Request) -> Principal:
+    """The caller. A missing or invalid token is the anonymous `unknown` user, who passes
+    every check with auth off and is refused (401) by them with auth on, as in LAIN."""
+    state: AppStateLike = request.state.lain
+    found = await state.authenticator.principal(token_from_headers(request.headers))
+    return found or ANONYMOUS
+
+
+async def authorize(ctx: OpContext, level: Level, app: str | None) -> None:
+    """LAIN's permission decorator: 401, then 404 for an unregistered app, then 403.
+
+    Raises: Unauthenticated, NotFound, Forbidden.
+    """
+    if level is Level.NONE:
+        return
+    if level is Level.READ or app is None:
+        access.check_signed_in(ctx)
+        return
+    await access.check_app(ctx, app)

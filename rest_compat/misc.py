@@ -1,0 +1,76 @@
+"""The small endpoints: auth status, oplogs, the API documents and `/` (COMPAT 3.14, 3.15)."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from resolvers.oplog import recent_operations
+from rest_compat import render
+from rest_compat.envelope import LAIN_HEADERS, Reply
+from rest_compat.openapi import document
+from rest_compat.routing import Call, Endpoint
+
+__all__ = ["auth_status", "docs_page", "oplogs", "root_redirect", "swagger"]
+
+
+async def auth_status(call: Call) -> Reply:
+    obj = render.auth_status_object(call.services.auth_enabled)
+    return Reply(200, "auth", "get auth status success", "/v1/authorize/status/", obj)
+
+
+async def oplogs(call: Call) -> Reply:
+    app = call.names["app"]
+    entries = await recent_operations(call.ctx, app=app)
+    # The value is a JSON document in a string, not an array (COMPAT 9.16).
+    return Reply(200, "oplog", url=f"/v1/oplogs/{app}/", obj=render.oplog_text(entries))
+
+
+def _host(call: Call) -> str:
+    return call.request.headers.get("host") or call.request.url.netloc
+
+
+async def swagger(call: Call, endpoints: Sequence[Endpoint]) -> Response:
+    """The Swagger 2.0 document of these endpoints, `host` set to the server asked."""
+    # A template in LAIN, not a Python dict: written in its natural order.
+    body = json.dumps(document(_host(call), endpoints), ensure_ascii=True)
+    return Response(body.encode("ascii"), media_type="application/json")
+
+
+async def docs_page(call: Call, endpoints: Sequence[Endpoint]) -> Response:
+    """A readable page of the same document, without scripts or anything fetched."""
+    spec = document(_host(call), endpoints)
+    rows = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            rows.append(
+                "<tr><td><code>{}</code></td><td><code>{}{}</code></td><td>{}</td></tr>".format(
+                    method.upper(),
+                    html.escape(spec["basePath"]),
+                    html.escape(path),
+                    html.escape(operation["summary"]),
+                )
+            )
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(spec['info']['title'])}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td{padding:.2em 1em;"
+        "vertical-align:top}</style></head><body>"
+        f"<h1>{html.escape(spec['info']['title'])}</h1>"
+        f"<p>{html.escape(spec['info']['description'])}</p>"
+        "<p>The same, as Swagger 2.0 JSON: <a href='../swagger/'>swagger/</a>.</p>"
+        "<table><tr><th>method</th><th>path</th><th>what it does</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+    return HTMLResponse(page)
+
+
+async def root_redirect(request: Request) -> Response:
+    """`/` sent browsers to the documentation, permanently (Django's RedirectView)."""
+    headers = {"Location": "/v1/docs/", **LAIN_HEADERS}
+    return Response(b"", status_code=301, headers=headers, media_type="text/html; charset=utf-8")

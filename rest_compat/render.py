@@ -1,0 +1,307 @@
+"""LAIN's objects (COMPAT 2) built from resolver views.
+
+Dicts are built in the console's insertion order; `py2.dumps` turns that into the order the
+console's bytes had. Field names and value formats are LAIN's, whatever ours are called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from resolvers.catalog import RepoDetails
+from resolvers.history import InstanceHistoryView
+from resolvers.maintainers import MaintainerView
+from resolvers.oplog import OplogEntry
+from resolvers.overview import AppOverview, Overviews, ProcOverview
+from resolvers.units import format_memory
+from resolvers.views import AppType, InstanceState, InstanceStatus, ProcType
+from rest_compat.py2 import dumps
+
+__all__ = [
+    "app_object",
+    "auth_status_object",
+    "detail_object",
+    "history_object",
+    "maintainer_object",
+    "oplog_text",
+    "portal_object",
+    "proc_object",
+    "repo_object",
+    "role_object",
+    "version_object",
+]
+
+# Asia/Shanghai, where LAIN showed container start times; it has had no DST since 1991.
+_SHANGHAI = timezone(timedelta(hours=8))
+_GO_ZERO_TIME = "0001-01-01 00:00:00Z"  # what LAIN showed for a container never started
+
+
+def repo_object(app: str) -> dict[str, Any]:
+    return {"appname": app, "url": f"/v1/repos/{app}/"}
+
+
+def version_object(app: str, tags: Sequence[str]) -> dict[str, Any]:
+    return {"appname": app, "tags": list(tags), "url": f"/v1/repos/{app}/versions/"}
+
+
+def detail_object(details: RepoDetails) -> dict[str, Any]:
+    return {
+        "appname": details.app,
+        "giturl": details.giturl,
+        "meta_version": details.meta_version,
+        "url": f"/v1/repos/{details.app}/details/",
+    }
+
+
+def role_object(role: str | None) -> dict[str, Any]:
+    return {"role": role or "normal"}
+
+
+def maintainer_object(maintainer: MaintainerView) -> dict[str, Any]:
+    # The url is the collection's even for one maintainer (COMPAT 2.8).
+    return {
+        "appname": maintainer.app,
+        "username": maintainer.username,
+        "role": str(maintainer.role) or "normal",
+        "url": f"/v1/repos/{maintainer.app}/maintainers/",
+    }
+
+
+def auth_status_object(enabled: bool) -> dict[str, Any]:
+    return {"status": "opened" if enabled else "closed"}
+
+
+def history_object(view: InstanceHistoryView, instance: str) -> dict[str, Any]:
+    entries = []
+    for change in view.changes:
+        entry: dict[str, Any] = {"status": change.status, "action": change.status}
+        entry["time"] = change.time
+        # deployd omitted empty fields.
+        if change.image:
+            entry["image"] = change.image
+        if change.node:
+            entry["node"] = change.node
+        entries.append(entry)
+    # `Instance` is the raw path segment, a string (COMPAT 2.11).
+    return {"Name": view.job_id, "Instance": instance, "StatusHistory": entries}
+
+
+def oplog_text(entries: Sequence[OplogEntry]) -> str:
+    """Django's `serializers.serialize('json', …)` of the entries, as the console sent it."""
+    objects = [
+        # Django 1.8's get_dump_object: model and fields, then pk.
+        {
+            "model": "oplog.oplog",
+            "fields": {
+                "app": entry.app,
+                "user": entry.user,
+                "time": _django_time(entry.at),
+                "message": entry.message,
+                "app_version": entry.meta_version,
+                "op": entry.operation,
+            },
+            "pk": entry.id,
+        }
+        for entry in entries
+    ]
+    return dumps(objects).decode("ascii")
+
+
+def _django_time(at: datetime) -> str:
+    # DjangoJSONEncoder: ISO 8601, milliseconds, "Z" for UTC.
+    text = at.astimezone(UTC).replace(tzinfo=None).isoformat()
+    if at.microsecond:
+        text = text[:23]
+    return text + "Z"
+
+
+def app_object(
+    overviews: Overviews,
+    name: str,
+    *,
+    iteration: bool = True,
+    client: str | None = None,
+    portals: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """The app object (COMPAT 2.4). Nested in a client's (`iteration=False`, `client`), it
+    leaves out its own services and resources and keeps only the `portals` the client uses,
+    with the client's pods."""
+    overview = overviews.apps[name]
+    app = overview.app
+    procs = [p for p in overview.procs if p.view.type is not ProcType.PORTAL]
+    rendered_procs = [proc_object(p) for p in procs]
+    deploy_error = app.last_error
+    if not deploy_error and procs and procs[-1].state is not None:
+        # LAIN fell back to the error of the last pod group it looked at.
+        deploy_error = procs[-1].state.last_error
+    own_portals = [
+        portal_object(p, client=client)
+        for p in overview.procs
+        if p.view.type is ProcType.PORTAL and (portals is None or p.view.name in portals)
+    ]
+    data: dict[str, Any] = {
+        "appname": app.name,
+        "apptype": str(app.apptype),
+        "metaversion": app.meta_version or "",
+        "updatetime": app.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "deployerror": deploy_error,
+        "canaries": {},
+        "procs": rendered_procs,
+        "portals": own_portals,
+        "useservices": _use_services(overviews, overview) if iteration else [],
+        "useresources": _use_resources(overviews, overview) if iteration else [],
+        "url": f"/v1/apps/{app.name}/",
+    }
+    if app.apptype is AppType.RESOURCE:
+        data["resourceinstances"] = [
+            app_object(overviews, instance, iteration=False)
+            for instance in overviews.instances.get(app.name, ())
+            if instance in overviews.apps
+        ]
+    return data
+
+
+def _portal_name(overview: AppOverview | None, service: str) -> str | None:
+    """The portal serving `service`; guessed as LAIN did when the app is not deployed."""
+    if overview is None or overview.config is None:
+        return f"portal-{service}"
+    portal = overview.config.portal_for_service(service)
+    return portal.name if portal is not None else None
+
+
+def _nested(
+    overviews: Overviews, name: str, client: str, procs: Sequence[str | None]
+) -> dict[str, Any]:
+    if name not in overviews.apps:
+        return {}
+    used = {proc for proc in procs if proc is not None}
+    return app_object(overviews, name, iteration=False, client=client, portals=used)
+
+
+def _use_services(overviews: Overviews, overview: AppOverview) -> list[dict[str, Any]]:
+    if overview.config is None:
+        return []
+    entries = []
+    for service_app, services in overview.config.use_services.items():
+        procs = [_portal_name(overviews.get(service_app), s) for s in services]
+        entries.append(
+            {
+                "servicename": service_app,
+                "serviceprocs": procs,
+                "service": _nested(overviews, service_app, overview.app.name, procs),
+            }
+        )
+    return entries
+
+
+def _use_resources(overviews: Overviews, overview: AppOverview) -> list[dict[str, Any]]:
+    if overview.config is None:
+        return []
+    entries = []
+    for resource, use in overview.config.use_resources.items():
+        # LAIN's resource instance naming: resource.<resource>.<client>.
+        instance = f"resource.{resource}.{overview.app.name}"
+        procs = [_portal_name(overviews.get(instance), s) for s in use.services]
+        entries.append(
+            {
+                "resourcename": resource,
+                "resourceprocs": procs,
+                "resourceinstance": _nested(overviews, instance, overview.app.name, procs),
+            }
+        )
+    return entries
+
+
+def proc_object(proc: ProcOverview, *, with_status: bool = True) -> dict[str, Any]:
+    """The proc object (COMPAT 2.5); with the scheduler's state when it runs the proc and
+    `with_status`, else the lain.yaml values and no pods, as LAIN showed it."""
+    view = proc.view
+    spec = view.spec
+    state = proc.state if with_status else None
+    if state is not None:
+        image, cpu = state.image, state.cpu
+        instances: Any = state.num_instances
+        memory = format_memory(state.memory_bytes)
+        pods = [
+            _pod_object(view.job_id, i, spec.port.number if spec.port else 0)
+            for i in state.instances
+        ]
+        last_error = state.last_error or view.last_error
+    else:
+        image = view.image
+        instances = (
+            spec.num_instances_raw if spec.num_instances_raw is not None else spec.num_instances
+        )
+        cpu = spec.cpu_raw if spec.cpu_raw is not None else spec.cpu
+        memory, pods, last_error = spec.memory, [], ""
+    ports = (
+        []
+        if spec.port is None
+        else [{"portnumber": spec.port.number, "porttype": str(spec.port.protocol)}]
+    )
+    return {
+        "procname": view.name,
+        "proctype": str(view.type),
+        "image": image,
+        "numinstances": instances,
+        "cpu": cpu,
+        "memory": memory,
+        "persistentdirs": list(spec.persistent_dirs),
+        "dnssearchs": list(spec.dns_search),
+        "ports": ports,
+        "mountpoints": list(spec.mountpoints),
+        "httpsonly": spec.https_only,
+        "user": spec.user,
+        "workingdir": spec.working_dir,
+        "entrypoint": list(spec.entrypoint) if spec.entrypoint is not None else None,
+        "cmd": list(spec.cmd) if spec.cmd is not None else None,
+        "envs": list(spec.env),
+        "logs": list(spec.logs),
+        "pods": pods,
+        "depends": [],
+        "lasterror": last_error,
+        "url": f"/v1/apps/{view.app}/procs/{view.name}/",
+    }
+
+
+def portal_object(portal: ProcOverview, *, client: str | None = None) -> dict[str, Any]:
+    """A portal (COMPAT 2.10): its lain.yaml values always, and the pods it runs for each
+    client app (only `client`'s, when given); its error is that of the last pod."""
+    data = proc_object(portal, with_status=False)
+    expose = portal.view.spec.port.number if portal.view.spec.port else 0
+    instances = [
+        (state.job_id, instance)
+        for owner, state in portal.clients
+        if client is None or owner == client
+        for instance in state.instances
+    ]
+    data["pods"] = [_pod_object(job_id, instance, expose) for job_id, instance in instances]
+    data["lasterror"] = instances[-1][1].last_error if instances else ""
+    return data
+
+
+def _pod_object(job_id: str, instance: InstanceState, expose: int) -> dict[str, Any]:
+    # The port clients reach the instance on: the one the backend gave it (the local backend
+    # picks a free port), else the lain.yaml port the container exposes, as deployd showed.
+    port = instance.port if instance.port is not None else expose
+    running = instance.status is InstanceStatus.RUNNING
+    return {
+        "containerid": instance.instance_id,
+        # deployd's docker name, /<pod group>.v<spec version>-i<instance>-d<drift count>; we
+        # count neither spec versions nor drifts (instances never move), hence v1 and d0.
+        "containername": f"/{job_id}.v1-i{instance.number}-d0",
+        "containerip": instance.ip or "",
+        "containerport": port,
+        "nodeip": instance.ip or "",
+        "status": "True" if running else "False",
+        "uptime": _uptime(instance.started_at),
+        "envs": list(instance.env),
+    }
+
+
+def _uptime(started_at: datetime | None) -> str:
+    if started_at is None:
+        return _GO_ZERO_TIME
+    return started_at.astimezone(_SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")

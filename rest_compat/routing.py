@@ -1,0 +1,219 @@
+"""Matching LAIN's URLs and running a route in LAIN's order (COMPAT 1.1 and 1.6).
+
+Every request goes: trailing-slash handling, then the route's own pre-method gate, then the
+method (405), then the body checks LAIN made before its decorators (400), then the caller and
+the permission level (401, 404, 403), then the backend check of mutating routes (503), and
+only then the handler. Anything a handler did not expect becomes LAIN's "fatal error" 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from resolvers.backend import ensure_available
+from resolvers.context import ANONYMOUS, OpContext, Principal, Services
+from resolvers.errors import DomainError
+from rest_compat import errors
+from rest_compat.auth import AppStateLike, Level, authorize, principal_of
+from rest_compat.envelope import (
+    DOCS_URL,
+    LAIN_HEADERS,
+    Abort,
+    Reply,
+    json_response,
+    preflight_response,
+    slash_redirect,
+)
+
+__all__ = ["INVALID", "Call", "Endpoint", "Fatal", "Method", "RestApp"]
+
+log = logging.getLogger(__name__)
+
+INVALID = object()  # a body that is not JSON
+
+
+@dataclass(eq=False)
+class Call:
+    """One request on its way through a route."""
+
+    request: Request
+    services: Services
+    names: dict[str, str]  # path parameters, plus what handlers learn (the body's appname…)
+    body: bytes
+    principal: Principal = ANONYMOUS
+
+    @property
+    def ctx(self) -> OpContext:
+        return OpContext(services=self.services, principal=self.principal)
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    def json(self) -> Any:
+        """The body as LAIN read it (`json.loads(request.body)`, Content-Type ignored), or
+        INVALID."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            return INVALID
+
+
+# Handlers answer with an envelope; the documents (docs, swagger) with a response of their own.
+Handler = Callable[[Call], Awaitable[Reply | Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    """The "fatal error when <phrase>" 500 of a route; `{name}` fields come from Call.names."""
+
+    key: str
+    phrase: str
+    url: str = DOCS_URL
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    handler: Handler
+    level: Level
+    fatal: Fatal
+    mutating: bool = False  # refused with 503 while the backend cannot take work
+    # Body checks LAIN made before its permission decorators (POST /apps/); may raise Abort.
+    prepare: Callable[[Call], None] | None = None
+    # For the OpenAPI document: what it does, its JSON body, the statuses it answers with.
+    summary: str = ""
+    body: str = ""
+    statuses: tuple[int, ...] = (200,)
+
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    path: str  # after /api/v1/ or /v1/, e.g. "apps/{app}/procs/{proc}/"
+    key: str  # the object key of this endpoint's 405
+    methods: Mapping[str, Method]
+    any_method: Method | None = None  # answers every method alike (oplogs)
+    gate: Callable[[Call], None] | None = None  # runs before the method check; may raise
+    regex: re.Pattern[str] = field(init=False)
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return tuple(_PARAM.findall(self.path))
+
+    def __post_init__(self) -> None:
+        # Django's `(?P<name>[^/]+)` groups between literal parts, anchored at both ends.
+        parts = _PARAM.split(self.path)  # literal, name, literal, name, ..., literal
+        pattern = "".join(
+            re.escape(part) if index % 2 == 0 else f"(?P<{part}>[^/]+)"
+            for index, part in enumerate(parts)
+        )
+        object.__setattr__(self, "regex", re.compile(f"^{pattern}$"))
+
+
+class RestApp:
+    """The ASGI app mounted at /api/v1 and /v1."""
+
+    def __init__(self, endpoints: Sequence[Endpoint]) -> None:
+        self._endpoints = tuple(endpoints)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        request = Request(scope, receive)
+        response = await self._respond(request)
+        response.headers.update(LAIN_HEADERS)
+        await response(scope, receive, send)
+
+    def _match(self, path: str) -> tuple[Endpoint, dict[str, str]] | None:
+        for endpoint in self._endpoints:
+            found = endpoint.regex.match(path)
+            if found is not None:
+                return endpoint, found.groupdict()
+        return None
+
+    async def _respond(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return preflight_response()
+        path = _route_path(request.scope)
+        match = self._match(path)
+        if match is None and not path.endswith("/"):
+            match = self._match(path + "/")
+            if match is not None and request.method != "POST":
+                # Django's APPEND_SLASH; a POST is served as if slashed (LAIN's debug page
+                # crashed there instead).
+                host = request.headers.get("host") or _server(request.scope)
+                return slash_redirect(request.url.scheme, host, request.url.path, request.url.query)
+        if match is None:
+            return json_response(errors.unknown_path(request.url.path))
+        endpoint, params = match
+        state: AppStateLike = request.state.lain
+        call = Call(request, state.services, dict(params), await request.body())
+        result = await self._run(endpoint, call)
+        return result if isinstance(result, Response) else json_response(result)
+
+    async def _run(self, endpoint: Endpoint, call: Call) -> Reply | Response:
+        method = endpoint.methods.get(call.method, endpoint.any_method)
+        fatal = method.fatal if method is not None else Fatal(endpoint.key, "handling request")
+        try:
+            if endpoint.gate is not None:
+                endpoint.gate(call)
+            if method is None:
+                return errors.method_not_allowed(endpoint.key, call.method)
+            if method.prepare is not None:
+                method.prepare(call)
+            call.principal = await principal_of(call.request)
+            await authorize(call.ctx, method.level, call.names.get("app"))
+            if method.mutating:
+                await ensure_available(call.ctx)
+            return await method.handler(call)
+        except Abort as abort:
+            return abort.reply
+        except DomainError as exc:
+            # What the handler left to the shared outcomes: access (a concurrent change may
+            # deny what the check allowed), an unusable backend; anything else was unexpected.
+            return errors.shared_reply(exc, call.names) or self._fatal(fatal, call, exc)
+        except Exception as exc:
+            return self._fatal(fatal, call, exc)
+
+    def _fatal(self, fatal: Fatal, call: Call, exc: Exception) -> Reply:
+        # Logged with the request id; the reply names only the kind of failure, since the
+        # text of an unexpected exception may show internals.
+        log.exception("%s %s failed", call.method, call.request.url.path)
+        names = _Names(call.names)
+        return errors.fatal(
+            fatal.key, fatal.phrase.format_map(names), fatal.url.format_map(names), exc
+        )
+
+
+class _Names(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _route_path(scope: Scope) -> str:
+    """The path after the mount point (/api/v1 or /v1), without its leading slash."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return path.lstrip("/")
+
+
+def _server(scope: Scope) -> str:
+    server = scope.get("server")
+    if not server:
+        return "localhost"
+    host, port = server
+    return f"{host}:{port}" if port not in (80, None) else str(host)

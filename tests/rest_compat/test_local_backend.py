@@ -1,0 +1,97 @@
+"""The REST layer over real HTTP against the default local backend, with real processes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.rest_compat.helpers import (
+    V1,
+    Matches,
+    Rest,
+    deploy,
+    local_yaml,
+    publish,
+    register,
+    until,
+)
+
+WEB = "/api/v1/apps/hello/procs/web/"
+FOO = "/api/v1/apps/hello/procs/foo/"
+SHANGHAI_TIME = Matches(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
+async def _proc(rest: Rest, path: str) -> dict[str, Any]:
+    proc: dict[str, Any] = (await rest.request("GET", path)).json()["proc"]
+    return proc
+
+
+async def _statuses(rest: Rest, path: str, wanted: list[str]) -> dict[str, Any]:
+    """The proc once its pods' statuses are `wanted` (bounded by `until`)."""
+
+    async def check() -> dict[str, Any] | None:
+        proc = await _proc(rest, path)
+        return proc if [pod["status"] for pod in proc["pods"]] == wanted else None
+
+    found: dict[str, Any] = await until(check)
+    return found
+
+
+async def _answers(rest: Rest, pod: dict[str, Any]) -> str:
+    async def get() -> str | None:
+        try:
+            url = f"http://{pod['containerip']}:{pod['containerport']}/"
+            return (await rest.client.get(url)).text
+        except OSError:
+            return None
+
+    text: str = await until(get)
+    return text
+
+
+async def test_deploy_operate_scale_resize_undeploy(local_rest: Rest) -> None:
+    rest = local_rest
+    await register(rest)
+    await publish(rest, "hello", V1, local_yaml())
+    await deploy(rest)
+
+    web = await _statuses(rest, WEB, ["True"])
+    (pod,) = web["pods"]
+    assert (web["numinstances"], web["cpu"], web["memory"]) == (1, 0, "64 MB")
+    assert pod["containerid"].isdigit()  # the process id
+    assert pod["containername"] == "/hello.web.web.v1-i1-d0"
+    assert pod["uptime"] == SHANGHAI_TIME
+    assert {"LAIN_APPNAME=hello", f"LAIN_APP_RELEASE_VERSION={V1}"} <= set(pod["envs"])
+    assert await _answers(rest, pod) == V1
+
+    # Stop, then start instance 1: the pod shows it, and so does its history.
+    for operation, status in (("stop", "False"), ("start", "True")):
+        response = await rest.request("PATCH", WEB, {"operation": operation, "instance": 1})
+        assert response.status_code == 202, response.text
+        await _statuses(rest, WEB, [status])
+    history = "/api/v1/apps/hello/procs/web/instance/1/histories/"
+
+    async def stopped_then_started() -> bool:
+        changes = (await rest.request("GET", history)).json()["proc"]["StatusHistory"]
+        # Newest first, a start after the stop; health changes come in between.
+        statuses = [c["status"] for c in changes if not c["status"].startswith("health_status")]
+        return bool(statuses) and statuses[0] == "start" and "stop" in statuses
+
+    await until(stopped_then_started)
+
+    response = await rest.request("PATCH", WEB, {"num_instances": 2})
+    assert response.status_code == 202, response.text
+    web = await _statuses(rest, WEB, ["True", "True"])
+    assert web["numinstances"] == 2
+    assert len({pod["containerport"] for pod in web["pods"]}) == 2
+
+    response = await rest.request("PATCH", FOO, {"memory": "128m"})
+    assert response.status_code == 202, response.text
+    foo = await _statuses(rest, FOO, ["True"])
+    assert foo["memory"] == "128 MB"
+
+    response = await rest.request("DELETE", "/api/v1/apps/hello/")
+    assert response.status_code == 202, response.text
+    assert response.json()["msg"].startswith(
+        "app remove results:\nremove successed results:\n    hello.web.web\n"
+    )
+    assert (await rest.request("GET", WEB)).status_code == 404

@@ -1,0 +1,91 @@
+"""COMPAT 3.14 and 3.15: auth status, oplogs, and the API documents."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.rest_compat.helpers import DOCS, V1, Matches, Rest, deployed_hello
+
+ISO_MS = Matches(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
+
+
+async def test_auth_status_closed(rest: Rest) -> None:
+    await rest.expect(
+        "GET",
+        "/api/v1/authorize/status/",
+        status=200,
+        key="auth",
+        msg="get auth status success",
+        url="/v1/authorize/status/",
+        obj={"status": "closed"},
+    )
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+async def test_oplog_is_a_json_string_newest_first(rest: Rest, method: str) -> None:
+    await deployed_hello(rest)
+    assert (
+        await rest.request("PATCH", "/api/v1/apps/hello/procs/web/", {"num_instances": 2})
+    ).status_code == 202
+    text = await rest.expect(
+        method,
+        "/api/v1/oplogs/hello/",
+        status=200,
+        key="oplog",
+        url="/v1/oplogs/hello/",
+        obj=Matches(r"\[.*\]"),
+    )
+    assert text.startswith('[{"fields": {"app": "hello", "user": "unknown", "time": "')
+    entries = json.loads(text)
+    assert [e["fields"]["op"] for e in entries] == ["SCALE", "DEPLOY", "PUBLISH", "REPOSIT"]
+    assert entries[0] == {
+        "fields": {
+            "app": "hello",
+            "user": "unknown",
+            "time": ISO_MS,
+            "message": "web num_instances=2",
+            "app_version": V1,
+            "op": "SCALE",
+        },
+        "model": "oplog.oplog",
+        "pk": entries[1]["pk"] + 1,
+    }
+    assert [e["pk"] for e in entries] == sorted((e["pk"] for e in entries), reverse=True)
+
+
+async def test_oplog_of_an_unknown_app_is_empty(rest: Rest) -> None:
+    await rest.expect(
+        "GET", "/api/v1/oplogs/nope/", status=200, key="oplog", url="/v1/oplogs/nope/", obj="[]"
+    )
+
+
+async def test_swagger_documents_every_route(rest: Rest, base_url: str) -> None:
+    response = await rest.request("GET", "/v1/swagger/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    spec = response.json()
+    assert spec["swagger"] == "2.0"
+    assert spec["basePath"] == "/api/v1"
+    assert spec["host"] == base_url.removeprefix("http://")
+    assert set(spec["paths"]["/apps/{app}/procs/{proc}/"]) == {"get", "patch", "delete"}
+    assert set(spec["paths"]["/repos/{app}/versions/"]) == {"get", "post"}
+    assert len(spec["paths"]) == 18
+    patch = spec["paths"]["/apps/{app}/procs/{proc}/"]["patch"]
+    assert [p["name"] for p in patch["parameters"]] == ["app", "proc", "body"]
+    assert set(patch["responses"]) == {"202", "400", "404", "405", "500", "503"}
+
+
+async def test_docs_page_lists_the_routes(rest: Rest) -> None:
+    response = await rest.request("GET", "/api/v1/docs/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<code>/api/v1/apps/{app}/procs/{proc}/</code>" in response.text
+    assert "<script" not in response.text
+
+
+async def test_docs_wrong_method_405(rest: Rest) -> None:
+    await rest.expect(
+        "POST", "/api/v1/docs/", status=405, key="docs", msg="invalid http method POST", url=DOCS
+    )
