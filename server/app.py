@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,10 +17,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from backends.base import Scheduler
-from resolvers.context import Services
+from resolvers.context import SYSTEM, OpContext, Services
 from resolvers.events import EventBus
+from resolvers.reconcile import reconcile_forever
+from rest_compat import EXCEPTION_HANDLERS, PreflightMiddleware, rest_routes
 from server.auth import Authenticator
 from server.graphql import ControlPlaneGraphQL
+from server.limits import BodySizeLimit, RateLimit
 from server.logging import RequestIdMiddleware
 from server.scheduler import make_scheduler
 from server.settings import Settings
@@ -66,6 +70,11 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                 cache_seconds=settings.auth_cache_seconds,
             )
             tasks.start_soon(bus.pump, opened)
+            if settings.reconcile_interval:
+                system = OpContext(services=services, principal=SYSTEM)
+                tasks.start_soon(
+                    partial(reconcile_forever, system, interval=settings.reconcile_interval)
+                )
             log.info("lain-console ready (backend=%s)", settings.backend)
             yield {
                 "lain": AppState(
@@ -79,13 +88,24 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
             bus.close()
 
     graphql = ControlPlaneGraphQL(graphiql=settings.graphiql)
+    limits = []
+    if settings.rate_limit_per_minute:
+        limits.append(Middleware(RateLimit, per_minute=settings.rate_limit_per_minute))
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *rest_routes(),
         ],
-        middleware=[Middleware(RequestIdMiddleware)],
+        # The request id first, so that a CORS preflight answered before routing has one.
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(PreflightMiddleware),
+            *limits,
+            Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
 
