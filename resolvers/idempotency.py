@@ -2,10 +2,11 @@
 
 Both front doors pass the client's key (REST `Idempotency-Key`, GraphQL `idempotencyKey`)
 here with the operation and its arguments. The first request claims the key, runs, and
-stores its outcome: the identity of the object it returned, or the error it raised. A retry
-with the same key and the same arguments is answered from that outcome without running the
-operation again (a success re-reads the object it names); the same key with other arguments
-is a conflict, and so is a retry while the first request still runs.
+stores its outcome: what the caller's `encode` makes of the result (REST keeps its whole
+reply; GraphQL the identity of the object, read again on replay), or the error it raised. A
+retry with the same key and arguments is answered from that outcome without running the
+operation again; the same key with other arguments is a conflict, and so is a retry while
+the first request still runs.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ async def run_once(
     arguments: Mapping[str, object],
     call: Callable[[], Awaitable[T]],
     *,
-    identify: Callable[[T], str],
-    refetch: Callable[[str], Awaitable[T]],
+    encode: Callable[[T], object],
+    decode: Callable[[object], Awaitable[T]],
 ) -> T:
     """`call()`, unless this key already ran it; then that run's outcome.
 
@@ -77,7 +78,7 @@ async def run_once(
     principal = ctx.principal.name
     claimed = await _claim(ctx, principal, key, operation, fingerprint)
     if claimed is not None:
-        return await _replay(claimed, operation, fingerprint, refetch)
+        return await _replay(claimed, operation, fingerprint, decode)
     try:
         result = await call()
     except DomainError as exc:
@@ -86,7 +87,7 @@ async def run_once(
     except BaseException:
         await _release(ctx, principal, key)  # unexpected: let the client retry for real
         raise
-    await _store(ctx, principal, key, {"ok": identify(result)})
+    await _store(ctx, principal, key, {"ok": encode(result)})
     return result
 
 
@@ -123,7 +124,7 @@ async def _replay(
     record: IdempotencyRecord,
     operation: str,
     fingerprint: str,
-    refetch: Callable[[str], Awaitable[T]],
+    decode: Callable[[object], Awaitable[T]],
 ) -> T:
     if record.operation != operation or record.fingerprint != fingerprint:
         raise Conflict(
@@ -137,7 +138,7 @@ async def _replay(
     if "error" in outcome:
         code, field, message = outcome["error"]  # type: ignore[misc]
         raise _ERRORS.get(str(code), DomainError)(str(message), field=field)  # type: ignore[arg-type]
-    return await refetch(str(outcome["ok"]))
+    return await decode(outcome["ok"])
 
 
 async def _store(ctx: OpContext, principal: str, key: str, outcome: dict[str, object]) -> None:

@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from resolvers import idempotency
 from resolvers.backend import ensure_available
 from resolvers.context import ANONYMOUS, OpContext, Principal, Services
-from resolvers.errors import DomainError
+from resolvers.errors import Conflict, DomainError
 from rest_compat import errors
 from rest_compat.auth import AppStateLike, Level, authorize, principal_of
 from rest_compat.envelope import (
@@ -177,7 +178,9 @@ class RestApp:
             await authorize(call.ctx, method.level, call.names.get("app"))
             if method.mutating:
                 await ensure_available(call.ctx)
-            return await method.handler(call)
+            if call.method in ("GET", "HEAD"):
+                return await method.handler(call)
+            return await _once(endpoint, method, call)
         except Abort as abort:
             return abort.reply
         except DomainError as exc:
@@ -195,6 +198,43 @@ class RestApp:
         return errors.fatal(
             fatal.key, fatal.phrase.format_map(names), fatal.url.format_map(names), exc
         )
+
+
+async def _once(endpoint: Endpoint, method: Method, call: Call) -> Reply | Response:
+    """The handler, run once per `Idempotency-Key`: a retry gets the first reply, byte for
+    byte, instead of a second deploy."""
+    key = call.request.headers.get("idempotency-key")
+    if key is None:
+        return await method.handler(call)
+
+    async def run() -> Reply | Response:
+        return await method.handler(call)
+
+    def encode(result: Reply | Response) -> object:
+        if not isinstance(result, Reply):
+            raise TypeError("only envelope replies are replayed")
+        return [result.status, result.key, result.msg, result.url, result.obj]
+
+    async def decode(stored: object) -> Reply:
+        status, reply_key, msg, url, obj = stored  # type: ignore[misc]
+        return Reply(status, reply_key, msg, url, obj)
+
+    arguments = {"path": call.request.url.path, "body": call.body.decode("utf-8", "replace")}
+    try:
+        return await idempotency.run_once(
+            call.ctx,
+            key,
+            f"REST {call.method} {endpoint.key}",
+            arguments,
+            run,
+            encode=encode,
+            decode=decode,
+        )
+    except DomainError as exc:
+        if exc.field != "idempotencyKey":
+            raise
+        # Not LAIN's (it had no such header): the endpoint's key, our message.
+        return Reply(409 if isinstance(exc, Conflict) else 400, endpoint.key, exc.message + "\n")
 
 
 class _Names(dict[str, str]):

@@ -168,8 +168,8 @@ async def _attempt(
             type(input).__name__,
             arguments,
             call,
-            identify=identify,
-            refetch=lambda identity: refetch(op, identity),
+            encode=identify,
+            decode=lambda identity: refetch(op, str(identity)),
         )
     except DomainError as exc:
         return payload(errors=user_errors(exc))
