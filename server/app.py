@@ -86,6 +86,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
             }
             tasks.cancel_scope.cancel()
             bus.close()
+        log.info("lain-console stopped")
 
     graphql = ControlPlaneGraphQL(graphiql=settings.graphiql)
     limits = []

@@ -45,16 +45,29 @@ class Console:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {}
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LAIN_CONSOLE_")}
-        env |= {"LAIN_CONSOLE_DATA_DIR": str(self.data_dir), "LAIN_CONSOLE_RECONCILE_INTERVAL": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        env |= self.extra_env | {
+            "LAIN_CONSOLE_DATA_DIR": str(self.data_dir),
+            "LAIN_CONSOLE_RECONCILE_INTERVAL": "1",
+        }
+        with self._log.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    @property
+    def _log(self) -> Path:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        return self.data_dir.parent / "console.log"
+
+    def log_text(self) -> str:
+        return self._log.read_text(errors="replace")
 
     def kill(self) -> None:
         assert self.process is not None
