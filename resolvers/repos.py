@@ -14,7 +14,9 @@ from spec import app_name_problem
 from store import queries
 from store.models import App, Maintainer, MaintainerRole
 
-__all__ = ["get_repo", "list_repos", "register_repo"]
+__all__ = ["MAX_NAME_LENGTH", "get_repo", "list_repos", "register_repo"]
+
+MAX_NAME_LENGTH = 63
 
 
 async def register_repo(ctx: OpContext, *, name: str) -> RepoView:
@@ -28,6 +30,9 @@ async def register_repo(ctx: OpContext, *, name: str) -> RepoView:
     problem = app_name_problem(name, path="name")
     if problem is not None:
         raise InvalidInput(problem.message, field="name")
+    if len(name) > MAX_NAME_LENGTH:
+        # resource.<resource>.<client> must still fit the column, whatever the two names.
+        raise InvalidInput(f"app names are at most {MAX_NAME_LENGTH} characters", field="name")
     try:
         async with ctx.sessions.begin() as session:
             if await queries.app_by_name(session, name) is not None:

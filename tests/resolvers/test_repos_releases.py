@@ -129,3 +129,9 @@ class TestPublishRelease:
         rest = await list_releases(ctx, app="hello", first=2, after=page.end_cursor)
         assert [r.meta_version for r in rest.items] == [V1, meta_version(1_600_000_000)]
         assert not rest.has_next
+
+
+async def test_register_repo_name_too_long_is_invalid(ctx: OpContext) -> None:
+    with pytest.raises(InvalidInput, match="at most 63 characters"):
+        await register_repo(ctx, name="a" * 64)
+    assert (await register_repo(ctx, name="a" * 63)).name == "a" * 63
