@@ -15,7 +15,7 @@ from resolvers.views import Page
 from store import queries
 from store.models import AuditEntry
 
-__all__ = ["AuditView", "list_audit", "record"]
+__all__ = ["AuditView", "audit_view", "list_audit", "record"]
 
 
 def record(
@@ -50,6 +50,18 @@ class AuditView:
     message: str
 
 
+def audit_view(row: AuditEntry) -> AuditView:
+    return AuditView(
+        id=row.id,
+        at=row.at,
+        username=row.username,
+        operation=row.operation,
+        app=row.app,
+        meta_version=row.meta_version,
+        message=row.message,
+    )
+
+
 async def list_audit(
     ctx: OpContext, *, app: str, first: int | None = None, after: str | None = None
 ) -> Page[AuditView]:
@@ -64,16 +76,5 @@ async def list_audit(
         rows = await queries.audit_page(
             session, app, before_id=int(before) if before else None, limit=limit + 1
         )
-    views = [
-        AuditView(
-            id=row.id,
-            at=row.at,
-            username=row.username,
-            operation=row.operation,
-            app=row.app,
-            meta_version=row.meta_version,
-            message=row.message,
-        )
-        for row in rows
-    ]
+    views = [audit_view(row) for row in rows]
     return page_of(views, limit, "audit", lambda v: str(v.id), has_previous=before is not None)

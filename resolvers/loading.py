@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from resolvers.context import OpContext
 from resolvers.procs import proc_states
-from resolvers.rows import app_view, proc_view, release_view
+from resolvers.rows import app_view, proc_views, release_view
 from resolvers.views import AppView, ProcView, ReleaseView
 from store import queries
 from store.models import App, Release
@@ -33,19 +33,14 @@ async def procs_by_app(ctx: OpContext, names: Sequence[str]) -> dict[str, list[P
     result: dict[str, list[ProcView]] = {}
     for app_id, rows in procs.items():
         app = by_id[app_id]
-        views = []
-        for proc in rows:
-            release = releases.get((app_id, proc.meta_version))
-            view = release and proc_view(
-                app.name,
-                proc,
-                release,
-                registry=ctx.services.registry,
-                domains=ctx.services.domains,
-            )
-            if view:
-                views.append(view)
-        result[app.name] = views
+        result[app.name] = proc_views(
+            app.name,
+            app_id,
+            rows,
+            releases,
+            registry=ctx.services.registry,
+            domains=ctx.services.domains,
+        )
     return result
 
 

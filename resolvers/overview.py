@@ -21,7 +21,7 @@ from resolvers.context import OpContext
 from resolvers.errors import DomainError, NotFound
 from resolvers.jobs import portal_job_id
 from resolvers.procs import get_proc, proc_states
-from resolvers.rows import app_view, proc_view, release_config
+from resolvers.rows import app_view, proc_views, release_config
 from resolvers.views import AppType, AppView, ProcState, ProcType, ProcView
 from spec import LainConfig, parse_resource_instance_name, resource_instance_name
 from store import queries
@@ -222,18 +222,14 @@ async def _overviews(
     for app_id, row in deployed.items():
         release = releases.get((app_id, row.meta_version or ""))
         config = release_config(release, ctx.services.domains) if release is not None else None
-        views: list[ProcView] = []
-        for proc in procs[app_id]:
-            proc_release = releases.get((app_id, proc.meta_version))
-            view = proc_release and proc_view(
-                row.name,
-                proc,
-                proc_release,
-                registry=ctx.services.registry,
-                domains=ctx.services.domains,
-            )
-            if view:
-                views.append(view)
+        views = proc_views(
+            row.name,
+            app_id,
+            procs[app_id],
+            releases,
+            registry=ctx.services.registry,
+            domains=ctx.services.domains,
+        )
         order = {spec.name: index for index, spec in enumerate(config.procs)} if config else {}
         views.sort(key=lambda view: order.get(view.name, len(order)))
         result[row.name] = AppOverview(

@@ -14,7 +14,7 @@ from resolvers.context import OpContext
 from resolvers.errors import Conflict, InvalidInput, NotFound
 from resolvers.jobs import build_job
 from resolvers.releases import require_app
-from resolvers.rows import proc_view
+from resolvers.rows import proc_views
 from resolvers.views import ProcState, ProcType, ProcView
 from spec import InvalidSize, parse_memory
 from store import queries
@@ -203,21 +203,14 @@ async def _views(
 ) -> list[ProcView]:
     versions = {(app.id, proc.meta_version) for proc in procs}
     releases = await queries.releases_by_versions(session, sorted(versions))
-    views = []
-    for proc in procs:
-        release = releases.get((app.id, proc.meta_version))
-        view = None
-        if release is not None:
-            view = proc_view(
-                app.name,
-                proc,
-                release,
-                registry=ctx.services.registry,
-                domains=ctx.services.domains,
-            )
-        if view is not None:
-            views.append(view)
-    return views
+    return proc_views(
+        app.name,
+        app.id,
+        procs,
+        releases,
+        registry=ctx.services.registry,
+        domains=ctx.services.domains,
+    )
 
 
 async def _proc(

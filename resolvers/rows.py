@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from resolvers.views import AppView, ProcView, ReleaseView, RepoView, parse_release_config
 from spec import AppType, LainConfig, LainYamlError, ProcType, parse_memory
 from store.models import App, Proc, Release
 
-__all__ = ["app_view", "default_image", "proc_view", "release_view", "repo_view"]
+__all__ = [
+    "app_view",
+    "default_image",
+    "proc_view",
+    "proc_views",
+    "release_view",
+    "repo_view",
+]
 
 
 def default_image(registry: str, app: str, meta_version: str) -> str:
@@ -77,3 +86,25 @@ def proc_view(
         deployed=proc.deployed,
         last_error=proc.last_error,
     )
+
+
+def proc_views(
+    app_name: str,
+    app_id: int,
+    procs: Sequence[Proc],
+    releases: Mapping[tuple[int, str], Release],
+    *,
+    registry: str,
+    domains: tuple[str, ...],
+) -> list[ProcView]:
+    """Views of an app's procs, each with its own release; procs their release no longer
+    defines are left out."""
+    views = []
+    for proc in procs:
+        release = releases.get((app_id, proc.meta_version))
+        view = None
+        if release is not None:
+            view = proc_view(app_name, proc, release, registry=registry, domains=domains)
+        if view is not None:
+            views.append(view)
+    return views

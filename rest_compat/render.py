@@ -10,10 +10,10 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from resolvers.audit import AuditView
 from resolvers.catalog import RepoDetails
 from resolvers.history import InstanceHistoryView
 from resolvers.maintainers import MaintainerView
-from resolvers.oplog import OplogEntry
 from resolvers.overview import AppOverview, Overviews, ProcOverview
 from resolvers.units import format_memory
 from resolvers.views import AppType, InstanceState, InstanceStatus, ProcType
@@ -88,7 +88,7 @@ def history_object(view: InstanceHistoryView, instance: str) -> dict[str, Any]:
     return {"Name": view.job_id, "Instance": instance, "StatusHistory": entries}
 
 
-def oplog_text(entries: Sequence[OplogEntry]) -> str:
+def oplog_text(entries: Sequence[AuditView]) -> str:
     """Django's `serializers.serialize('json', …)` of the entries, as the console sent it."""
     objects = [
         # Django 1.8's get_dump_object: model and fields, then pk.
@@ -96,7 +96,7 @@ def oplog_text(entries: Sequence[OplogEntry]) -> str:
             "model": "oplog.oplog",
             "fields": {
                 "app": entry.app,
-                "user": entry.user,
+                "user": entry.username,
                 "time": _django_time(entry.at),
                 "message": entry.message,
                 "app_version": entry.meta_version,
