@@ -175,13 +175,15 @@ def instances(
     allocs: Iterable[Mapping[str, Any]],
     *,
     checks: Mapping[str, bool] | None = None,
+    envs: Mapping[int, tuple[str, ...]] | None = None,
 ) -> tuple[InstanceState, ...]:
     """The job's instances, numbered from 1, in order.
 
     Allocations of an earlier job with the same ID (created before this one) are ignored.
     An index at or beyond the count shows only while its allocation is still live, i.e.
     until a scale-down has finished stopping it. `checks` maps alloc IDs to the result of
-    their Nomad-native checks, for allocations no deployment has judged.
+    their Nomad-native checks, for allocations no deployment has judged. `envs` gives the
+    env of earlier versions of the job, for allocations that run one of them.
     """
     by_index: dict[int, list[Mapping[str, Any]]] = {}
     for alloc in allocs:
@@ -196,7 +198,7 @@ def instances(
         chosen = _pick(by_index[index])
         if index >= view.count and not is_live(chosen):
             continue
-        result.append(_instance(view, index + 1, chosen, checks or {}))
+        result.append(_instance(view, index + 1, chosen, checks or {}, envs or {}))
     return tuple(result)
 
 
@@ -209,13 +211,17 @@ def _pick(allocs: list[Mapping[str, Any]]) -> Mapping[str, Any]:
 
 
 def _instance(
-    view: JobView, number: int, alloc: Mapping[str, Any], checks: Mapping[str, bool]
+    view: JobView,
+    number: int,
+    alloc: Mapping[str, Any],
+    checks: Mapping[str, bool],
+    envs: Mapping[int, tuple[str, ...]],
 ) -> InstanceState:
     alloc_id = str(alloc.get("ID", ""))
     task = _task_state(view, alloc)
     events = list(task.get("Events") or ())
     ip, port = _address(alloc)
-    same_version = alloc.get("JobVersion", view.version) == view.version
+    version = alloc.get("JobVersion", view.version)
     return InstanceState(
         job_id=view.job_id,
         number=number,
@@ -229,7 +235,7 @@ def _instance(
         restarts=sum(int(state.get("Restarts") or 0) for state in _task_states(alloc)),
         last_error=_last_error(alloc, events),
         exit_code=_exit_code(events),
-        env=view.env if same_version else (),
+        env=view.env if version == view.version else envs.get(version, ()),
     )
 
 

@@ -112,6 +112,15 @@ class EventStream:
                 return ended[0] if ended else "the event stream did not open"
             try:
                 reconciled = await self._reconcile()
+                if self.last_index is not None and self.last_index + 1 < start:
+                    # Nomad's index went back below where this subscription began (a
+                    # cluster restored or rebuilt at this address): the frames it sends
+                    # next are at or below `start` and would all be taken for replays.
+                    group.cancel_scope.cancel()
+                    return (
+                        f"Nomad's index went back from {start - 1} to {self.last_index}; "
+                        "subscribing again from there"
+                    )
                 await self._process(receive, after=reconciled)
             except SchedulerError as exc:
                 # The stream may be fine, but we could not act on it: start over (the next

@@ -31,6 +31,7 @@ from backends.types import EventKind, InstanceState, InstanceStatus, ProcState
 __all__ = ["Tracker"]
 
 _STOPPED = (InstanceStatus.EXITED, InstanceStatus.FAILED, InstanceStatus.COMPLETE)
+_ENV_VERSIONS = 10  # versions whose env a job keeps, for allocations not yet replaced
 
 
 @dataclass(slots=True)
@@ -40,6 +41,17 @@ class _Job:
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     proc: ProcState | None = None  # last published, without instances
     instances: dict[int, InstanceState] = field(default_factory=dict)
+    # The env of each version seen. Events leave the job out of an allocation, so one
+    # updated in place (a count-only change) keeps the version it was placed with here;
+    # an in-place update never changes the env, so that version's env is still right
+    # (reporting none made every scale republish the instances that kept running).
+    envs: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+    def see(self, view: JobView) -> None:
+        self.view = view
+        self.envs[view.version] = view.env
+        for version in sorted(self.envs)[:-_ENV_VERSIONS]:
+            del self.envs[version]
 
 
 class Tracker:
@@ -64,7 +76,9 @@ class Tracker:
             job = self._jobs.get(job_id)
             if job is None:
                 job = self._jobs[job_id] = _Job(view=read.view)
-            job.view = read.view
+            elif read.view.create_index != job.view.create_index:
+                job.envs.clear()  # another incarnation: its versions start again
+            job.see(read.view)
             job.allocs = {str(alloc["ID"]): alloc for alloc in read.allocs if "ID" in alloc}
             job.deployments = {str(d.get("ID")): d for d in read.deployments}
             self._refresh(job)
@@ -87,7 +101,8 @@ class Tracker:
             # Purged and registered again: nothing of the old incarnation applies.
             job.allocs.clear()
             job.deployments.clear()
-        job.view = view
+            job.envs.clear()
+        job.see(view)
         self._refresh(job)
 
     def job_removed(self, job_id: str) -> None:
@@ -131,7 +146,7 @@ class Tracker:
         self._refresh(job)
 
     def _refresh(self, job: _Job) -> None:
-        current = instances(job.view, job.allocs.values())
+        current = instances(job.view, job.allocs.values(), envs=job.envs)
         last_error = deployment_error(job.deployments.values())
         proc = proc_state(job.view, current, last_error=last_error)
         bare = dataclasses.replace(proc, instances=())

@@ -1,0 +1,60 @@
+"""Scaling while Nomad runs a deployment of the proc: Nomad refuses, the mutation answers
+CONFLICT, and the count asked for stays the desired one (a mutation writes the desired
+state before it calls the scheduler; DESIGN "Decisions"). The reconciler applies it once
+the deployment is over, and not before."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.faults.helpers import Console
+from tests.releases import V1
+
+REFUSED = (
+    "Nomad refused to scale job hello.web.web to 3: a deployment of the job is still "
+    "running (job scaling blocked due to active deployment); retry when it has finished"
+)
+
+
+@pytest.mark.parametrize("deployment", ["real", "switch"])
+async def test_scale_during_a_deployment_is_a_conflict_and_is_applied_after_it(
+    console: Console, deployment: str
+) -> None:
+    await console.ok("deployApp", name="hello", metaVersion=V1)
+    if deployment == "real":
+        # Not settled: web's first deployment is still waiting for a healthy instance.
+        with console.fake.lock:
+            web = [d for d in console.fake.deployments.values() if d["JobID"] == "hello.web.web"]
+        assert [d["Status"] for d in web] == ["running"]
+    else:
+        await console.settle()
+        console.nomad.faults.deployment_running = True
+
+    payload = await console.mutate(
+        "scaleProc", "proc { numInstances lastError }", app="hello", proc="web", numInstances=3
+    )
+
+    assert payload["errors"] == [{"code": "CONFLICT", "field": None, "message": REFUSED}]
+    web = (await console.app())["procs"]["web"]
+    assert (web["numInstances"], web["lastError"]) == (3, REFUSED)
+    assert console.nomad_jobs()["hello.web.web"].count == 1
+
+    # While the deployment runs, the reconciler is refused too and changes nothing.
+    report = await console.reconcile()
+    assert "active deployment" in report.failed["hello.web.web"]
+    assert console.nomad_jobs()["hello.web.web"].count == 1
+
+    if deployment == "real":
+        await console.settle()
+    else:
+        console.nomad.faults.deployment_running = False
+    report = await console.reconcile()
+
+    assert (report.scaled, report.failed) == (["hello.web.web"], {})
+    assert await console.converged()
+    await console.settle()
+    procs = await console.graphql(
+        '{ app(name: "hello") { procs { name instances { number status healthy } } } }'
+    )
+    web_instances = next(p for p in procs["app"]["procs"] if p["name"] == "web")["instances"]
+    assert web_instances == [{"number": n, "status": "RUNNING", "healthy": True} for n in (1, 2, 3)]
