@@ -23,6 +23,7 @@ from resolvers.errors import (
 from resolvers.jobs import build_job, build_portal_job, portal_job_id
 from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.releases import require_app
+from resolvers.removals import remove_job
 from resolvers.rows import app_view, default_image, proc_view, release_config
 from resolvers.views import AppType, AppView, Page
 from spec import LainConfig, app_type_of, parse_meta_version, resource_instance_name
@@ -114,10 +115,9 @@ async def _undeploy(ctx: OpContext, name: str) -> AppView:
         app.revision += 1
     errors = []
     for job_id in job_ids:
-        try:
-            await ctx.scheduler.remove(job_id)
-        except SchedulerError as exc:
-            errors.append(f"{job_id}: {exc}")
+        failure = await remove_job(ctx, job_id)
+        if failure is not None:
+            errors.append(f"{job_id}: {failure}")
     for instance in instances:
         try:
             await _undeploy(ctx, instance)
@@ -417,10 +417,9 @@ async def _carry_out(ctx: OpContext, plan: _Plan, verb: str) -> AppView:
     errors: dict[str, SchedulerError] = {}
     applied: list[str] = []
     for job_id in plan.removed:
-        try:
-            await ctx.scheduler.remove(job_id)
-        except SchedulerError as exc:
-            errors[job_id] = exc
+        failure = await remove_job(ctx, job_id)
+        if failure is not None:
+            errors[job_id] = failure
     for job in plan.jobs:
         try:
             await ctx.scheduler.apply(job)
@@ -431,10 +430,9 @@ async def _carry_out(ctx: OpContext, plan: _Plan, verb: str) -> AppView:
                 break
     if errors and plan.first_deploy:
         for job_id in applied:
-            try:
-                await ctx.scheduler.remove(job_id)
-            except SchedulerError as exc:
-                errors.setdefault(job_id, exc)
+            failure = await remove_job(ctx, job_id)
+            if failure is not None:
+                errors.setdefault(job_id, failure)
     summary = "; ".join(f"{job_id}: {error}" for job_id, error in errors.items())
     view = await _record_outcome(ctx, plan, errors, summary)
     ctx.services.bus.publish_app(view)

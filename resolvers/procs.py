@@ -14,6 +14,7 @@ from resolvers.context import OpContext
 from resolvers.errors import Conflict, InvalidInput, NotFound
 from resolvers.jobs import build_job
 from resolvers.releases import require_app
+from resolvers.removals import remove_job
 from resolvers.rows import proc_views
 from resolvers.views import ProcState, ProcType, ProcView
 from spec import InvalidSize, parse_memory
@@ -167,7 +168,9 @@ async def undeploy_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
         return ""
 
     async def run(view: ProcView) -> None:
-        await ctx.scheduler.remove(view.job_id)
+        failure = await remove_job(ctx, view.job_id)
+        if failure is not None:
+            raise failure
 
     return await _operate(ctx, app, proc, "UNDEPLOY_PROC", change, run, require_deployed=False)
 

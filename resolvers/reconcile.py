@@ -21,6 +21,7 @@ from resolvers import audit, dependencies
 from resolvers.context import OpContext
 from resolvers.errors import Conflict
 from resolvers.jobs import build_job, build_portal_job
+from resolvers.removals import retry_removals
 from resolvers.rows import app_view, default_image, proc_view, release_config
 from spec import AppType
 from store import queries
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ReconcileReport:
     applied: list[str] = field(default_factory=list)  # job ids created or re-specified
+    removed: list[str] = field(default_factory=list)  # jobs no longer desired, removed now
     scaled: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)  # apps whose interrupted deploy ended
     failed: dict[str, str] = field(default_factory=dict)  # job id -> error
@@ -107,42 +109,53 @@ async def reconcile(ctx: OpContext) -> ReconcileReport:
                 )
             ).scalars()
         )
+    desired: set[str] = set()
     for app in apps:
         if app.apptype == AppType.RESOURCE:
             continue
         try:
             with ctx.services.guard.app(app.name, "reconciliation"):
-                await _reconcile_app(ctx, app.name, report)
+                desired |= await _reconcile_app(ctx, app.name, report)
         except Conflict:
             report.skipped.append(app.name)
+    removed, failed = await retry_removals(ctx, desired, busy=set(report.skipped))
+    report.removed += removed
+    report.failed.update(failed)
     return report
 
 
-async def _reconcile_app(ctx: OpContext, name: str, report: ReconcileReport) -> None:
+async def _reconcile_app(ctx: OpContext, name: str, report: ReconcileReport) -> set[str]:
+    """Converge one app; returns its desired job ids."""
     async with ctx.sessions() as session:
         app = await queries.app_by_name(session, name)
         if app is None or app.meta_version is None:
-            return
+            return set()
         jobs = await _desired_jobs(ctx, session, app)
         interrupted = app.status is AppStatus.DEPLOYING
+    wanted = {job.job_id for job in jobs}
     try:
         states = await ctx.scheduler.states([job.job_id for job in jobs]) if jobs else {}
     except SchedulerError as exc:
         report.failed.update({job.job_id: str(exc) for job in jobs})
-        return
+        return wanted
     done = await _converge(ctx, jobs, states, report)
     failed = {job.job_id: report.failed[job.job_id] for job in jobs if job.job_id in report.failed}
     if not done and not interrupted:
-        return
+        return wanted
     async with ctx.sessions.begin() as session:
         row = await queries.app_by_name(session, name)
         if row is None:
-            return
+            return wanted
         if interrupted and not failed:
             row.status = AppStatus.DEPLOYED
-            row.last_error = ""
             report.finished.append(name)
             done.append("finished an interrupted deploy")
+        if not failed:
+            # Every job now matches the desired state: the errors that said otherwise are
+            # history (they stay in the audit log).
+            row.last_error = ""
+            for proc in await queries.procs_of(session, row.id):
+                proc.last_error = ""
         if done:
             audit.record(
                 session,
@@ -156,6 +169,7 @@ async def _reconcile_app(ctx: OpContext, name: str, report: ReconcileReport) -> 
         row = await queries.app_by_name(session, name)
     if row is not None:
         ctx.services.bus.publish_app(app_view(row))
+    return wanted
 
 
 async def reconcile_forever(ctx: OpContext, *, interval: float) -> None:

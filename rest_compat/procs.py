@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from resolvers import history, overview, procs
-from resolvers.errors import Conflict, DomainError, InvalidInput, NotFound
+from resolvers.errors import BackendUnavailable, Conflict, DomainError, InvalidInput, NotFound
 from resolvers.overview import AppOverview, ProcOverview
 from resolvers.units import InvalidSize, parse_memory
 from resolvers.views import InstanceAction, ProcType
@@ -109,10 +109,21 @@ def _deploy_report(result: str) -> str:
     return f"proc deploy result:\n    {result}\n"
 
 
+class SchedulerReadFailed(Exception):
+    """The running state of a deployed proc could not be read (LAIN: a deployd failure)."""
+
+
 async def get_proc(call: Call) -> Reply:
     proc = _proc(await _app(call, "proc"), call.names["proc"])
     if proc.state is not None:
         return Reply(200, "proc", url=_proc_url(call), obj=render.proc_object(proc))
+    if proc.view.deployed and proc.view.type is not ProcType.PORTAL:
+        # The overview reads past a scheduler failure; here it must not pass for "not
+        # deployed". LAIN answered a failing deployd with its fatal 500 (COMPAT 3.11).
+        try:
+            await procs.proc_states(call.ctx, [proc.view.job_id])
+        except BackendUnavailable as exc:
+            raise SchedulerReadFailed(exc.message) from exc
     msg = f"proc {proc.view.name} exists but not deployed"
     return Reply(200, "proc", msg, _proc_url(call), render.proc_object(proc, with_status=False))
 

@@ -206,7 +206,10 @@ class Proc(Node):
     async def instances(self, info: strawberry.Info) -> list[Instance]:
         if not self.deployed:
             return []
-        state = self.known_state or await info.context.loaders.state.load(self.job_id)
+        state = self.known_state
+        if state is None:
+            with raise_as_graphql():
+                state = await info.context.loaders.state.load(self.job_id)
         return [Instance.from_state(instance) for instance in state.instances]
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "IdempotencyRecord",
     "Maintainer",
     "MaintainerRole",
+    "PendingRemoval",
     "PortalBinding",
     "Proc",
     "Release",
@@ -244,6 +245,17 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(back_populates="tokens", lazy="raise")
+
+
+class PendingRemoval(Base):
+    """A job the scheduler should no longer run but that could not be removed yet."""
+
+    __tablename__ = "pending_removals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(400), unique=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class IdempotencyRecord(Base):

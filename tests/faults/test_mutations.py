@@ -147,17 +147,8 @@ async def test_first_deploy_failing_midway_is_undone_and_can_be_retried(console:
     assert set(console.nomad_jobs()) == {"hello.web.web", "hello.worker.jobs"}
 
 
-LEFT_BEHIND = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "resolvers/reconcile.py reconcile() only visits apps with a meta_version, and the "
-        "Scheduler protocol cannot list jobs: a job whose removal failed (undeployApp, or "
-        "the rollback of a failed first deployApp) keeps running in Nomad for ever"
-    ),
-)
 
 
-@LEFT_BEHIND
 async def test_jobs_an_undeploy_could_not_remove_are_removed_by_the_reconciler(
     console: Console,
 ) -> None:
@@ -174,7 +165,6 @@ async def test_jobs_an_undeploy_could_not_remove_are_removed_by_the_reconciler(
     assert console.nomad_jobs() == {}
 
 
-@LEFT_BEHIND
 async def test_jobs_a_failed_first_deploy_could_not_roll_back_are_removed_by_the_reconciler(
     console: Console,
 ) -> None:
@@ -189,15 +179,6 @@ async def test_jobs_a_failed_first_deploy_could_not_roll_back_are_removed_by_the
     assert console.nomad_jobs() == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "resolvers/reconcile.py _reconcile_app() re-applies a failed scale or update but "
-        "leaves Proc.last_error and App.last_error as the failure wrote them (it clears "
-        "App.last_error only when it finishes an interrupted deploy), so a healed proc "
-        "still shows the Nomad error"
-    ),
-)
 @pytest.mark.parametrize("case", [MID_FAULTS[0], MID_FAULTS[2]], ids=["scaleProc", "updateApp"])
 async def test_the_reconciler_clears_the_error_it_healed(console: Console, case: MidFault) -> None:
     await _deploy(console)

@@ -3,8 +3,6 @@ in words that say Nomad is the problem, never as if the procs were not deployed.
 
 from __future__ import annotations
 
-import pytest
-
 from tests.faults.helpers import Console, switch_on
 from tests.releases import V1
 
@@ -23,15 +21,6 @@ async def test_desired_state_reads_while_nomad_is_down(console: Console) -> None
     assert await console.app() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "schema/types.py Proc.instances awaits the `state` DataLoader, which hands back the "
-        "BackendUnavailable as the value for each job; it is raised unconverted and masked "
-        'as "Unexpected error." without a code, instead of a coded BACKEND_UNAVAILABLE error '
-        "(raise_as_graphql) naming Nomad"
-    ),
-)
 async def test_graphql_instances_while_nomad_is_down_is_a_coded_backend_error(
     console: Console,
 ) -> None:
@@ -47,15 +36,6 @@ async def test_graphql_instances_while_nomad_is_down_is_a_coded_backend_error(
         assert f"Nomad at {console.nomad.url} is unreachable" in error["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "rest_compat/procs.py get_proc() answers 200 'proc web exists but not deployed' "
-        "when resolvers/overview.py _states() swallowed the scheduler failure (state None), "
-        "though the proc is deployed; LAIN answered the deployd failure with the 500 "
-        "'fatal error when get app <a> proc <p>' (COMPAT 3.11)"
-    ),
-)
 async def test_rest_get_proc_while_nomad_is_down_does_not_say_it_is_not_deployed(
     console: Console,
 ) -> None:
