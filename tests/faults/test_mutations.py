@@ -147,8 +147,6 @@ async def test_first_deploy_failing_midway_is_undone_and_can_be_retried(console:
     assert set(console.nomad_jobs()) == {"hello.web.web", "hello.worker.jobs"}
 
 
-
-
 async def test_jobs_an_undeploy_could_not_remove_are_removed_by_the_reconciler(
     console: Console,
 ) -> None:
