@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from resolvers import catalog, maintainers, releases, repos, roles
-from resolvers.errors import DomainError, NotFound
+from resolvers import catalog, maintainers, notify, releases, repos, roles
+from resolvers.errors import DomainError, InvalidInput, NotFound
 from rest_compat import errors, render
-from rest_compat.envelope import Abort, Reply
+from rest_compat.envelope import DOCS_URL, Abort, Reply
 from rest_compat.routing import Call
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "get_details",
     "get_maintainer",
     "get_repo",
+    "image_push",
     "list_maintainers",
     "list_repos",
     "list_versions",
@@ -25,6 +27,8 @@ __all__ = [
     "role_of_caller",
     "role_of_user",
 ]
+
+log = logging.getLogger(__name__)
 
 
 async def list_repos(call: Call) -> Reply:
@@ -184,3 +188,26 @@ async def get_details(call: Call) -> Reply:
     details = await catalog.repo_details(call.ctx, app=app)
     url = f"/v1/repos/{app}/details/"
     return Reply(200, "detail", url=url, obj=render.detail_object(details))
+
+
+async def image_push(call: Call) -> Reply:
+    """Tell the image-push subscribers about the newest release (COMPAT 3.7). Without GitLab
+    the commits come only from the body: `{"authors": [...], "commits": [...]}`."""
+    app = call.names["app"]
+    body = call.json()
+    if not isinstance(body, dict):
+        if call.body:
+            log.info("push of %s: ignoring a body that is not a JSON object", app)
+        body = {}
+    url = f"/v1/repos/{app}/push/"
+    try:
+        await notify.image_pushed(
+            call.ctx, app=app, authors=body.get("authors"), commits=body.get("commits")
+        )
+    except NotFound as exc:
+        if exc.field != "metaVersion":
+            raise
+        return _no_images(call, app, "image_push")
+    except InvalidInput as exc:
+        return Reply(400, "image_push", exc.message, url if exc.field == "giturl" else DOCS_URL)
+    return Reply(200, "image_push", "ok", url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from rest_compat import apps, misc, procs, repos
+from rest_compat import apps, misc, notify, procs, repos
 from rest_compat.auth import Level
 from rest_compat.routing import Call, Endpoint, Fatal, Method
 
@@ -162,6 +162,23 @@ _DETAILS = Endpoint(
             Fatal("detail", "getting version of app {app}", "/v1/repos/{app}/"),
             summary="The bound giturl and the deployed meta_version.",
             statuses=(200, 404),
+        )
+    },
+)
+
+_PUSH = Endpoint(
+    "repos/{app}/push/",
+    "image_push",
+    {
+        "POST": Method(
+            repos.image_push,
+            _MAINTAIN,
+            Fatal("image_push", "getting version of app {app}", "/v1/repos/{app}/"),
+            summary="Tell the imagepush subscribers about the newest release; without GitLab "
+            "the commits come from the body.",
+            body='{"authors": ["alice@example.com"], "commits": [{"id": "6f8a0c1", '
+            '"message": "alice [fix]"}]}',
+            statuses=(200, 400, 404),
         )
     },
 )
@@ -330,6 +347,39 @@ _OPLOGS = Endpoint(
     ),
 )
 
+_NOTIFY_FATAL = Fatal("notify", "handling notify {notify_type}", "/v1/notify/{notify_type}/")
+
+_NOTIFY = Endpoint(
+    "notify/{notify_type}/",
+    "api_notify",
+    {
+        "GET": Method(
+            notify.list_subscribers,
+            Level.NONE,
+            _NOTIFY_FATAL,
+            summary="The URLs subscribed to a notification type (only imagepush).",
+            statuses=(200, 400),
+        ),
+        "POST": Method(
+            notify.add_subscriber,
+            Level.NONE,
+            _NOTIFY_FATAL,
+            summary="Subscribe a URL (duplicates are appended).",
+            body='{"notify_url": "http://lxcmond.lain:3001/api/v1/imagepush"}',
+            statuses=(200, 400),
+        ),
+        "DELETE": Method(
+            notify.remove_subscriber,
+            Level.NONE,
+            _NOTIFY_FATAL,
+            summary="Unsubscribe a URL (its oldest subscription).",
+            body='{"notify_url": "http://lxcmond.lain:3001/api/v1/imagepush"}',
+            statuses=(200, 400),
+        ),
+    },
+    gate=notify.body_gate,
+)
+
 _DOCS = Endpoint(
     "docs/",
     "docs",
@@ -358,6 +408,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _MAINTAINER,
     _VERSIONS,
     _DETAILS,
+    _PUSH,
     _APPS,
     _APP,
     _PROCS,
@@ -365,6 +416,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _HISTORIES,
     _INSTANCES,
     _AUTH_STATUS,
+    _NOTIFY,
     _OPLOGS,
     _DOCS,
     _SWAGGER,

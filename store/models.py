@@ -36,6 +36,7 @@ __all__ = [
     "IdempotencyRecord",
     "Maintainer",
     "MaintainerRole",
+    "NotifySubscriber",
     "PendingRemoval",
     "PortalBinding",
     "Proc",
@@ -255,6 +256,18 @@ class PendingRemoval(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str] = mapped_column(String(400), unique=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class NotifySubscriber(Base):
+    """A URL told about events of one type (`imagepush`); order kept, duplicates allowed."""
+
+    __tablename__ = "notify_subscribers"
+    __table_args__ = (Index("ix_notify_subscribers_type_id", "type", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

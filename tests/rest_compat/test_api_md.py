@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from tests.rest_compat.helpers import V1, Rest, local_yaml, publish, until
 
-# Verbatim from API.md, in an order that makes each line meaningful (DELETE last). The
-# notify lines and `push` are not here: this console has no image-push notifications.
+# Verbatim from API.md, in an order that makes each line meaningful (DELETE last).
 API_MD = [
     (
         """curl /api/v1/repos/ -H "Content-Type: application/json" -d '{"appname":"hello"}'""",
@@ -31,6 +30,9 @@ API_MD = [
     ("curl /api/v1/repos/:appName/maintainers/:username/", 403, "maintainer"),
     ("curl -X DELETE /api/v1/repos/:appName/maintainers/:username/", 403, "maintainer"),
     ("curl /api/v1/repos/:appName/details/", 200, "detail"),
+    # No commits in the body and no GitLab to fetch them from; and this lain.yaml binds no
+    # giturl, which LAIN checked first (COMPAT 3.7).
+    ("curl -XPOST /api/v1/repos/:appName/push/", 400, "image_push"),
     (
         """curl /api/v1/apps/ -H "Content-Type: application/json" -d '{"appname":"hello"}'""",
         202,
@@ -62,6 +64,20 @@ API_MD = [
     ),
     ("curl -X DELETE /api/v1/apps/:appName/procs/:procName/", 202, "proc"),
     ("curl /api/v1/resources/:resourceName/instances/", 200, "instances"),
+    # Without the trailing slash: the 301 (COMPAT 1.1); then subscribe and unsubscribe.
+    ("curl /api/v1/notify/imagepush", 301, ""),
+    (
+        "curl -XPOST -H 'Content-type: application/json' /api/v1/notify/imagepush/ -d "
+        """'{"notify_url": "http://lxcmond.lain:3001/api/v1/imagepush"}'""",
+        200,
+        "notify",
+    ),
+    (
+        "curl -XDELETE -H 'Content-type: application/json' /api/v1/notify/imagepush/ -d "
+        """'{"notify_url": "http://lxcmond.lain:3001/api/v1/imagepush"}'""",
+        200,
+        "notify",
+    ),
     ("curl -X DELETE /api/v1/apps/:appName/", 202, "app"),
 ]
 
