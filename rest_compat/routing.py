@@ -213,11 +213,13 @@ async def _once(endpoint: Endpoint, method: Method, call: Call) -> Reply | Respo
     def encode(result: Reply | Response) -> object:
         if not isinstance(result, Reply):
             raise TypeError("only envelope replies are replayed")
-        return [result.status, result.key, result.msg, result.url, result.obj]
+        # The bytes, not the object: a JSONB column would not keep the key order the reply
+        # was rendered in.
+        return [result.status, json_response(result).body.decode("ascii")]
 
-    async def decode(stored: object) -> Reply:
-        status, reply_key, msg, url, obj = stored  # type: ignore[misc]
-        return Reply(status, reply_key, msg, url, obj)
+    async def decode(stored: object) -> Response:
+        status, body = stored  # type: ignore[misc]
+        return Response(body.encode("ascii"), status_code=status, media_type="application/json")
 
     arguments = {"path": call.request.url.path, "body": call.body.decode("utf-8", "replace")}
     try:
