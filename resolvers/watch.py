@@ -2,14 +2,74 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
+from resolvers import loading
 from resolvers.apps import get_app
 from resolvers.context import OpContext
 from resolvers.errors import InvalidInput
 from resolvers.events import AppEvent
+from resolvers.views import AppView, ProcView
 
-__all__ = ["app_events", "parse_event_cursor", "proc_events"]
+__all__ = ["EventSnapshot", "app_events", "event_snapshot", "parse_event_cursor", "proc_events"]
+
+_SNAPSHOTS_KEPT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class EventSnapshot:
+    """The app and the proc as they were when the event was delivered."""
+
+    app: AppView | None
+    proc: ProcView | None
+
+
+class _Snapshots:
+    """One read per event, shared by every subscriber: a change watched by a thousand
+    clients must not cost a thousand times the same queries."""
+
+    def __init__(self) -> None:
+        self._taken: OrderedDict[int, asyncio.Future[EventSnapshot]] = OrderedDict()
+
+    async def get(self, ctx: OpContext, event: AppEvent) -> EventSnapshot:
+        taken = self._taken.get(event.cursor)
+        if taken is None:
+            taken = asyncio.ensure_future(_take_snapshot(ctx, event))
+            self._taken[event.cursor] = taken
+            while len(self._taken) > _SNAPSHOTS_KEPT:
+                self._taken.popitem(last=False)
+        return await asyncio.shield(taken)
+
+
+_snapshots: WeakKeyDictionary[object, _Snapshots] = WeakKeyDictionary()
+
+
+async def _take_snapshot(ctx: OpContext, event: AppEvent) -> EventSnapshot:
+    app = event.app_view
+    if app is None:
+        found = await loading.apps_by_name(ctx, [event.app])
+        app = found.get(event.app)
+    proc = None
+    if event.proc is not None and app is not None:
+        procs = (await loading.procs_by_app(ctx, [event.app])).get(event.app, [])
+        proc = next((p for p in procs if p.name == event.proc), None)
+    return EventSnapshot(app=app, proc=proc)
+
+
+async def event_snapshot(ctx: OpContext, event: AppEvent) -> EventSnapshot:
+    """The app and proc views an event shows, read once per event for all subscribers.
+
+    The subscriber's access was checked when it subscribed (`app_events`, `proc_events`).
+    """
+    bus = ctx.services.bus
+    snapshots = _snapshots.get(bus)
+    if snapshots is None:
+        snapshots = _snapshots[bus] = _Snapshots()
+    return await snapshots.get(ctx, event)
 
 
 def parse_event_cursor(after: str | None) -> int | None:

@@ -26,16 +26,13 @@ class Event:
 
 
 async def _event(info: strawberry.Info, event: AppEvent) -> Event | None:
-    loaders = info.context.loaders
-    view = event.app_view or await loaders.app.load(event.app)
+    snapshot = await watch.event_snapshot(info.context.op, event)
+    view = snapshot.app
     if view is None:  # the app was removed while the event travelled
         return None
     proc = None
-    if event.proc is not None:
-        procs = await loaders.procs.load(event.app)
-        proc_view = next((p for p in procs if p.name == event.proc), None)
-        if proc_view is not None:
-            proc = Proc.from_view(proc_view, event.proc_state)
+    if snapshot.proc is not None:
+        proc = Proc.from_view(snapshot.proc, event.proc_state)
     return Event(
         cursor=str(event.cursor),
         kind=event.kind,
