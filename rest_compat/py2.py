@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["dict_order", "dumps", "py2_str"]
@@ -74,15 +75,22 @@ class _Dict27:
 
 def dict_order(inserted: Iterable[str]) -> list[str]:
     """The iteration order of a 2.7 dict built by inserting `inserted` in that order."""
+    return list(_dict_order(tuple(inserted)))
+
+
+@lru_cache(maxsize=1024)
+def _dict_order(inserted: tuple[str, ...]) -> tuple[str, ...]:
+    # A response has a handful of key sequences (envelope, app, proc, pod...) repeated
+    # thousands of times; the emulated hash table is worth building once for each.
     table = _Dict27()
     for key in inserted:
         table.insert(key)
-    return table.keys()
+    return tuple(table.keys())
 
 
 def _reorder(value: Any) -> Any:
     if isinstance(value, dict):
-        return {key: _reorder(value[key]) for key in dict_order(value)}
+        return {key: _reorder(value[key]) for key in _dict_order(tuple(value))}
     if isinstance(value, list | tuple):
         return [_reorder(item) for item in value]
     return value

@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -34,6 +35,12 @@ def _should_mask(error: Any) -> bool:
     return original is not None and not isinstance(original, CodedError)
 
 
+_LIMIT_RULES = [
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+]
+
+
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
@@ -42,8 +49,9 @@ def build_schema() -> strawberry.Schema:
         config=StrawberryConfig(disable_field_suggestions=True),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            # The rules are built once: ValidationCache keys on the rule classes, and a new
+            # limiter per request would make a new class, so the cache would never hit.
+            lambda: AddValidationRules(_LIMIT_RULES),
             # Both keep their LRU caches at module level, shared by every request.
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
