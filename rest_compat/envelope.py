@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from rest_compat.py2 import dumps
 
@@ -16,6 +18,8 @@ __all__ = [
     "Abort",
     "Reply",
     "json_response",
+    "origin",
+    "permanent_redirect",
     "preflight_response",
     "slash_redirect",
 ]
@@ -25,12 +29,13 @@ DOCS_URL = "/v1/docs/"  # where LAIN pointed every error that has no better plac
 # The console's middleware put CORS on every response; Django added the frame option.
 LAIN_HEADERS = {"Access-Control-Allow-Origin": "*", "X-Frame-Options": "SAMEORIGIN"}
 
+# Django's clickjacking middleware framed the preflight answer as well.
 _PREFLIGHT_HEADERS = {
     "Content-Type": "text/plain",
     "Access-Control-Allow-Methods": "DELETE, GET, PATCH, POST, PUT",
     "Access-Control-Allow-Headers": "access-token, content-type",
     "Access-Control-Max-Age": "86400",
-    "Access-Control-Allow-Origin": "*",
+    **LAIN_HEADERS,
 }
 
 
@@ -68,14 +73,33 @@ def preflight_response() -> Response:
     return Response(b"", status_code=200, headers=_PREFLIGHT_HEADERS)
 
 
-def slash_redirect(scheme: str, host: str, path: str, query: str) -> Response:
-    """Django's APPEND_SLASH answer: 301 to the slashed URL, empty HTML body."""
-    location = f"{scheme}://{host}{quote(path, safe='/')}/"
-    if query:
-        location += f"?{query}"
+def origin(request: Request) -> str:
+    """`<scheme>://<host>` as the client asked, for the absolute Locations Django sent."""
+    host = request.headers.get("host") or _server(request.scope)
+    return f"{request.url.scheme}://{host}"
+
+
+def permanent_redirect(location: str) -> Response:
+    """Django's 301: the Location, an empty HTML body."""
     return Response(
         b"",
         status_code=301,
         headers={"Location": location},
         media_type="text/html; charset=utf-8",
     )
+
+
+def slash_redirect(request: Request) -> Response:
+    """Django's APPEND_SLASH answer: 301 to the slashed URL."""
+    location = f"{origin(request)}{quote(request.url.path, safe='/')}/"
+    if request.url.query:
+        location += f"?{request.url.query}"
+    return permanent_redirect(location)
+
+
+def _server(scope: Scope) -> str:
+    server = scope.get("server")
+    if not server:
+        return "localhost"
+    host, port = server
+    return f"{host}:{port}" if port not in (80, None) else str(host)

@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse, Response
 
 from resolvers.oplog import recent_operations
 from rest_compat import render
-from rest_compat.envelope import LAIN_HEADERS, Reply
+from rest_compat.envelope import LAIN_HEADERS, Reply, origin, permanent_redirect
 from rest_compat.openapi import document
 from rest_compat.routing import Call, Endpoint
 
@@ -71,6 +71,8 @@ async def docs_page(call: Call, endpoints: Sequence[Endpoint]) -> Response:
 
 
 async def root_redirect(request: Request) -> Response:
-    """`/` sent browsers to the documentation, permanently (Django's RedirectView)."""
-    headers = {"Location": "/v1/docs/", **LAIN_HEADERS}
-    return Response(b"", status_code=301, headers=headers, media_type="text/html; charset=utf-8")
+    """`/` sent browsers to the documentation, permanently (Django's RedirectView), with the
+    absolute Location Django 1.8 made of every redirect."""
+    response = permanent_redirect(f"{origin(request)}/v1/docs/")
+    response.headers.update(LAIN_HEADERS)
+    return response

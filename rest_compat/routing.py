@@ -154,8 +154,7 @@ class RestApp:
             if match is not None and request.method != "POST":
                 # Django's APPEND_SLASH; a POST is served as if slashed (LAIN's debug page
                 # crashed there instead).
-                host = request.headers.get("host") or _server(request.scope)
-                return slash_redirect(request.url.scheme, host, request.url.path, request.url.query)
+                return slash_redirect(request)
         if match is None:
             return json_response(errors.unknown_path(request.url.path))
         endpoint, params = match
@@ -251,11 +250,3 @@ def _route_path(scope: Scope) -> str:
     if root and path.startswith(root):
         path = path[len(root) :]
     return path.lstrip("/")
-
-
-def _server(scope: Scope) -> str:
-    server = scope.get("server")
-    if not server:
-        return "localhost"
-    host, port = server
-    return f"{host}:{port}" if port not in (80, None) else str(host)

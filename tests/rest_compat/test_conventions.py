@@ -114,6 +114,8 @@ async def test_cors_preflight_answers_every_path(rest: Rest, path: str) -> None:
     assert headers["access-control-allow-headers"] == "access-token, content-type"
     assert headers["access-control-max-age"] == "86400"
     assert headers["access-control-allow-origin"] == "*"
+    # Django's clickjacking middleware answered the preflight too.
+    assert headers["x-frame-options"] == "SAMEORIGIN"
 
 
 @pytest.mark.parametrize("path", ["/api/v1/nothing/", "/v1/apps/hello/procs/web/extra/", "/x"])
@@ -151,10 +153,16 @@ async def test_wrong_method_is_json_405_before_anything(
     )
 
 
-async def test_root_redirects_to_the_docs(rest: Rest) -> None:
+async def test_root_redirects_to_the_docs(rest: Rest, base_url: str) -> None:
     response = await rest.client.get("/")
     assert response.status_code == 301
-    assert response.headers["location"] == "/v1/docs/"
+    assert response.content == b""
+    # Django 1.8 made every redirect's Location absolute, from the Host asked for.
+    assert response.headers["location"] == f"{base_url}/v1/docs/"
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["x-frame-options"] == "SAMEORIGIN"
+    named = await rest.client.get("/", headers={"host": "console.lain.local"})
+    assert named.headers["location"] == "http://console.lain.local/v1/docs/"
 
 
 async def test_unexpected_errors_answer_the_fatal_template(
