@@ -14,7 +14,7 @@ from resolvers.overview import AppOverview, Overviews
 from resolvers.views import AppStatus, AppType, ProcType
 from rest_compat import errors, render
 from rest_compat.envelope import Abort, Reply
-from rest_compat.py2 import py2_str
+from rest_compat.py2 import dict_order, py2_str
 from rest_compat.routing import Call
 
 __all__ = [
@@ -180,44 +180,51 @@ async def _still_running(
 
 def _removal_report(found: Overviews, app: str, failed: Mapping[str, str]) -> str:
     """LAIN's report of an undeploy (COMPAT 3.9): each removal under what came of it, then
-    the same for each resource instance removed with the app."""
+    the same for each resource instance removed with the app, under its name only."""
     target, *instances = _removed_apps(found, app)
-    report = _removal_sections(target, failed)
+    report = "app remove results:\n" + _removal_sections(target, failed)
     if instances:
-        parts = [f"  {i.app.name}\n{_removal_sections(i, failed)}" for i in instances]
-        report += "resource instance remove results:\n" + "".join(parts) + "\n"
+        sections = {i.app.name: _removal_sections(i, failed) for i in instances}
+        # LAIN kept the instances' reports in a dict keyed by name: Python 2's order.
+        parts = [f"  {name}\n{sections[name]}\n" for name in dict_order(sections)]
+        report += "resource instance remove results:\n" + "".join(parts)
     return report
 
 
 def _removal_sections(target: AppOverview, failed: Mapping[str, str]) -> str:
-    done: list[str] = []
-    missed: list[str] = []
-    failures: list[str] = []
+    # Each outcome was a dict keyed by pod-group name, filled with the procs and then the
+    # portals in lain.yaml order, and printed in Python 2's dict order.
+    done: dict[str, str] = {}
+    missed: dict[str, str] = {}
+    failures: dict[str, str] = {}
     jobs = _jobs(target)
-    for proc in target.procs:
+    for proc in sorted(target.procs, key=lambda p: p.view.type is ProcType.PORTAL):
         entry = proc.view.job_id
         portal = proc.view.type is ProcType.PORTAL
         if entry in failed:
-            failures.append(_entry(entry, 500, failed[entry]))
+            failures[entry] = _entry(entry, 500, failed[entry])
         elif jobs.get(entry):
             message = (
                 "Dependency pod will be removed from the orc engine."
                 if portal
                 else "PodGroupSpec will be deleted from the orc engine."
             )
-            done.append(_entry(entry, 202, message))
+            done[entry] = _entry(entry, 202, message)
         else:
             message = "DependencyPod not existed" if portal else "PodGroup not existed"
-            missed.append(_entry(entry, 404, message))
+            missed[entry] = _entry(entry, 404, message)
     return (
-        "app remove results:\n"
-        + "remove successed results:\n"
-        + "".join(done)
+        "remove successed results:\n"
+        + _in_py2_order(done)
         + "remove missed results:\n"
-        + "".join(missed)
+        + _in_py2_order(missed)
         + "remove failed results:\n"
-        + "".join(failures)
+        + _in_py2_order(failures)
     )
+
+
+def _in_py2_order(entries: Mapping[str, str]) -> str:
+    return "".join(entries[name] for name in dict_order(entries))
 
 
 def _entry(job: str, status: int, message: str) -> str:

@@ -384,10 +384,11 @@ class TestUndeployApp:
             "/api/v1/apps/hello/",
             status=202,
             key="app",
+            # LAIN's results were dicts keyed by pod group: Python 2's order, as in COMPAT.
             msg="app remove results:\nremove successed results:\n"
-            "    hello.web.web\n    status_code: 202\n"
-            "    message: PodGroupSpec will be deleted from the orc engine.\n"
             "    hello.worker.foo\n    status_code: 202\n"
+            "    message: PodGroupSpec will be deleted from the orc engine.\n"
+            "    hello.web.web\n    status_code: 202\n"
             "    message: PodGroupSpec will be deleted from the orc engine.\n"
             "remove missed results:\nremove failed results:\n",
             url="/v1/apps/",
@@ -570,12 +571,13 @@ class TestResourceInstances:
             "    rclient.worker.worker\n    status_code: 202\n"
             "    message: PodGroupSpec will be deleted from the orc engine.\n"
             "remove missed results:\nremove failed results:\n"
+            # The instance's report has no header of its own; its entries in 2.7 order.
             f"resource instance remove results:\n  {instance}\n"
-            "app remove results:\nremove successed results:\n"
-            f"    {instance}.worker.redis\n    status_code: 202\n"
-            "    message: PodGroupSpec will be deleted from the orc engine.\n"
+            "remove successed results:\n"
             f"    {instance}.portal.portal-redis\n    status_code: 202\n"
             "    message: Dependency pod will be removed from the orc engine.\n"
+            f"    {instance}.worker.redis\n    status_code: 202\n"
+            "    message: PodGroupSpec will be deleted from the orc engine.\n"
             "remove missed results:\nremove failed results:\n\n",
             url="/v1/apps/",
             obj=repo_obj("rclient"),
@@ -586,3 +588,47 @@ class TestResourceInstances:
 def test_updatetime_matcher_is_strict() -> None:
     assert UPDATETIME == "2018-06-13 07:19:10"
     assert UPDATETIME != "2018-06-13T07:19:10"
+
+
+async def test_undeploy_reports_each_resource_instance_in_py2_order(
+    rest: Rest, fake_scheduler: FakeScheduler
+) -> None:
+    """LAIN's instance reports were a dict keyed by instance name, each report followed by an
+    empty line, none with a header of its own."""
+    await _deployed(rest, "redis", REDIS_YAML)
+    await _deployed(rest, "cache", REDIS_YAML.replace("redis", "cache"))
+    two = "appname: two\nuse_resources:\n"
+    for resource in ("cache", "redis"):  # lain.yaml order is not the report's
+        two += f"  {resource}:\n    services:\n      - {resource}\n"
+    await _deployed(rest, "two", two + "worker:\n  cmd: ./client\n")
+
+    def removed(job: str, portal: bool = False) -> str:
+        message = (
+            "Dependency pod will be removed from the orc engine."
+            if portal
+            else "PodGroupSpec will be deleted from the orc engine."
+        )
+        return f"    {job}\n    status_code: 202\n    message: {message}\n"
+
+    redis, cache = "resource.redis.two", "resource.cache.two"
+    await rest.expect(
+        "DELETE",
+        "/api/v1/apps/two/",
+        status=202,
+        key="app",
+        msg="app remove results:\nremove successed results:\n"
+        + removed("two.worker.worker")
+        + "remove missed results:\nremove failed results:\n"
+        + "resource instance remove results:\n"
+        + f"  {redis}\nremove successed results:\n"
+        + removed(f"{redis}.worker.redis")
+        + removed(f"{redis}.portal.portal-redis", portal=True)
+        + "remove missed results:\nremove failed results:\n\n"
+        + f"  {cache}\nremove successed results:\n"
+        + removed(f"{cache}.portal.portal-cache", portal=True)
+        + removed(f"{cache}.worker.cache")
+        + "remove missed results:\nremove failed results:\n\n",
+        url="/v1/apps/",
+        obj=repo_obj("two"),
+    )
+    assert fake_scheduler.jobs == {}

@@ -92,6 +92,6 @@ async def test_deploy_operate_scale_resize_undeploy(local_rest: Rest) -> None:
     response = await rest.request("DELETE", "/api/v1/apps/hello/")
     assert response.status_code == 202, response.text
     assert response.json()["msg"].startswith(
-        "app remove results:\nremove successed results:\n    hello.web.web\n"
+        "app remove results:\nremove successed results:\n    hello.worker.foo\n"
     )
     assert (await rest.request("GET", WEB)).status_code == 404
