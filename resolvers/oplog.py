@@ -9,15 +9,20 @@ from store import queries
 __all__ = ["OPLOG_LENGTH", "recent_operations"]
 
 OPLOG_LENGTH = 50  # LAIN showed the last 50 operations
+# LAIN's maintainers were SSO group members: changing them never reached its oplog.
+_NOT_IN_OPLOG = ("ADD_MAINTAINER", "REMOVE_MAINTAINER")
 
 
 async def recent_operations(
     ctx: OpContext, *, app: str, limit: int = OPLOG_LENGTH
 ) -> list[AuditView]:
-    """The app's newest audit entries first; entries outlive the app, so any name may be asked.
+    """The app's newest audit entries first, without the maintainer changes LAIN never
+    logged; entries outlive the app, so any name may be asked.
 
     Open to everyone, as LAIN's oplog was; an unknown name has no entries.
     """
     async with ctx.sessions() as session:
-        rows = await queries.audit_page(session, app, before_id=None, limit=limit)
+        rows = await queries.audit_page(
+            session, app, before_id=None, limit=limit, excluding=_NOT_IN_OPLOG
+        )
     return [audit_view(row) for row in rows]

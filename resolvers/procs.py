@@ -149,7 +149,8 @@ async def control_proc(
                 f"there is no instance {instance}",
                 field="instance",
             )
-        return f"instance={instance}"
+        # The job names the instance's container in LAIN's oplog (rest_compat.oplog).
+        return f"instance={instance} of {current.job_id}"
 
     async def run(view: ProcView) -> None:
         await ctx.scheduler.control(view.job_id, action, instance)

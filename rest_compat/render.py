@@ -17,6 +17,7 @@ from resolvers.maintainers import MaintainerView
 from resolvers.overview import AppOverview, Overviews, ProcOverview
 from resolvers.units import format_memory
 from resolvers.views import AppType, InstanceState, InstanceStatus, ProcType
+from rest_compat.oplog import container_name, oplog_entry
 from rest_compat.py2 import dumps
 
 __all__ = [
@@ -90,22 +91,19 @@ def history_object(view: InstanceHistoryView, instance: str) -> dict[str, Any]:
 
 def oplog_text(entries: Sequence[AuditView]) -> str:
     """Django's `serializers.serialize('json', …)` of the entries, as the console sent it."""
-    objects = [
+    objects = []
+    for entry in entries:
+        lain = oplog_entry(entry)
         # Django 1.8's get_dump_object: model and fields, then pk.
-        {
-            "model": "oplog.oplog",
-            "fields": {
-                "app": entry.app,
-                "user": entry.username,
-                "time": _django_time(entry.at),
-                "message": entry.message,
-                "app_version": entry.meta_version,
-                "op": entry.operation,
-            },
-            "pk": entry.id,
+        fields = {
+            "app": entry.app,
+            "user": entry.username,
+            "time": _django_time(entry.at),
+            "message": lain.message,
+            "app_version": lain.app_version,
+            "op": lain.op,
         }
-        for entry in entries
-    ]
+        objects.append({"model": "oplog.oplog", "fields": fields, "pk": entry.id})
     return dumps(objects).decode("ascii")
 
 
@@ -289,9 +287,7 @@ def _pod_object(job_id: str, instance: InstanceState, expose: int) -> dict[str, 
     running = instance.status is InstanceStatus.RUNNING
     return {
         "containerid": instance.instance_id,
-        # deployd's docker name, /<pod group>.v<spec version>-i<instance>-d<drift count>; we
-        # count neither spec versions nor drifts (instances never move), hence v1 and d0.
-        "containername": f"/{job_id}.v1-i{instance.number}-d0",
+        "containername": container_name(job_id, instance.number),
         "containerip": instance.ip or "",
         "containerport": port,
         "nodeip": instance.ip or "",

@@ -137,10 +137,17 @@ async def maintainers_of(session: AsyncSession, app_id: int) -> list[Maintainer]
 
 
 async def audit_page(
-    session: AsyncSession, app: str, *, before_id: int | None, limit: int
+    session: AsyncSession,
+    app: str,
+    *,
+    before_id: int | None,
+    limit: int,
+    excluding: Sequence[str] = (),
 ) -> list[AuditEntry]:
-    """An app's audit entries, newest first."""
+    """An app's audit entries, newest first, leaving out the operations in `excluding`."""
     query = select(AuditEntry).where(AuditEntry.app == app).order_by(AuditEntry.id.desc())
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
+    if excluding:
+        query = query.where(AuditEntry.operation.not_in(excluding))
     return list((await session.execute(query.limit(limit))).scalars())

@@ -18,7 +18,7 @@ from server.app import create_app
 from server.settings import Settings
 from tests.fakes.scheduler import FakeScheduler
 from tests.live import serve
-from tests.rest_compat.helpers import DOCS, Rest, repo_obj
+from tests.rest_compat.helpers import DOCS, Matches, Rest, repo_obj
 
 MAINTAINERS = "/api/v1/repos/hello/maintainers/"
 
@@ -244,3 +244,33 @@ async def test_roles(callers: Callers) -> None:
         msg="user carol does not exist in the maintainer list of app hello\n",
         url="/v1/repos/hello/maintainers/",
     )
+
+
+async def test_maintainer_changes_are_audited_but_not_in_lains_oplog(callers: Callers) -> None:
+    """LAIN's maintainers were SSO group members, never in its oplog; our audit log keeps
+    their changes (GraphQL auditLog), and the REST oplog leaves them out."""
+    rest, alice = callers.rest, callers.of("alice")
+    for method, path, body in [
+        ("POST", MAINTAINERS, {"username": "bob", "role": "normal"}),
+        ("DELETE", f"{MAINTAINERS}bob/", None),
+    ]:
+        response = await rest.request(method, path, body, headers=alice)
+        assert response.status_code in (200, 204), response.text
+    oplog = await rest.expect(
+        "GET",
+        "/api/v1/oplogs/hello/",
+        status=200,
+        key="oplog",
+        url="/v1/oplogs/hello/",
+        obj=Matches(r"\[.*\]"),
+    )
+    assert [(e["fields"]["op"], e["fields"]["user"]) for e in json.loads(oplog)] == [
+        ("REPOSIT", "alice")
+    ]
+    query = '{ app(name: "hello") { auditLog(first: 10) { nodes { user operation message } } } }'
+    response = await rest.client.post("/graphql", json={"query": query}, headers=alice)
+    assert response.json()["data"]["app"]["auditLog"]["nodes"] == [
+        {"user": "alice", "operation": "REMOVE_MAINTAINER", "message": "bob"},
+        {"user": "alice", "operation": "ADD_MAINTAINER", "message": "bob as normal"},
+        {"user": "alice", "operation": "REPOSIT", "message": ""},
+    ]

@@ -45,14 +45,67 @@ async def test_oplog_is_a_json_string_newest_first(rest: Rest, method: str) -> N
             "app": "hello",
             "user": "unknown",
             "time": ISO_MS,
-            "message": "web num_instances=2",
-            "app_version": V1,
+            "message": "proc web scaled with instance 2",
+            "app_version": "",
             "op": "SCALE",
         },
         "model": "oplog.oplog",
         "pk": entries[1]["pk"] + 1,
     }
     assert [e["pk"] for e in entries] == sorted((e["pk"] for e in entries), reverse=True)
+
+
+async def test_oplog_names_and_messages_are_lains(rest: Rest) -> None:
+    """Each operation as LAIN's oplog wrote it (COMPAT 3.15); the version only for deploys
+    and updates. PUBLISH is ours: LAIN's releases were registry pushes."""
+    await deployed_hello(rest)
+    web, foo = "/api/v1/apps/hello/procs/web/", "/api/v1/apps/hello/procs/foo/"
+    for method, path, body in [
+        ("PATCH", web, {"num_instances": 2}),
+        ("PATCH", foo, {"memory": "128m"}),
+        ("PATCH", web, {"cpu": 1}),
+        ("PATCH", web, {"operation": "stop", "instance": 2}),
+        ("PATCH", foo, {"operation": "restart"}),
+        ("PATCH", web, {"operation": "start"}),
+        ("DELETE", foo, None),
+        ("POST", "/api/v1/apps/hello/procs/", {"procname": "foo"}),
+        ("PUT", "/api/v1/apps/hello/", {"meta_version": V1}),
+        ("DELETE", "/api/v1/apps/hello/", None),
+    ]:
+        response = await rest.request(method, path, body)
+        assert response.status_code in (201, 202), response.text
+    text = await rest.expect(
+        "GET",
+        "/api/v1/oplogs/hello/",
+        status=200,
+        key="oplog",
+        url="/v1/oplogs/hello/",
+        obj=Matches(r"\[.*\]"),
+    )
+    entries = json.loads(text)
+    assert [e["pk"] for e in entries] == sorted((e["pk"] for e in entries), reverse=True)
+    assert [(e["model"], e["fields"].pop("time")) for e in entries] == [
+        ("oplog.oplog", ISO_MS)
+    ] * 13
+    assert [e["fields"] for e in entries] == [
+        _oplog("DELETE"),
+        _oplog("UPDATE", version=V1),
+        _oplog("DEPLOY", "proc foo depolyd"),
+        _oplog("DELETE", "delete proc foo"),
+        _oplog("START", "start proc web"),
+        _oplog("RESTART", "restart proc foo"),
+        _oplog("STOP", "stop container /hello.web.web.v1-i2-d0"),
+        _oplog("SCALE", "proc web scaled with memory None, cpu 1"),
+        _oplog("SCALE", "proc foo scaled with memory 134217728, cpu None"),
+        _oplog("SCALE", "proc web scaled with instance 2"),
+        _oplog("DEPLOY", version=V1),
+        _oplog("PUBLISH", version=V1),
+        _oplog("REPOSIT"),
+    ]
+
+
+def _oplog(op: str, message: str = "", *, version: str = "") -> dict[str, str]:
+    return {"app": "hello", "user": "unknown", "message": message, "app_version": version, "op": op}
 
 
 async def test_oplog_of_an_unknown_app_is_empty(rest: Rest) -> None:
