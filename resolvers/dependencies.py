@@ -32,6 +32,7 @@ from store import queries
 from store.models import App, AppStatus, PortalBinding, Release
 
 __all__ = [
+    "USE_RESOURCES_FIELD",
     "Dependencies",
     "InstancePlan",
     "ServiceUse",
@@ -42,6 +43,9 @@ __all__ = [
     "resolve",
     "stage_client_bindings",
 ]
+
+# The field of an error about a used resource: the lain.yaml path `use_resources.<resource>`.
+USE_RESOURCES_FIELD = "use_resources."
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +83,15 @@ def allows(allow_clients: str | None, client: str) -> bool:
 
 
 async def _deployed_release(
-    session: AsyncSession, name: str, what: str, domains: tuple[str, ...]
+    session: AsyncSession, name: str, what: str, domains: tuple[str, ...], *, field: str
 ) -> tuple[App, Release, LainConfig]:
     app = await queries.app_by_name(session, name)
     if app is None:
-        raise InvalidInput(f"{what} {name} does not exist: register and deploy it first")
+        raise InvalidInput(
+            f"{what} {name} does not exist: register and deploy it first", field=field
+        )
     if app.meta_version is None or app.status is AppStatus.UNDEPLOYED:
-        raise InvalidInput(f"{what} {name} is not deployed: deploy it first")
+        raise InvalidInput(f"{what} {name} is not deployed: deploy it first", field=field)
     release = await queries.release(session, app.id, app.meta_version)
     config = release_config(release, domains) if release is not None else None
     if release is None or config is None:
@@ -124,7 +130,9 @@ async def resolve(
     instances: list[InstancePlan] = []
     services: list[ServiceUse] = []
     for resource, use in config.use_resources.items():
-        app, release, _ = await _deployed_release(session, resource, "resource", domains)
+        app, release, _ = await _deployed_release(
+            session, resource, "resource", domains, field=USE_RESOURCES_FIELD + resource
+        )
         if app.apptype != AppType.RESOURCE:
             raise InvalidInput(f"{resource} is not a resource (it is an {app.apptype})")
         name = resource_instance_name(resource, client)
@@ -143,7 +151,7 @@ async def resolve(
             services.append(_service_use(client, name, release, rendered, service_name, image))
     for service_app, names in config.use_services.items():
         app, release, service_config = await _deployed_release(
-            session, service_app, "service app", domains
+            session, service_app, "service app", domains, field=f"use_services.{service_app}"
         )
         image = release.image or default_image(registry, service_app, release.meta_version)
         for service_name in names:

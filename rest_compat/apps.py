@@ -85,7 +85,7 @@ async def deploy_app(call: Call) -> Reply:
         # Deployed or deploying meanwhile is LAIN's 409; any other failure undid the deploy.
         if isinstance(exc, Conflict) and await _reachable(call, app):
             return replace(exists, obj=await _app_object(call, app))
-        return errors.deploy_error(exc, app)
+        return errors.deploy_error(exc, app, call.services.registry)
     msg = f"deploy request of app {app} has been accepted."
     return Reply(202, "app", msg, url, await _app_object(call, app))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from resolvers.catalog import image_repository
+from resolvers.dependencies import USE_RESOURCES_FIELD
 from resolvers.errors import (
     BackendUnavailable,
     Conflict,
@@ -34,6 +36,7 @@ __all__ = [
     "relay",
     "relay_error",
     "shared_reply",
+    "tags_list_url",
     "unknown_path",
     "update_error",
 ]
@@ -125,18 +128,24 @@ def publish_error(exc: DomainError, app: str, version: str) -> Reply:
     return _unexpected(exc, "version", f"publishing version of app {app}")
 
 
-def deploy_error(exc: DomainError, app: str) -> Reply:
+def tags_list_url(registry: str, app: str) -> str:
+    """Where LAIN asked the registry for an app's images; its messages quote it."""
+    return f"http://{registry}/v2/{image_repository(app)}/tags/list"
+
+
+def deploy_error(exc: DomainError, app: str, registry: str) -> Reply:
     """POST /apps/ once the app is known not to be deployed (COMPAT 3.8)."""
     url = f"/v1/apps/{app}/"
     if isinstance(exc, NotFound) and exc.field == "metaVersion":
+        # No release at all: what LAIN answered when the registry had no images for the app.
         msg = (
-            "not found both meta and release images,\n"
+            f"error in getting images: no images here: {tags_list_url(registry, app)}\n"
             "please check your App images then try to update your App\n"
         )
-        return Reply(400, "app", msg, url)
+        return Reply(500, "app", msg, url)
     msg = (
         f"request of deploy app {app} is not acceptable with error:\n"
-        f"Deploy app {app} results: {exc.message}"
+        f"Deploy app {app} results: {_deploy_detail(exc)}"
     )
     return Reply(406, "app", msg, url)
 
@@ -157,9 +166,17 @@ def update_error(exc: DomainError, app: str, version: str | None) -> Reply:
         return not_deployed(app, "app")
     msg = (
         f"request of update app {app} is not acceptable with error:\n"
-        f"Updating app {app} results: {exc.message}"
+        f"Updating app {app} results: {_deploy_detail(exc)}"
     )
     return Reply(406, "app", msg, url)
+
+
+def _deploy_detail(exc: DomainError) -> str:
+    # A used resource that is missing or not deployed was LAIN's "not reachable".
+    field = exc.field or ""
+    if isinstance(exc, InvalidInput) and field.startswith(USE_RESOURCES_FIELD):
+        return f"Error: Resource {field.removeprefix(USE_RESOURCES_FIELD)} DoesNotExist"
+    return exc.message
 
 
 def proc_error(exc: DomainError, app: str, proc: str, *, key: str = "proc") -> Reply | None:

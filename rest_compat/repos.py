@@ -145,8 +145,7 @@ async def list_versions(call: Call) -> Reply:
 
 
 def _no_images(call: Call, app: str, key: str) -> Reply:
-    repo = catalog.image_repository(app)
-    tags_url = f"http://{call.services.registry}/v2/{repo}/tags/list"
+    tags_url = errors.tags_list_url(call.services.registry, app)
     msg = f"no avaible images for app {app}:\nno images here: {tags_url}\nplease push images first."
     return Reply(404, key, msg, f"/v1/repos/{app}/versions/")
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import httpx
 import pytest
 
 from backends.errors import SchedulerUnavailable
+from server.app import create_app
+from server.settings import Settings
 from tests.fakes.scheduler import FakeScheduler
+from tests.live import serve
 from tests.rest_compat.helpers import (
     DOCS,
     HELLO_YAML,
@@ -17,6 +22,7 @@ from tests.rest_compat.helpers import (
     V2,
     Rest,
     app_obj,
+    assert_reply,
     deploy,
     deployed_hello,
     foo_obj,
@@ -211,17 +217,47 @@ class TestDeployApp:
             url="/v1/repos/",
         )
 
-    async def test_no_release_400(self, rest: Rest) -> None:
-        await register(rest)
+    async def test_no_release_500_names_the_registry(
+        self, settings: Settings, fake_scheduler: FakeScheduler
+    ) -> None:
+        """No release at all is what LAIN answered when the registry had no images; the
+        registry in the message is the configured one."""
+        configured = replace(settings, registry="hub.example.com")
+        async with (
+            serve(create_app(configured, scheduler=fake_scheduler)) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as client,
+        ):
+            rest = Rest(client)
+            await register(rest)
+            response = await rest.request("POST", "/api/v1/apps/", {"appname": "hello"})
+        msg = (
+            "error in getting images: no images here: "
+            "http://hub.example.com/v2/hello/tags/list\n"
+            "please check your App images then try to update your App\n"
+        )
+        assert_reply(response, status=500, key="app", msg=msg, url="/v1/apps/hello/")
+        # The envelope in LAIN's key order (COMPAT 1.2), byte for byte.
+        assert response.content == (
+            b'{"msg": "error in getting images: no images here: '
+            b"http://hub.example.com/v2/hello/tags/list\\nplease check your App images "
+            b'then try to update your App\\n", "url": "/v1/apps/hello/", "app": null}'
+        )
+
+    @pytest.mark.parametrize("registered", [False, True])
+    async def test_resource_not_deployed_406(self, rest: Rest, registered: bool) -> None:
+        if registered:
+            await register(rest, "redis")
+        await register(rest, "rclient")
+        await publish(rest, "rclient", V1, RCLIENT_YAML)
         await rest.expect(
             "POST",
             "/api/v1/apps/",
-            {"appname": "hello"},
-            status=400,
+            {"appname": "rclient"},
+            status=406,
             key="app",
-            msg="not found both meta and release images,\n"
-            "please check your App images then try to update your App\n",
-            url="/v1/apps/hello/",
+            msg="request of deploy app rclient is not acceptable with error:\n"
+            "Deploy app rclient results: Error: Resource redis DoesNotExist",
+            url="/v1/apps/rclient/",
         )
 
     async def test_202_then_409(self, rest: Rest) -> None:
