@@ -12,6 +12,7 @@ from resolvers.overview import AppOverview, ProcOverview
 from resolvers.units import InvalidSize, parse_memory
 from resolvers.views import InstanceAction, ProcType
 from rest_compat import errors, render
+from rest_compat.canary import CANARY_KEYS, canary_problems, not_supported
 from rest_compat.envelope import DOCS_URL, Abort, Reply
 from rest_compat.py2 import py2_str
 from rest_compat.routing import Call
@@ -161,9 +162,9 @@ def _schedule_problems(body: dict[str, Any]) -> str:
                 f"invalid parameter: memory ({py2_str(memory)}) "
                 "humanfriendly.parse_size(memory) failed"
             )
-    for key in ("canary_proc", "canary_policy_group"):
+    for key in CANARY_KEYS:
         if body.get(key) is not None:
-            problems += f"invalid parameter: {key} is not supported by this console\n"
+            problems += canary_problems(key, body[key])
     return problems
 
 
@@ -173,13 +174,17 @@ async def _schedule(call: Call, target: AppOverview, body: dict[str, Any]) -> Re
     if problems:
         return Reply(400, "proc", problems, url)
     given = {k: body[k] for k in ("num_instances", "cpu", "memory") if body.get(k) is not None}
-    if not given:
+    canaries = [key for key in CANARY_KEYS if body.get(key) is not None]
+    if not given and not canaries:
         return Reply(400, "proc", "missing parameters: num_instances OR cpu OR memory", url)
-    if "num_instances" in given and len(given) > 1:
+    if "num_instances" in given and len(given) + len(canaries) > 1:
         return Reply(400, "proc", "scale num_instances should be a separate operation", url)
     proc = _proc(target, name)
     if not proc.view.deployed:
         return _not_deployed(call, proc)
+    if not given:
+        # Valid, and LAIN would have gone on to deployd (or the webrouter) with it.
+        return Reply(500, "proc", not_supported(canaries[0]), url, await _fresh(call))
     try:
         if "num_instances" in given:
             await procs.scale_proc(

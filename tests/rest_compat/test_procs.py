@@ -234,6 +234,39 @@ class TestScaleAndResize:
                 "invalid parameter: num_instances (-1) numInstances must be between 0 and "
                 "1000, got -1",
             ),
+            # Canary options, validated as LAIN's CanaryProc and CanaryPolicyGroup did.
+            ({"canary_proc": {"action": "go"}}, "invalid action: go\n"),
+            ({"canary_proc": {}}, "invalid action: None\n"),
+            (
+                {"canary_proc": {"action": "deploy", "image_version": "1528874349-abc"}},
+                "invalid image_version: 1528874349-abc\n",
+            ),
+            (
+                {"canary_proc": {"action": "deploy", "image_version": V1}},
+                "invalid secret_files: None\n",
+            ),
+            (
+                {"canary_proc": {"action": "deploy", "image_version": V1, "secret_files": "x"}},
+                "invalid secret_files: x\n",
+            ),
+            ({"canary_proc": "deploy"}, "invalid canary_proc: deploy\n"),
+            (
+                {"canary_policy_group": {"action": "deploy", "mountpoints": "/"}},
+                "invalid mounpoints: /\n",
+            ),
+            (
+                {"canary_policy_group": {"action": "deploy", "mountpoints": [], "rules": [1]}},
+                "invalid rules: [1]\n",
+            ),
+            (
+                {"cpu": "y", "canary_proc": {"action": "x"}, "canary_policy_group": {}},
+                "invalid parameter: cpu (y) should be integerinvalid action: x\n"
+                "invalid action: None\n",
+            ),
+            (
+                {"num_instances": 2, "canary_proc": {"action": "undeploy"}},
+                "scale num_instances should be a separate operation",
+            ),
         ],
     )
     async def test_invalid_400_before_anything_is_scheduled(
@@ -246,6 +279,51 @@ class TestScaleAndResize:
         assert [c for c in fake_scheduler.calls if c[0] != "states"] == [
             c for c in calls if c[0] != "states"
         ]
+
+    @pytest.mark.parametrize(
+        ("body", "msg"),
+        [
+            (
+                {"canary_proc": {"action": "deploy", "image_version": V1, "secret_files": []}},
+                "canary procs are not supported by this console: it runs one release per proc",
+            ),
+            (
+                {"canary_proc": {"action": "undeploy"}},
+                "canary procs are not supported by this console: it runs one release per proc",
+            ),
+            (
+                {"canary_policy_group": {"action": "deploy", "mountpoints": [], "rules": {}}},
+                "canary policy groups are not supported by this console: there is no "
+                "webrouter to hold A/B rules",
+            ),
+        ],
+    )
+    async def test_valid_canary_500_after_validation(
+        self, rest: Rest, fake_scheduler: FakeScheduler, body: dict[str, Any], msg: str
+    ) -> None:
+        calls = [c for c in fake_scheduler.calls if c[0] != "states"]
+        await rest.expect(
+            "PATCH",
+            WEB,
+            body,
+            status=500,
+            key="proc",
+            msg=f"    status_code: 501\n    message: {msg}",
+            url="/v1/apps/hello/procs/web/",
+            obj=web_obj(),
+        )
+        assert [c for c in fake_scheduler.calls if c[0] != "states"] == calls
+
+    async def test_valid_canary_of_an_unknown_proc_404(self, rest: Rest) -> None:
+        await rest.expect(
+            "PATCH",
+            "/api/v1/apps/hello/procs/nope/",
+            {"canary_proc": {"action": "undeploy"}},
+            status=404,
+            key="proc",
+            msg="no such proc nope in app hello",
+            url="/v1/apps/hello/procs/",
+        )
 
     async def test_no_such_proc_404(self, rest: Rest) -> None:
         await rest.expect(
