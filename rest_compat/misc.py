@@ -9,13 +9,21 @@ from collections.abc import Sequence
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from resolvers import streamports
 from resolvers.oplog import recent_operations
 from rest_compat import render
 from rest_compat.envelope import LAIN_HEADERS, Reply, origin, permanent_redirect
 from rest_compat.openapi import document
 from rest_compat.routing import Call, Endpoint
 
-__all__ = ["auth_status", "docs_page", "oplogs", "root_redirect", "swagger"]
+__all__ = [
+    "auth_status",
+    "docs_page",
+    "oplogs",
+    "root_redirect",
+    "swagger",
+    "used_stream_ports",
+]
 
 
 async def auth_status(call: Call) -> Reply:
@@ -28,6 +36,12 @@ async def oplogs(call: Call) -> Reply:
     entries = await recent_operations(call.ctx, app=app)
     # The value is a JSON document in a string, not an array (COMPAT 9.16).
     return Reply(200, "oplog", url=f"/v1/oplogs/{app}/", obj=render.oplog_text(entries))
+
+
+async def used_stream_ports(call: Call) -> Reply:
+    ports = await streamports.used_stream_ports(call.ctx)
+    objects = [render.stream_port_object(port) for port in ports]
+    return Reply(200, "streamrouter", url="/v1/usedstreamrouterports", obj=objects)
 
 
 def _host(call: Call) -> str:

@@ -15,6 +15,7 @@ from resolvers.catalog import RepoDetails
 from resolvers.history import InstanceHistoryView
 from resolvers.maintainers import MaintainerView
 from resolvers.overview import AppOverview, Overviews, ProcOverview
+from resolvers.streamports import StreamPortView
 from resolvers.units import format_memory
 from resolvers.views import AppType, InstanceState, InstanceStatus, ProcType
 from rest_compat.oplog import container_name, oplog_entry
@@ -31,6 +32,7 @@ __all__ = [
     "proc_object",
     "repo_object",
     "role_object",
+    "stream_port_object",
     "version_object",
 ]
 
@@ -87,6 +89,17 @@ def history_object(view: InstanceHistoryView, instance: str) -> dict[str, Any]:
         entries.append(entry)
     # `Instance` is the raw path segment, a string (COMPAT 2.11).
     return {"Name": view.job_id, "Instance": instance, "StatusHistory": entries}
+
+
+def stream_port_object(port: StreamPortView) -> dict[str, Any]:
+    # deployd's StreamProc: the embedded StreamPort's fields, then NameSpace and ProcName.
+    return {
+        "srcport": port.src,
+        "dstport": port.dst,
+        "proto": port.proto,
+        "NameSpace": port.app,
+        "ProcName": port.job_id,
+    }
 
 
 def oplog_text(entries: Sequence[AuditView]) -> str:

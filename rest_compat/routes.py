@@ -347,6 +347,21 @@ _OPLOGS = Endpoint(
     ),
 )
 
+_STREAM_PORTS = Endpoint(
+    "usedstreamrouterports",
+    "streamrouter",
+    {
+        "GET": Method(
+            misc.used_stream_ports,
+            Level.NONE,
+            Fatal("streamrouter", "getting used streamrouter ports"),
+            summary="The stream-router ports (lain.yaml ports) deployed procs claim.",
+        )
+    },
+    # LAIN's pattern had neither a trailing slash nor a `$` (COMPAT 1.1).
+    prefix=True,
+)
+
 _NOTIFY_FATAL = Fatal("notify", "handling notify {notify_type}", "/v1/notify/{notify_type}/")
 
 _NOTIFY = Endpoint(
@@ -416,6 +431,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _HISTORIES,
     _INSTANCES,
     _AUTH_STATUS,
+    _STREAM_PORTS,
     _NOTIFY,
     _OPLOGS,
     _DOCS,

@@ -106,6 +106,8 @@ class Endpoint:
     methods: Mapping[str, Method]
     any_method: Method | None = None  # answers every method alike (oplogs)
     gate: Callable[[Call], None] | None = None  # runs before the method check; may raise
+    # Matches every path that starts with `path` (a Django pattern without its `$`).
+    prefix: bool = False
     regex: re.Pattern[str] = field(init=False)
 
     @property
@@ -119,7 +121,8 @@ class Endpoint:
             re.escape(part) if index % 2 == 0 else f"(?P<{part}>[^/]+)"
             for index, part in enumerate(parts)
         )
-        object.__setattr__(self, "regex", re.compile(f"^{pattern}$"))
+        end = "" if self.prefix else "$"
+        object.__setattr__(self, "regex", re.compile(f"^{pattern}{end}"))
 
 
 class RestApp:

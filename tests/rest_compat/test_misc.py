@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from tests.rest_compat.helpers import DOCS, V1, Matches, Rest, deployed_hello
+from tests.rest_compat.helpers import (
+    DOCS,
+    V1,
+    Matches,
+    Rest,
+    assert_reply,
+    deploy,
+    deployed_hello,
+    publish,
+    register,
+)
 
 ISO_MS = Matches(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
 
@@ -124,7 +135,7 @@ async def test_swagger_documents_every_route(rest: Rest, base_url: str) -> None:
     assert spec["host"] == base_url.removeprefix("http://")
     assert set(spec["paths"]["/apps/{app}/procs/{proc}/"]) == {"get", "patch", "delete"}
     assert set(spec["paths"]["/repos/{app}/versions/"]) == {"get", "post"}
-    assert len(spec["paths"]) == 20
+    assert len(spec["paths"]) == 21
     patch = spec["paths"]["/apps/{app}/procs/{proc}/"]["patch"]
     assert [p["name"] for p in patch["parameters"]] == ["app", "proc", "body"]
     assert set(patch["responses"]) == {"202", "400", "404", "405", "500", "503"}
@@ -141,4 +152,78 @@ async def test_docs_page_lists_the_routes(rest: Rest) -> None:
 async def test_docs_wrong_method_405(rest: Rest) -> None:
     await rest.expect(
         "POST", "/api/v1/docs/", status=405, key="docs", msg="invalid http method POST", url=DOCS
+    )
+
+
+STREAM_YAML = """\
+appname: stream
+web:
+  cmd: ./web
+  ports: "9600:80"
+worker.foo:
+  cmd: ./foo
+  ports:
+    - "9502:8000/udp"
+    - 9501
+"""
+
+OTHER_STREAM_YAML = """\
+appname: other
+worker:
+  cmd: ./other
+  ports: "9550:22"
+"""
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/usedstreamrouterports",
+        "/api/v1/usedstreamrouterports/",
+        # LAIN's pattern had no `$`: anything after the name matched too (COMPAT 1.1).
+        "/v1/usedstreamrouterportsXYZ",
+    ],
+)
+async def test_used_stream_router_ports_of_deployed_procs(rest: Rest, path: str) -> None:
+    await rest.expect(
+        "GET", path, status=200, key="streamrouter", url="/v1/usedstreamrouterports", obj=[]
+    )
+    for app, yaml in (("stream", STREAM_YAML), ("other", OTHER_STREAM_YAML)):
+        await register(rest, app)
+        await publish(rest, app, V1, yaml)
+        await deploy(rest, app)
+    # An undeployed proc gives its ports back.
+    assert (await rest.request("DELETE", "/api/v1/apps/stream/procs/web/")).status_code == 202
+    response = await rest.request("GET", path)
+    assert_reply(
+        response,
+        status=200,
+        key="streamrouter",
+        url="/v1/usedstreamrouterports",
+        obj=[
+            _stream_port(9501, 9501, "tcp", "stream", "stream.worker.foo"),
+            _stream_port(9502, 8000, "udp", "stream", "stream.worker.foo"),
+            _stream_port(9550, 22, "tcp", "other", "other.worker.worker"),
+        ],
+    )
+    # Each StreamProc in Python 2's key order, as LAIN relayed deployd's list.
+    assert response.content.startswith(
+        b'{"msg": "", "url": "/v1/usedstreamrouterports", "streamrouter": [{"ProcName": '
+        b'"stream.worker.foo", "NameSpace": "stream", "dstport": 9501, "srcport": 9501, '
+        b'"proto": "tcp"}, '
+    )
+
+
+def _stream_port(src: int, dst: int, proto: str, app: str, job: str) -> dict[str, Any]:
+    return {"srcport": src, "dstport": dst, "proto": proto, "NameSpace": app, "ProcName": job}
+
+
+async def test_used_stream_router_ports_wrong_method_405(rest: Rest) -> None:
+    await rest.expect(
+        "POST",
+        "/api/v1/usedstreamrouterports",
+        status=405,
+        key="streamrouter",
+        msg="invalid http method POST",
+        url=DOCS,
     )
