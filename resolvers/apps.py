@@ -362,10 +362,12 @@ async def _stage(
         # Portals run per client app (see the resources and services issue), not here.
         if runs_procs and view is not None and proc.proc_type != "portal":
             proc.deployed = True
-            jobs.append(build_job(view, domain=ctx.services.domains[0]))
+            jobs.append(
+                build_job(view, domain=ctx.services.domains[0], timezone=ctx.services.timezone)
+            )
     if runs_procs:
         portal_jobs, unbound = await dependencies.stage_client_bindings(
-            session, app, deps, domain=ctx.services.domains[0]
+            session, app, deps, domain=ctx.services.domains[0], timezone=ctx.services.timezone
         )
         jobs += portal_jobs
         removed = (*removed, *unbound)
@@ -405,7 +407,11 @@ async def _restage_service_bindings(
         use = dependencies.ServiceUse(
             app.name, binding.service_name, portal, release.meta_version, image
         )
-        jobs.append(build_portal_job(use, client=client, domain=ctx.services.domains[0]))
+        jobs.append(
+            build_portal_job(
+                use, client=client, domain=ctx.services.domains[0], timezone=ctx.services.timezone
+            )
+        )
         binding.deployed = True
     return jobs, dropped
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backends.base import Scheduler
 from resolvers.events import EventBus
 from resolvers.guard import OperationGuard
+
+if TYPE_CHECKING:
+    from resolvers.sso import SsoSettings
 
 __all__ = ["ANONYMOUS", "SYSTEM", "OpContext", "Principal", "Services"]
 
@@ -35,7 +39,9 @@ class Services:
     bus: EventBus
     registry: str = "registry.lain.local"
     domains: tuple[str, ...] = ("lain.local",)
+    timezone: str = "Asia/Shanghai"  # TZ of every instance, LAIN's zone unless set
     auth_enabled: bool = False
+    sso: SsoSettings | None = None  # LAIN's SSO, to sign in with; None: not configured
     guard: OperationGuard = field(default_factory=OperationGuard)
 
 

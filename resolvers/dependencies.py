@@ -162,7 +162,7 @@ async def resolve(
 
 
 async def stage_client_bindings(
-    session: AsyncSession, client: App, deps: Dependencies, *, domain: str
+    session: AsyncSession, client: App, deps: Dependencies, *, domain: str, timezone: str
 ) -> tuple[list[ProcJob], list[str]]:
     """Write the client's bindings; the jobs to apply and the job ids to remove."""
     existing = {
@@ -194,7 +194,7 @@ async def stage_client_bindings(
             session.add(binding)
         binding.deployed = True
         binding.last_error = ""
-        jobs.append(build_portal_job(use, client=client.name, domain=domain))
+        jobs.append(build_portal_job(use, client=client.name, domain=domain, timezone=timezone))
     removed = []
     for binding in existing.values():
         service = names.get(binding.service_app_id) or await _app_name(session, binding)

@@ -20,6 +20,7 @@ def portal_job_id(service_app: str, portal: str, client: str) -> str:
 
 
 def _env(spec: ProcSpec, injected: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    # The lain.yaml env, then what the console added, in its order: TZ, then LAIN_*.
     pairs = [tuple(item.split("=", 1)) if "=" in item else (item, "") for item in spec.env]
     return tuple((key, value) for key, value in [*pairs, *injected])
 
@@ -61,11 +62,12 @@ def _job(
     )
 
 
-def build_job(proc: ProcView, *, domain: str, driver: str = "docker") -> ProcJob:
+def build_job(proc: ProcView, *, domain: str, timezone: str, driver: str = "docker") -> ProcJob:
     """The job for `proc`: its spec, its overrides and the variables LAIN injects."""
     env = _env(
         proc.spec,
         [
+            ("TZ", timezone),
             ("LAIN_APPNAME", proc.app),
             ("LAIN_APP_RELEASE_VERSION", proc.meta_version),
             ("LAIN_PROCNAME", proc.name),
@@ -87,12 +89,13 @@ def build_job(proc: ProcView, *, domain: str, driver: str = "docker") -> ProcJob
     )
 
 
-def build_portal_job(use: ServiceUse, *, client: str, domain: str) -> ProcJob:
+def build_portal_job(use: ServiceUse, *, client: str, domain: str, timezone: str) -> ProcJob:
     """The job that runs a service's portal for one client app."""
     spec = use.portal
     env = _env(
         spec,
         [
+            ("TZ", timezone),
             ("LAIN_APPNAME", use.service_app),
             ("LAIN_APP_RELEASE_VERSION", use.meta_version),
             ("LAIN_PROCNAME", spec.name),

@@ -190,7 +190,9 @@ async def deploy_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
         return ""
 
     async def run(view: ProcView) -> None:
-        await ctx.scheduler.apply(build_job(view, domain=ctx.services.domains[0]))
+        await ctx.scheduler.apply(
+            build_job(view, domain=ctx.services.domains[0], timezone=ctx.services.timezone)
+        )
 
     return await _operate(ctx, app, proc, "DEPLOY_PROC", change, run, require_deployed=False)
 
@@ -275,7 +277,9 @@ async def _operate(
         except JobNotFound:
             # The scheduler lost the job (removed behind our back): the desired state wins.
             try:
-                await ctx.scheduler.apply(build_job(view, domain=ctx.services.domains[0]))
+                await ctx.scheduler.apply(
+                    build_job(view, domain=ctx.services.domains[0], timezone=ctx.services.timezone)
+                )
             except SchedulerError as exc:
                 error = exc
         except SchedulerError as exc:

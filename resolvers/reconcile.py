@@ -62,7 +62,7 @@ async def _desired_jobs(ctx: OpContext, session: AsyncSession, app: App) -> list
             domains=ctx.services.domains,
         )
         if view is not None:
-            jobs.append(build_job(view, domain=domain))
+            jobs.append(build_job(view, domain=domain, timezone=ctx.services.timezone))
     config = release_config(release, ctx.services.domains)
     if config is None:
         return jobs
@@ -73,7 +73,9 @@ async def _desired_jobs(ctx: OpContext, session: AsyncSession, app: App) -> list
             use = dependencies.ServiceUse(
                 app.name, binding.service_name, portal, release.meta_version, image
             )
-            jobs.append(build_portal_job(use, client=client, domain=domain))
+            jobs.append(
+                build_portal_job(use, client=client, domain=domain, timezone=ctx.services.timezone)
+            )
     return jobs
 
 

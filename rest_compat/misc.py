@@ -5,19 +5,22 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
+from urllib.parse import parse_qs, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from resolvers import streamports
+from resolvers import sso, streamports
+from resolvers.errors import Unauthenticated
 from resolvers.oplog import recent_operations
 from rest_compat import render
-from rest_compat.envelope import LAIN_HEADERS, Reply, origin, permanent_redirect
+from rest_compat.envelope import DOCS_URL, LAIN_HEADERS, Reply, origin, permanent_redirect
 from rest_compat.openapi import document
 from rest_compat.routing import Call, Endpoint
 
 __all__ = [
     "auth_status",
+    "authorize",
     "docs_page",
     "oplogs",
     "root_redirect",
@@ -29,6 +32,28 @@ __all__ = [
 async def auth_status(call: Call) -> Reply:
     obj = render.auth_status_object(call.services.auth_enabled)
     return Reply(200, "auth", "get auth status success", "/v1/authorize/status/", obj)
+
+
+async def authorize(call: Call) -> Reply | Response:
+    """SSO's redirect target: exchange `?code=` for a token and send the browser on to the UI
+    with it (COMPAT 3.14); any method, as Django's view took them all."""
+    codes = parse_qs(call.request.url.query, keep_blank_values=True).get("code")
+    if codes is None:
+        msg = "invalid request: should be json body with sso code(string)"
+        return Reply(400, "auth", msg, DOCS_URL)
+    try:
+        # Django's QueryDict gave the last of repeated values.
+        login = await sso.exchange_code(call.ctx, code=codes[-1])
+    except Unauthenticated:
+        return Reply(401, "auth", "unauthorized : don't have the access to console", DOCS_URL)
+    complete = call.services.sso.complete_url if call.services.sso is not None else ""
+    query = urlencode({"access_token": login.access_token, "expires_in": login.expires_in})
+    return Response(
+        b"",
+        status_code=302,
+        headers={"Location": f"{complete}?{query}"},
+        media_type="text/html; charset=utf-8",
+    )
 
 
 async def oplogs(call: Call) -> Reply:

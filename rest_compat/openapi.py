@@ -32,6 +32,8 @@ _REASONS = {
     503: "Service Unavailable",
 }
 
+_REDIRECTS = {302: "Found"}
+
 _ENVELOPE = {
     "type": "object",
     "properties": {
@@ -61,7 +63,12 @@ def _operation(endpoint: Endpoint, verb: str, method: Method) -> dict[str, Any]:
     responses = {
         str(status): {"description": _REASONS[status], "schema": {"$ref": "#/definitions/Envelope"}}
         for status in (*method.statuses, 405)
+        if status not in _REDIRECTS
     }
+    # A redirect has no body, only its Location.
+    responses.update(
+        {str(s): {"description": _REDIRECTS[s]} for s in method.statuses if s in _REDIRECTS}
+    )
     return {
         "summary": method.summary,
         "operationId": f"{verb.lower()}_{method.handler.__name__}",

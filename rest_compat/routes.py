@@ -347,6 +347,20 @@ _OPLOGS = Endpoint(
     ),
 )
 
+_AUTHORIZE = Endpoint(
+    "authorize/",
+    "auth",
+    {},
+    any_method=Method(
+        misc.authorize,
+        Level.NONE,
+        Fatal("auth", "authorizing"),
+        summary="LAIN SSO's OAuth2 redirect: ?code= is exchanged for a token, then 302 to the "
+        "UI with it.",
+        statuses=(302, 400, 401),
+    ),
+)
+
 _STREAM_PORTS = Endpoint(
     "usedstreamrouterports",
     "streamrouter",
@@ -431,6 +445,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _HISTORIES,
     _INSTANCES,
     _AUTH_STATUS,
+    _AUTHORIZE,
     _STREAM_PORTS,
     _NOTIFY,
     _OPLOGS,

@@ -20,6 +20,7 @@ from backends.base import Scheduler
 from resolvers.context import SYSTEM, OpContext, Services
 from resolvers.events import EventBus
 from resolvers.reconcile import reconcile_forever
+from resolvers.sso import SsoSettings
 from rest_compat import EXCEPTION_HANDLERS, PreflightMiddleware, rest_routes
 from server.auth import Authenticator
 from server.graphql import ControlPlaneGraphQL
@@ -62,6 +63,8 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                 bus=bus,
                 registry=settings.registry,
                 domains=(settings.domain,),
+                timezone=settings.timezone,
+                sso=_sso(settings),
                 auth_enabled=settings.auth,
             )
             authenticator = Authenticator(
@@ -108,6 +111,18 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
+    )
+
+
+def _sso(settings: Settings) -> SsoSettings | None:
+    if settings.sso_url is None:
+        return None
+    return SsoSettings(
+        url=settings.sso_url,
+        client_id=settings.sso_client_id,
+        client_secret=settings.sso_client_secret,
+        redirect_uri=settings.sso_redirect_uri,
+        complete_url=settings.auth_complete_url,
     )
 
 

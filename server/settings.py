@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ LogFormat = Literal["json", "text"]
 _PREFIX = "LAIN_CONSOLE_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+# What a TZ variable holds: a zone name (Asia/Shanghai) or a POSIX rule (CST-8, <+08>-8).
+_TZ = re.compile(r"[A-Za-z0-9_+\-/:.,<>]+")
 
 
 class SettingsError(ValueError):
@@ -33,6 +36,7 @@ class Settings:
     log_format: LogFormat = "text"
     registry: str = "registry.lain.local"
     domain: str = "lain.local"
+    timezone: str = "Asia/Shanghai"
     graphiql: bool = True
     auth: bool = False
     auth_userinfo_url: str | None = None
@@ -41,6 +45,12 @@ class Settings:
     rate_limit_per_minute: int = 1200
     reconcile_interval: int = 30
     local_stop_on_exit: bool = False
+    # LAIN's SSO as an OAuth2 provider for /api/v1/authorize/ (all four, or no SSO).
+    sso_url: str | None = None
+    sso_client_id: str = ""
+    sso_client_secret: str = ""
+    sso_redirect_uri: str = ""
+    auth_complete_url: str = ""
 
     @property
     def default_database_url(self) -> str:
@@ -55,6 +65,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     """Read `LAIN_CONSOLE_*` variables; raises SettingsError naming the bad variable."""
     reader = _Reader(environ)
     data_dir = Path(reader.text("DATA_DIR", ".lain-console")).expanduser()
+    domain = reader.text("DOMAIN", "lain.local")
     settings = Settings(
         data_dir=data_dir,
         database_url=reader.text("DATABASE_URL", _sqlite_url(data_dir)),
@@ -66,7 +77,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         ),
         log_format=reader.choice("LOG_FORMAT", ("json", "text"), "text"),  # type: ignore[arg-type]
         registry=reader.text("REGISTRY", "registry.lain.local"),
-        domain=reader.text("DOMAIN", "lain.local"),
+        domain=domain,
+        timezone=reader.text("TIMEZONE", "Asia/Shanghai"),
         graphiql=reader.flag("GRAPHIQL", True),
         auth=reader.flag("AUTH", False),
         auth_userinfo_url=reader.text("AUTH_USERINFO_URL", "") or None,
@@ -77,12 +89,28 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         rate_limit_per_minute=reader.integer("RATE_LIMIT_PER_MINUTE", 1200, low=0, high=10**7),
         reconcile_interval=reader.integer("RECONCILE_INTERVAL", 30, low=0, high=86400),
         local_stop_on_exit=reader.flag("LOCAL_STOP_ON_EXIT", False),
+        sso_url=reader.text("SSO_URL", "") or None,
+        sso_client_id=reader.text("SSO_CLIENT_ID", ""),
+        sso_client_secret=reader.text("SSO_CLIENT_SECRET", ""),
+        # LAIN's defaults: the console's own authorize URL and archon's page.
+        sso_redirect_uri=reader.text(
+            "SSO_REDIRECT_URI", f"http://console.{domain}/api/v1/authorize/"
+        ),
+        auth_complete_url=reader.text(
+            "AUTH_COMPLETE_URL", f"http://archon.{domain}/authorize/complete"
+        ),
     )
+    _check_sso(settings)
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(
         ("https://", "http://")
     ):
         raise SettingsError(
             f"{_PREFIX}AUTH_USERINFO_URL must be an http(s) URL, got {settings.auth_userinfo_url!r}"
+        )
+    if not _TZ.fullmatch(settings.timezone):
+        raise SettingsError(
+            f"{_PREFIX}TIMEZONE must be a TZ value such as Asia/Shanghai or UTC, "
+            f"got {settings.timezone!r}"
         )
     if not settings.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise SettingsError(
@@ -90,6 +118,18 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             f"postgresql+asyncpg://, got {_redact(settings.database_url)!r}"
         )
     return settings
+
+
+def _check_sso(settings: Settings) -> None:
+    urls = {"SSO_URL": settings.sso_url or "", "SSO_REDIRECT_URI": settings.sso_redirect_uri}
+    urls["AUTH_COMPLETE_URL"] = settings.auth_complete_url
+    for name, url in urls.items():
+        if url and not url.startswith(("https://", "http://")):
+            raise SettingsError(f"{_PREFIX}{name} must be an http(s) URL, got {url!r}")
+    if settings.sso_url is not None:
+        for name in ("SSO_CLIENT_ID", "SSO_CLIENT_SECRET"):
+            if not getattr(settings, name.lower()):
+                raise SettingsError(f"{_PREFIX}{name} must be set when {_PREFIX}SSO_URL is")
 
 
 def _redact(url: str) -> str:

@@ -55,18 +55,21 @@ def working_dir(app_dir: Path, job: ProcJob) -> Path:
 def instance_env(
     job: ProcJob, number: int, *, port: int | None, path: str
 ) -> tuple[tuple[str, str], ...]:
-    """The lain.yaml env, then what LAIN and deployd add; a later key replaces an earlier one.
+    """The job's env (lain.yaml's, then TZ and LAIN_*), then what deployd added.
 
-    PATH comes from the console unless the job sets its own, so bare command names resolve.
+    The LAIN_* names come from the job when it has them: a portal's job is named per client
+    (`<service>.portal.<portal>_<client>`), its instances are the portal's (LAIN_PROCNAME is
+    the portal's proc name), and so is deployd's pod name. PATH comes from the console
+    unless the job sets its own, so bare command names resolve.
     """
     env: dict[str, str] = dict(job.env)
+    env.setdefault("LAIN_APPNAME", job.app)
+    env.setdefault("LAIN_PROCNAME", job.proc)
+    env.setdefault("LAIN_APP_RELEASE_VERSION", job.meta_version)
     env.update(
         {
-            "LAIN_APPNAME": job.app,
-            "LAIN_PROCNAME": job.proc,
-            "LAIN_APP_RELEASE_VERSION": job.meta_version,
             "DEPLOYD_POD_INSTANCE_NO": str(number),
-            "DEPLOYD_POD_NAME": job.job_id,
+            "DEPLOYD_POD_NAME": f"{job.app}.{job.proc_type}.{env['LAIN_PROCNAME']}",
             "DEPLOYD_POD_NAMESPACE": job.app,
         }
     )

@@ -126,7 +126,11 @@ class Console:
         except NotFound:
             return {}
         domain = self.system.services.domains[0]
-        jobs = [build_job(view, domain=domain) for view in views if view.deployed]
+        jobs = [
+            build_job(view, domain=domain, timezone=self.system.services.timezone)
+            for view in views
+            if view.deployed
+        ]
         return {job.job_id: JobSummary(job.num_instances, job.spec_hash()) for job in jobs}
 
     def nomad_jobs(self) -> dict[str, JobSummary]:

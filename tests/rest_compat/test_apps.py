@@ -243,6 +243,28 @@ class TestDeployApp:
             b'then try to update your App\\n", "url": "/v1/apps/hello/", "app": null}'
         )
 
+    async def test_time_zone_setting_reaches_every_job(
+        self, settings: Settings, fake_scheduler: FakeScheduler
+    ) -> None:
+        """TZ is what the console gives every instance, before the LAIN_* variables; a
+        setting changes the zone (the default, LAIN's, is in test_local_backend)."""
+        configured = replace(settings, timezone="Europe/Paris")
+        async with (
+            serve(create_app(configured, scheduler=fake_scheduler)) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as client,
+        ):
+            rest = Rest(client)
+            await deployed_hello(rest)
+        assert fake_scheduler.jobs["hello.web.web"].env == (
+            ("ENV_A", "enva"),
+            ("TZ", "Europe/Paris"),
+            ("LAIN_APPNAME", "hello"),
+            ("LAIN_APP_RELEASE_VERSION", V1),
+            ("LAIN_PROCNAME", "web"),
+            ("LAIN_DOMAIN", "lain.local"),
+        )
+        assert dict(fake_scheduler.jobs["hello.worker.foo"].env)["TZ"] == "Europe/Paris"
+
     @pytest.mark.parametrize("registered", [False, True])
     async def test_resource_not_deployed_406(self, rest: Rest, registered: bool) -> None:
         if registered:

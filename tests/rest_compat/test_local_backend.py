@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from tests.rest_compat.helpers import (
@@ -95,3 +96,73 @@ async def test_deploy_operate_scale_resize_undeploy(local_rest: Rest) -> None:
         "app remove results:\nremove successed results:\n    hello.worker.foo\n"
     )
     assert (await rest.request("GET", WEB)).status_code == 404
+
+
+SLEEP = f'[{sys.executable}, -c, "import time; time.sleep(3600)"]'
+ECHO_SERVER = f"""\
+appname: echo-server
+service.echo:
+  cmd: {SLEEP}
+  portal:
+    cmd: {SLEEP}
+"""
+GOOD = f"""\
+appname: good
+worker:
+  cmd: {SLEEP}
+  env:
+    - ENV_A=enva
+use_services:
+  echo-server:
+    - echo
+"""
+PATH = Matches(r"PATH=.+")
+
+
+async def test_instance_env_is_lains(local_rest: Rest) -> None:
+    """The lain.yaml env, then TZ before the LAIN_* variables, then deployd's (COMPAT 7.4);
+    a portal's instances carry the portal's own proc and pod names, not its per-client job
+    name (`echo-server.portal.portal-echo_good`)."""
+    rest = local_rest
+    for app, yaml in (("echo-server", ECHO_SERVER), ("good", GOOD)):
+        await register(rest, app)
+        await publish(rest, app, V1, yaml)
+        await deploy(rest, app)
+
+    async def pods(path: str, key: str) -> list[dict[str, Any]] | None:
+        app = (await rest.request("GET", path)).json()["app"]
+        found: list[dict[str, Any]] = app[key][0]["pods"]
+        return found if [pod["status"] for pod in found] == ["True"] else None
+
+    (worker,) = await until(lambda: pods("/api/v1/apps/good/", "procs"))
+    assert worker["envs"] == [
+        "ENV_A=enva",
+        "TZ=Asia/Shanghai",
+        "LAIN_APPNAME=good",
+        f"LAIN_APP_RELEASE_VERSION={V1}",
+        "LAIN_PROCNAME=worker",
+        "LAIN_DOMAIN=lain.local",
+        "DEPLOYD_POD_INSTANCE_NO=1",
+        "DEPLOYD_POD_NAME=good.worker.worker",
+        "DEPLOYD_POD_NAMESPACE=good",
+        PATH,
+    ]
+    (portal,) = await until(lambda: pods("/api/v1/apps/echo-server/", "portals"))
+    assert portal["envs"] == [
+        "TZ=Asia/Shanghai",
+        "LAIN_APPNAME=echo-server",
+        f"LAIN_APP_RELEASE_VERSION={V1}",
+        "LAIN_PROCNAME=portal-echo",
+        "LAIN_DOMAIN=lain.local",
+        "LAIN_SERVICE_NAME=echo",
+        "LAIN_CLIENT_APPNAME=good",
+        "DEPLOYD_POD_INSTANCE_NO=1",
+        "DEPLOYD_POD_NAME=echo-server.portal.portal-echo",
+        "DEPLOYD_POD_NAMESPACE=echo-server",
+        PATH,
+    ]
+    # The job keeps the client in its name: one run of the portal per client app.
+    assert portal["containername"] == "/echo-server.portal.portal-echo_good.v1-i1-d0"
+    # The client before its service, so that the fixture (which goes by name) finds none.
+    for app in ("good", "echo-server"):
+        assert (await rest.request("DELETE", f"/api/v1/apps/{app}/")).status_code == 202

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
+import httpx
 import pytest
 
+from server.app import create_app
+from server.settings import Settings
+from tests.fakes.scheduler import FakeScheduler
+from tests.fakes.sso import FakeSso
+from tests.live import free_port, serve
 from tests.rest_compat.helpers import (
     DOCS,
     V1,
@@ -135,7 +142,7 @@ async def test_swagger_documents_every_route(rest: Rest, base_url: str) -> None:
     assert spec["host"] == base_url.removeprefix("http://")
     assert set(spec["paths"]["/apps/{app}/procs/{proc}/"]) == {"get", "patch", "delete"}
     assert set(spec["paths"]["/repos/{app}/versions/"]) == {"get", "post"}
-    assert len(spec["paths"]) == 21
+    assert len(spec["paths"]) == 22
     patch = spec["paths"]["/apps/{app}/procs/{proc}/"]["patch"]
     assert [p["name"] for p in patch["parameters"]] == ["app", "proc", "body"]
     assert set(patch["responses"]) == {"202", "400", "404", "405", "500", "503"}
@@ -227,3 +234,94 @@ async def test_used_stream_router_ports_wrong_method_405(rest: Rest) -> None:
         msg="invalid http method POST",
         url=DOCS,
     )
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_authorize_without_sso(rest: Rest, method: str) -> None:
+    """Any method, no token needed (COMPAT 3.14); without SSO no code is ever good."""
+    await rest.expect(
+        method,
+        "/api/v1/authorize/",
+        status=400,
+        key="auth",
+        msg="invalid request: should be json body with sso code(string)",
+        url=DOCS,
+    )
+    for query in ("?code=abc", "?code="):
+        await rest.expect(
+            method,
+            f"/api/v1/authorize/{query}",
+            status=401,
+            key="auth",
+            msg="unauthorized : don't have the access to console",
+            url=DOCS,
+        )
+
+
+async def test_authorize_exchanges_the_code_with_sso(
+    settings: Settings, fake_scheduler: FakeScheduler
+) -> None:
+    sso = FakeSso(
+        client_id="console",
+        client_secret="s3cret",
+        redirect_uri="http://console.lain.local/api/v1/authorize/",
+        codes={"good": "tok-1"},
+    )
+    async with serve(sso.app()) as sso_url:
+        configured = replace(
+            settings, sso_url=sso_url, sso_client_id="console", sso_client_secret="s3cret"
+        )
+        async with (
+            serve(create_app(configured, scheduler=fake_scheduler)) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as client,
+        ):
+            rest = Rest(client)
+            response = await client.get("/api/v1/authorize/?code=good")
+            assert response.status_code == 302
+            assert response.content == b""
+            assert response.headers["location"] == (
+                "http://archon.lain.local/authorize/complete?access_token=tok-1&expires_in=3600"
+            )
+            assert response.headers["x-frame-options"] == "SAMEORIGIN"
+            assert sso.requests == [
+                {
+                    "client_id": "console",
+                    "grant_type": "authorization_code",
+                    "client_secret": "s3cret",
+                    "code": "good",
+                    "redirect_uri": "http://console.lain.local/api/v1/authorize/",
+                }
+            ]
+            # A code is good once; SSO refuses it (and any other) the second time.
+            for code in ("good", "bogus"):
+                await rest.expect(
+                    "GET",
+                    f"/api/v1/authorize/?code={code}",
+                    status=401,
+                    key="auth",
+                    msg="unauthorized : don't have the access to console",
+                    url=DOCS,
+                )
+
+
+async def test_authorize_with_sso_unreachable_401(
+    settings: Settings, fake_scheduler: FakeScheduler
+) -> None:
+    configured = replace(
+        settings,
+        sso_url=f"http://127.0.0.1:{free_port()}",
+        sso_client_id="console",
+        sso_client_secret="s3cret",
+    )
+    async with (
+        serve(create_app(configured, scheduler=fake_scheduler)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        await Rest(client).expect(
+            "GET",
+            "/api/v1/authorize/?code=good",
+            status=401,
+            key="auth",
+            msg="unauthorized : don't have the access to console",
+            url=DOCS,
+        )

@@ -52,6 +52,22 @@ def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:
         ("LAIN_CONSOLE_LOG_FORMAT", "xml", "LAIN_CONSOLE_LOG_FORMAT must be one of json, text"),
         ("LAIN_CONSOLE_GRAPHIQL", "maybe", "LAIN_CONSOLE_GRAPHIQL must be true or false"),
         (
+            "LAIN_CONSOLE_TIMEZONE",
+            "Asia/Shanghai; rm -rf",
+            "LAIN_CONSOLE_TIMEZONE must be a TZ value such as Asia/Shanghai or UTC, got "
+            "'Asia/Shanghai; rm -rf'",
+        ),
+        (
+            "LAIN_CONSOLE_SSO_URL",
+            "sso.lain.local",
+            "LAIN_CONSOLE_SSO_URL must be an http(s) URL, got 'sso.lain.local'",
+        ),
+        (
+            "LAIN_CONSOLE_SSO_URL",
+            "http://sso.lain.local",
+            "LAIN_CONSOLE_SSO_CLIENT_ID must be set when LAIN_CONSOLE_SSO_URL is",
+        ),
+        (
             "LAIN_CONSOLE_DATABASE_URL",
             "mysql://root:secret@db/x",
             "LAIN_CONSOLE_DATABASE_URL must start with sqlite+aiosqlite:// or "
@@ -64,3 +80,16 @@ def test_bad_values_name_the_variable_and_the_rule(name: str, value: str, messag
         load_settings({name: value})
     assert str(raised.value).startswith(message)
     assert "secret" not in str(raised.value)
+
+
+def test_instance_time_zone_is_lains_unless_set() -> None:
+    assert load_settings({}).timezone == "Asia/Shanghai"
+    assert load_settings({"LAIN_CONSOLE_TIMEZONE": "UTC"}).timezone == "UTC"
+    assert load_settings({"LAIN_CONSOLE_TIMEZONE": "<+08>-8"}).timezone == "<+08>-8"
+
+
+def test_sso_defaults_are_lains_for_the_domain() -> None:
+    settings = load_settings({"LAIN_CONSOLE_DOMAIN": "example.com"})
+    assert settings.sso_url is None
+    assert settings.sso_redirect_uri == "http://console.example.com/api/v1/authorize/"
+    assert settings.auth_complete_url == "http://archon.example.com/authorize/complete"
