@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,6 +43,21 @@ async def base_url(settings: Settings, fake_scheduler: FakeScheduler) -> AsyncIt
 async def rest(base_url: str) -> AsyncIterator[Rest]:
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         yield Rest(client)
+
+
+@pytest.fixture
+def rest_with(
+    settings: Settings, fake_scheduler: FakeScheduler
+) -> Callable[..., AbstractAsyncContextManager[Rest]]:
+    """Another app on the FakeScheduler, with some settings changed: `rest_with(registry=...)`."""
+
+    @contextlib.asynccontextmanager
+    async def served(**changes: Any) -> AsyncIterator[Rest]:
+        app = create_app(replace(settings, **changes), scheduler=fake_scheduler)
+        async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+            yield Rest(client)
+
+    return served
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 import re
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -288,3 +289,23 @@ def app_obj(
         "url": f"/v1/apps/{app}/",
         **(extra or {}),
     }
+
+
+# The `rest_with` fixture: another app with some settings changed.
+RestWith = Callable[..., AbstractAsyncContextManager["Rest"]]
+
+UNAUTHORIZED_CONSOLE = "unauthorized : don't have the access to console"
+
+
+async def oplog_entries(rest: Rest, app: str = "hello") -> list[dict[str, Any]]:
+    """`GET /oplogs/<app>/`, its whole envelope checked, and the JSON string it holds parsed."""
+    text = await rest.expect(
+        "GET",
+        f"/api/v1/oplogs/{app}/",
+        status=200,
+        key="oplog",
+        url=f"/v1/oplogs/{app}/",
+        obj=Matches(r"\[.*\]"),
+    )
+    entries: list[dict[str, Any]] = json.loads(text)
+    return entries

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 
 from backends.errors import SchedulerUnavailable
-from server.app import create_app
-from server.settings import Settings
 from tests.fakes.scheduler import FakeScheduler
-from tests.live import serve
 from tests.rest_compat.helpers import (
     DOCS,
     HELLO_YAML,
@@ -21,6 +16,7 @@ from tests.rest_compat.helpers import (
     V1,
     V2,
     Rest,
+    RestWith,
     app_obj,
     assert_reply,
     deploy,
@@ -217,17 +213,10 @@ class TestDeployApp:
             url="/v1/repos/",
         )
 
-    async def test_no_release_500_names_the_registry(
-        self, settings: Settings, fake_scheduler: FakeScheduler
-    ) -> None:
+    async def test_no_release_500_names_the_registry(self, rest_with: RestWith) -> None:
         """No release at all is what LAIN answered when the registry had no images; the
         registry in the message is the configured one."""
-        configured = replace(settings, registry="hub.example.com")
-        async with (
-            serve(create_app(configured, scheduler=fake_scheduler)) as url,
-            httpx.AsyncClient(base_url=url, timeout=10) as client,
-        ):
-            rest = Rest(client)
+        async with rest_with(registry="hub.example.com") as rest:
             await register(rest)
             response = await rest.request("POST", "/api/v1/apps/", {"appname": "hello"})
         msg = (
@@ -244,16 +233,11 @@ class TestDeployApp:
         )
 
     async def test_time_zone_setting_reaches_every_job(
-        self, settings: Settings, fake_scheduler: FakeScheduler
+        self, rest_with: RestWith, fake_scheduler: FakeScheduler
     ) -> None:
         """TZ is what the console gives every instance, before the LAIN_* variables; a
         setting changes the zone (the default, LAIN's, is in test_local_backend)."""
-        configured = replace(settings, timezone="Europe/Paris")
-        async with (
-            serve(create_app(configured, scheduler=fake_scheduler)) as url,
-            httpx.AsyncClient(base_url=url, timeout=10) as client,
-        ):
-            rest = Rest(client)
+        async with rest_with(timezone="Europe/Paris") as rest:
             await deployed_hello(rest)
         assert fake_scheduler.jobs["hello.web.web"].env == (
             ("ENV_A", "enva"),

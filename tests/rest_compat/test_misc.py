@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 
-from server.app import create_app
-from server.settings import Settings
-from tests.fakes.scheduler import FakeScheduler
 from tests.fakes.sso import FakeSso
 from tests.live import free_port, serve
 from tests.rest_compat.helpers import (
     DOCS,
+    UNAUTHORIZED_CONSOLE,
     V1,
     Matches,
     Rest,
+    RestWith,
     assert_reply,
     deploy,
     deployed_hello,
+    oplog_entries,
     publish,
     register,
 )
@@ -92,15 +90,7 @@ async def test_oplog_names_and_messages_are_lains(rest: Rest) -> None:
     ]:
         response = await rest.request(method, path, body)
         assert response.status_code in (201, 202), response.text
-    text = await rest.expect(
-        "GET",
-        "/api/v1/oplogs/hello/",
-        status=200,
-        key="oplog",
-        url="/v1/oplogs/hello/",
-        obj=Matches(r"\[.*\]"),
-    )
-    entries = json.loads(text)
+    entries = await oplog_entries(rest)
     assert [e["pk"] for e in entries] == sorted((e["pk"] for e in entries), reverse=True)
     assert [(e["model"], e["fields"].pop("time")) for e in entries] == [
         ("oplog.oplog", ISO_MS)
@@ -236,6 +226,17 @@ async def test_used_stream_router_ports_wrong_method_405(rest: Rest) -> None:
     )
 
 
+async def _refused(rest: Rest, query: str, method: str = "GET") -> None:
+    await rest.expect(
+        method,
+        f"/api/v1/authorize/{query}",
+        status=401,
+        key="auth",
+        msg=UNAUTHORIZED_CONSOLE,
+        url=DOCS,
+    )
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_authorize_without_sso(rest: Rest, method: str) -> None:
     """Any method, no token needed (COMPAT 3.14); without SSO no code is ever good."""
@@ -248,80 +249,41 @@ async def test_authorize_without_sso(rest: Rest, method: str) -> None:
         url=DOCS,
     )
     for query in ("?code=abc", "?code="):
-        await rest.expect(
-            method,
-            f"/api/v1/authorize/{query}",
-            status=401,
-            key="auth",
-            msg="unauthorized : don't have the access to console",
-            url=DOCS,
-        )
+        await _refused(rest, query, method)
 
 
-async def test_authorize_exchanges_the_code_with_sso(
-    settings: Settings, fake_scheduler: FakeScheduler
-) -> None:
+SSO_CLIENT = {"sso_client_id": "console", "sso_client_secret": "s3cret"}
+
+
+async def test_authorize_exchanges_the_code_with_sso(rest_with: RestWith) -> None:
     sso = FakeSso(
         client_id="console",
         client_secret="s3cret",
         redirect_uri="http://console.lain.local/api/v1/authorize/",
         codes={"good": "tok-1"},
     )
-    async with serve(sso.app()) as sso_url:
-        configured = replace(
-            settings, sso_url=sso_url, sso_client_id="console", sso_client_secret="s3cret"
+    async with serve(sso.app()) as sso_url, rest_with(sso_url=sso_url, **SSO_CLIENT) as rest:
+        response = await rest.client.get("/api/v1/authorize/?code=good")
+        assert response.status_code == 302
+        assert response.content == b""
+        assert response.headers["location"] == (
+            "http://archon.lain.local/authorize/complete?access_token=tok-1&expires_in=3600"
         )
-        async with (
-            serve(create_app(configured, scheduler=fake_scheduler)) as url,
-            httpx.AsyncClient(base_url=url, timeout=10) as client,
-        ):
-            rest = Rest(client)
-            response = await client.get("/api/v1/authorize/?code=good")
-            assert response.status_code == 302
-            assert response.content == b""
-            assert response.headers["location"] == (
-                "http://archon.lain.local/authorize/complete?access_token=tok-1&expires_in=3600"
-            )
-            assert response.headers["x-frame-options"] == "SAMEORIGIN"
-            assert sso.requests == [
-                {
-                    "client_id": "console",
-                    "grant_type": "authorization_code",
-                    "client_secret": "s3cret",
-                    "code": "good",
-                    "redirect_uri": "http://console.lain.local/api/v1/authorize/",
-                }
-            ]
-            # A code is good once; SSO refuses it (and any other) the second time.
-            for code in ("good", "bogus"):
-                await rest.expect(
-                    "GET",
-                    f"/api/v1/authorize/?code={code}",
-                    status=401,
-                    key="auth",
-                    msg="unauthorized : don't have the access to console",
-                    url=DOCS,
-                )
+        assert response.headers["x-frame-options"] == "SAMEORIGIN"
+        assert sso.requests == [
+            {
+                "client_id": "console",
+                "grant_type": "authorization_code",
+                "client_secret": "s3cret",
+                "code": "good",
+                "redirect_uri": "http://console.lain.local/api/v1/authorize/",
+            }
+        ]
+        # A code is good once; SSO refuses it (and any other) the second time.
+        for code in ("good", "bogus"):
+            await _refused(rest, f"?code={code}")
 
 
-async def test_authorize_with_sso_unreachable_401(
-    settings: Settings, fake_scheduler: FakeScheduler
-) -> None:
-    configured = replace(
-        settings,
-        sso_url=f"http://127.0.0.1:{free_port()}",
-        sso_client_id="console",
-        sso_client_secret="s3cret",
-    )
-    async with (
-        serve(create_app(configured, scheduler=fake_scheduler)) as url,
-        httpx.AsyncClient(base_url=url, timeout=10) as client,
-    ):
-        await Rest(client).expect(
-            "GET",
-            "/api/v1/authorize/?code=good",
-            status=401,
-            key="auth",
-            msg="unauthorized : don't have the access to console",
-            url=DOCS,
-        )
+async def test_authorize_with_sso_unreachable_401(rest_with: RestWith) -> None:
+    async with rest_with(sso_url=f"http://127.0.0.1:{free_port()}", **SSO_CLIENT) as rest:
+        await _refused(rest, "?code=good")
