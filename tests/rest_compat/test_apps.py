@@ -388,6 +388,20 @@ class TestUpdateApp:
             obj=app_obj(version=V2),
         )
 
+    async def test_resource_not_deployed_406(self, rest: Rest) -> None:
+        await deployed_hello(rest)
+        uses = "use_resources:\n  redis:\n    services:\n      - redis\n"
+        await publish(rest, "hello", V2, HELLO_YAML + uses)
+        await rest.expect(
+            "PUT",
+            "/api/v1/apps/hello/",
+            status=406,
+            key="app",
+            msg="request of update app hello is not acceptable with error:\n"
+            "Updating app hello results: Error: Resource redis DoesNotExist",
+            url="/v1/apps/hello/",
+        )
+
     async def test_refused_406(self, rest: Rest, fake_scheduler: FakeScheduler) -> None:
         await deployed_hello(rest)
         await publish(rest, "hello", V2, HELLO_YAML)
