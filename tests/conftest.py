@@ -15,6 +15,7 @@ from store.engine import make_engine, make_sessionmaker
 from store.migrate import downgrade, upgrade
 from store.models import Base
 from tests.databases import scratch_database
+from tests.processes import kill_processes_in
 
 TEST_DATABASE_URL = os.environ.get("LAIN_CONSOLE_TEST_DATABASE_URL", "")
 
@@ -52,7 +53,9 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data dir; whatever runs in it when the test ends, passed or failed, is killed."""
     path = tmp_path / "data"
     path.mkdir()
-    return path
+    yield path
+    kill_processes_in(path)

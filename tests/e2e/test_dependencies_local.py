@@ -18,6 +18,7 @@ from resolvers.errors import InvalidInput
 from resolvers.events import EventBus
 from resolvers.releases import publish_release
 from resolvers.repos import register_repo
+from tests.processes import kill_processes_in
 from tests.releases import V1
 
 SLEEP = f'[{sys.executable}, -c, "import time; time.sleep(3600)"]'
@@ -56,9 +57,13 @@ def client(name: str, uses: str) -> str:
 async def ctx(
     sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> AsyncIterator[OpContext]:
-    async with LocalScheduler(data_dir=tmp_path / "local", stop_on_exit=True) as scheduler:
-        services = Services(sessions=sessions, scheduler=scheduler, bus=EventBus())
-        yield OpContext(services=services, principal=Principal("alice"))
+    try:
+        async with LocalScheduler(data_dir=tmp_path / "local", stop_on_exit=True) as scheduler:
+            services = Services(sessions=sessions, scheduler=scheduler, bus=EventBus())
+            yield OpContext(services=services, principal=Principal("alice"))
+    finally:
+        # stop_on_exit needs a clean exit; a test cancelled by its timeout gets none.
+        kill_processes_in(tmp_path / "local")
 
 
 async def _running(ctx: OpContext, job_id: str, count: int) -> list[int]:

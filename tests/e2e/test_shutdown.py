@@ -8,14 +8,13 @@ import json
 import os
 import signal
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.test_restart import Console, _graphql, _health, _until
+from tests.e2e.console import Console, graphql, healthy, until
 from tests.releases import V1
 
 pytestmark = pytest.mark.skipif(
@@ -50,24 +49,24 @@ def _alive(pid: int) -> bool:
 
 async def _deployed_pid(console: Console) -> int:
     async with httpx.AsyncClient(base_url=console.url, timeout=30) as client:
-        await _until(lambda: _health(client))
-        await _graphql(
+        await until(lambda: healthy(client))
+        await graphql(
             client, 'mutation { registerRepo(input: {name: "hello"}) { errors { code } } }'
         )
-        await _graphql(
+        await graphql(
             client,
             "mutation($y: String!) { publishRelease(input: "
             f'{{app: "hello", metaVersion: "{V1}", lainYaml: $y}}) {{ errors {{ code }} }} }}',
             y=YAML,
         )
-        await _graphql(client, 'mutation { deployApp(input: {name: "hello"}) { errors { code } } }')
+        await graphql(client, 'mutation { deployApp(input: {name: "hello"}) { errors { code } } }')
         query = '{ app(name: "hello") { procs { instances { status } } } }'
 
         async def running() -> bool:
-            procs = (await _graphql(client, query))["app"]["procs"]
+            procs = (await graphql(client, query))["app"]["procs"]
             return procs[0]["instances"] == [{"status": "RUNNING"}]
 
-        await _until(running)
+        await until(running)
     pids = [
         int(p.read_text().split()[0])
         for p in (console.data_dir / "local" / "run").rglob("*")
@@ -79,38 +78,29 @@ async def _deployed_pid(console: Console) -> int:
 
 @pytest.mark.parametrize("stop_on_exit", [False, True], ids=["processes-stay", "processes-stop"])
 async def test_sigterm_closes_websockets_and_handles_processes_as_configured(
-    tmp_path: Path, stop_on_exit: bool
+    console: Console, stop_on_exit: bool
 ) -> None:
-    console = Console(tmp_path / "data")
-    console.extra_env = {"LAIN_CONSOLE_LOCAL_STOP_ON_EXIT": "true" if stop_on_exit else "false"}
+    console.extra_env["LAIN_CONSOLE_LOCAL_STOP_ON_EXIT"] = "true" if stop_on_exit else "false"
     console.start()
-    try:
-        pid = await _deployed_pid(console)
-        url = console.url.replace("http://", "ws://") + "/graphql"
-        async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
-            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
-            subscription = 'subscription { appEvents(name: "hello") { cursor } }'
-            await ws.send(
-                json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
-            )
-            assert console.process is not None
-            console.process.send_signal(signal.SIGTERM)
-            closed = await _closed(ws)
-        assert closed.rcvd is not None, "the server closed without a close frame"
-        assert closed.rcvd.code in (1001, 1012)
-        # uvicorn re-raises the signal once it has shut down, so the exit status is SIGTERM's.
-        assert await asyncio.to_thread(console.process.wait, 20) in (0, -signal.SIGTERM)
-        assert "lain-console stopped" in console.log_text()
-        if stop_on_exit:
-            await _until(lambda: not _alive(pid))
-        else:
-            assert _alive(pid)
-    finally:
-        console.start()  # a live console to undeploy through, whatever happened above
-        async with httpx.AsyncClient(base_url=console.url, timeout=30) as client:
-            await _until(lambda: _health(client))
-            await _graphql(
-                client, 'mutation { undeployApp(input: {name: "hello"}) { errors { code } } }'
-            )
-        console.stop()
+    pid = await _deployed_pid(console)
+    url = console.url.replace("http://", "ws://") + "/graphql"
+    async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        subscription = 'subscription { appEvents(name: "hello") { cursor } }'
+        await ws.send(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
+        )
+        assert console.process is not None
+        console.process.send_signal(signal.SIGTERM)
+        closed = await _closed(ws)
+    assert closed.rcvd is not None, "the server closed without a close frame"
+    assert closed.rcvd.code in (1001, 1012)
+    # uvicorn re-raises the signal once it has shut down, so the exit status is SIGTERM's.
+    assert await asyncio.to_thread(console.process.wait, 20) in (0, -signal.SIGTERM)
+    assert "lain-console stopped" in console.log_text()
+    if stop_on_exit:
+        await until(lambda: not _alive(pid))
+    else:
+        assert _alive(pid)
+    # The `console` fixture kills the processes that stayed, also when an assertion failed.

@@ -8,6 +8,7 @@ import pytest
 
 from backends.local import LocalScheduler
 from tests.backends.local.helpers import EventLog, kill_and_reap, marked_pids, scheduler
+from tests.processes import kill_processes_in
 
 
 @pytest.fixture
@@ -20,8 +21,10 @@ def marker() -> Iterator[str]:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "data"
+    yield path
+    kill_processes_in(path)  # also what a test's own console subprocess left running
 
 
 @pytest.fixture

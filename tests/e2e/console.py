@@ -1,0 +1,122 @@
+"""`lain-console serve` as a real process, as `make serve` runs it, and ways to wait on it."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.live import free_port
+from tests.processes import kill_processes_in
+
+__all__ = ["DEADLINE", "Console", "graphql", "healthy", "until"]
+
+DEADLINE = 60.0
+
+# The script pip installs beside the interpreter: what `make serve` runs.
+_COMMAND = Path(sys.executable).with_name("lain-console")
+
+
+class Console:
+    """`lain-console serve` on a data dir that outlives it.
+
+    With `cwd`, the console runs in that directory and is given the data dir relative to it
+    (left unset when it is `./.lain-console`, the default), as `make serve` starts it.
+    """
+
+    def __init__(self, data_dir: Path, *, cwd: Path | None = None) -> None:
+        self.data_dir = data_dir
+        self.cwd = cwd
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.extra_env: dict[str, str] = {"LAIN_CONSOLE_RECONCILE_INTERVAL": "1"}
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAIN_CONSOLE_")}
+        env |= self.extra_env
+        if self.cwd is None:
+            env["LAIN_CONSOLE_DATA_DIR"] = str(self.data_dir)
+        elif self.data_dir != self.cwd / ".lain-console":
+            env["LAIN_CONSOLE_DATA_DIR"] = os.path.relpath(self.data_dir, self.cwd)
+        if self.cwd is not None:
+            self.cwd.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [str(_COMMAND), "serve", "--port", str(self.port)],
+                env=env,
+                cwd=self.cwd,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    @property
+    def log_path(self) -> Path:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        return self.data_dir.parent / "console.log"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def close(self) -> None:
+        """Stop the console and kill every app process it left: a test's teardown."""
+        try:
+            self.stop()
+        finally:
+            kill_processes_in(self.data_dir)
+
+    def jobs_on_disk(self) -> int:
+        """How many jobs the local backend has recorded (it writes each before starting it)."""
+        return len(list((self.data_dir / "local" / "jobs").glob("*.json")))
+
+    def app_status(self) -> str | None:
+        with sqlite3.connect(self.data_dir / "lain-console.db") as db:
+            row = db.execute("SELECT status FROM apps WHERE name = 'hello'").fetchone()
+        return row[0] if row else None
+
+
+async def until(check: Callable[[], Any], deadline: float = DEADLINE) -> Any:
+    """Poll `check` (sync or async) until it returns something true, for `deadline` at most."""
+    async with asyncio.timeout(deadline):
+        while True:
+            try:
+                result = check()
+                if inspect.isawaitable(result):
+                    result = await result
+            except (httpx.TransportError, sqlite3.Error):
+                result = None
+            if result:
+                return result
+            await asyncio.sleep(0.05)
+
+
+async def graphql(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
+    response = await client.post("/graphql", json={"query": query, "variables": variables})
+    body: dict[str, Any] = response.json()
+    return body["data"]
+
+
+async def healthy(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/healthz")).status_code == 200
