@@ -64,7 +64,10 @@ def _sqlite_url(data_dir: Path) -> str:
 def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     """Read `LAIN_CONSOLE_*` variables; raises SettingsError naming the bad variable."""
     reader = _Reader(environ)
-    data_dir = Path(reader.text("DATA_DIR", ".lain-console")).expanduser()
+    # Absolute once, here: the local backend's processes change into their own directories
+    # and must still find the data dir's files, and a relative path would also move with
+    # whatever directory the console happens to run in.
+    data_dir = Path(os.path.abspath(Path(reader.text("DATA_DIR", ".lain-console")).expanduser()))
     domain = reader.text("DOMAIN", "lain.local")
     settings = Settings(
         data_dir=data_dir,

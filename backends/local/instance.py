@@ -384,9 +384,17 @@ class InstanceSupervisor:
         try:
             handle = await self._ctx.blocking(functools.partial(spawn, spec))
         except SpawnError as exc:
+            reason = str(exc).replace("\n", " ")
+            _log.warning(
+                "app %s proc %s instance %d: cannot start: %s",
+                job.app,
+                job.proc,
+                self.number,
+                reason,
+            )
             self._pid = None
             await self._forget_record()
-            await self._crashed(str(exc), exit_code=None)
+            await self._crashed(reason, exit_code=None)
             return None
         self._pid = handle.pid
         self._spawned_at = asyncio.get_running_loop().time()

@@ -69,8 +69,11 @@ else:
 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
 signal.pthread_sigmask(signal.SIG_SETMASK, ())
+# Each step names itself, so that a failure reports its real cause, not the command.
+step = f"cannot change into {cwd}"
 try:
     os.chdir(cwd)
+    step = f"cannot set the memory limit of {limit} bytes"
     limit = int(limit)
     if limit > 0:
         hard = resource.getrlimit(resource.RLIMIT_AS)[1]
@@ -79,15 +82,17 @@ try:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if pid_file:
         # Written here, not by the console: it exists even if the console dies right now.
+        step = f"cannot write the pid file {pid_file}"
         stat = open("/proc/self/stat").read()
         start_time = stat[stat.rindex(")") + 2 :].split()[19]
         with open(pid_file + ".tmp", "w") as file:
             file.write(f"{os.getpid()} {start_time}\\n")
         os.replace(pid_file + ".tmp", pid_file)
     os.set_inheritable(3, False)
+    step = f"cannot run {argv[0]!r} ({path}) in {cwd}"
     os.execv(path, argv)
 except OSError as exc:
-    message = f"cannot run {argv[0]!r} in {cwd}: {exc.strerror or exc}"
+    message = f"{step}: {exc.strerror or exc}"
     os.write(3, message.encode())
     sys.stderr.write(f"lain-console: {message}\\n")
     sys.exit(127)

@@ -12,7 +12,7 @@ def test_defaults_use_sqlite_in_the_data_dir_and_the_local_backend() -> None:
     assert settings.backend == "local"
     assert settings.host == "127.0.0.1"
     assert settings.port == 8000
-    assert settings.data_dir == Path(".lain-console")
+    assert settings.data_dir == Path.cwd() / ".lain-console"
     assert settings.database_url.startswith("sqlite+aiosqlite:///")
     assert settings.database_url.endswith("/.lain-console/lain-console.db")
 
@@ -36,6 +36,15 @@ def test_environment_overrides_every_setting(tmp_path: Path) -> None:
     assert (settings.host, settings.port) == ("0.0.0.0", 9000)
     assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
     assert settings.graphiql is False
+
+
+def test_a_relative_data_dir_is_made_absolute_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"LAIN_CONSOLE_DATA_DIR": "state/../data"})
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'lain-console.db'}"
 
 
 def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:

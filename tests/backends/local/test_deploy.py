@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -106,17 +107,29 @@ async def test_apply_job_without_cmd_is_rejected(sched: LocalScheduler, marker: 
 
 
 async def test_missing_executable_fails_instance_and_keeps_retrying(
-    sched: LocalScheduler, marker: str
+    sched: LocalScheduler, marker: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     job = make_job(marker, cmd=("no-such-program-for-lain-tests",))
-    await sched.apply(job)
-    (instance,) = await wait_for_instances(
-        sched, job.job_id, lambda i: i[0].restarts >= 2, what="retries"
-    )
+    with caplog.at_level(logging.WARNING, logger="backends.local"):
+        await sched.apply(job)
+        (instance,) = await wait_for_instances(
+            sched, job.job_id, lambda i: i[0].restarts >= 2, what="retries"
+        )
     assert instance.status is InstanceStatus.FAILED
     assert instance.last_error == "executable not found: no-such-program-for-lain-tests"
     assert (await sched.state(job.job_id)).last_error == instance.last_error
     assert (await sched.health()).ok
+    # The server log says it too: one WARNING line per failed start, naming app, proc, instance.
+    starts = [r for r in caplog.records if "cannot start" in r.getMessage()]
+    assert len(starts) >= 2
+    assert {(r.levelno, r.getMessage(), r.exc_info) for r in starts} == {
+        (
+            logging.WARNING,
+            "app hello proc worker instance 1: cannot start: "
+            "executable not found: no-such-program-for-lain-tests",
+            None,
+        )
+    }
 
 
 async def test_unknown_job_and_bad_instance_numbers_are_errors(
