@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 
 from resolvers.errors import DomainError
+from server.datadir import DataDirInUse, hold_data_dir
 from server.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -60,6 +63,31 @@ def _migrate(settings: Settings, revision: str = "head") -> None:
     upgrade(settings.database_url, revision)
 
 
+class CannotListen(Exception):
+    """The address to serve on cannot be bound; the message names it and why."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the server's socket (uvicorn listens on it once the app has started)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CannotListen(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port "
+            "with --port or LAIN_CONSOLE_PORT"
+        ) from None
+    return sock
+
+
+def _needs_data_dir_lock(settings: Settings) -> bool:
+    # On PostgreSQL with Nomad any number of consoles serve together (see DESIGN, replicas).
+    return settings.backend == "local" or settings.database_url.startswith("sqlite")
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -73,17 +101,22 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             raise SettingsError(f"--port must be between 1 and 65535, got {args.port}")
         settings = replace(settings, port=args.port)
     configure_logging(settings.log_level, settings.log_format)
-    if not args.no_migrate:
-        _migrate(settings)
-    _prepare_data_dir(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-        lifespan="on",
-    )
+    claim = hold_data_dir(settings.data_dir) if _needs_data_dir_lock(settings) else nullcontext()
+    # The lock and the socket come first: a console that cannot serve must not migrate,
+    # adopt processes or reconcile anything.
+    with claim, _listen(settings.host, settings.port) as sock:
+        if not args.no_migrate:
+            _migrate(settings)
+        _prepare_data_dir(settings)
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.host,  # for the log line only: the socket is bound already
+            port=settings.port,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+            lifespan="on",
+        )
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except DomainError as exc:
         print(f"lain-console: {exc.message}", file=sys.stderr)
+        return 1
+    except (DataDirInUse, CannotListen) as exc:
+        print(f"lain-console: {exc}", file=sys.stderr)
         return 1
     return 0
 

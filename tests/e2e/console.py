@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 
 from tests.live import free_port
-from tests.processes import kill_processes_in
+from tests.processes import kill_processes_in, processes_in
+from tests.releases import V1
 
-__all__ = ["DEADLINE", "Console", "graphql", "healthy", "until"]
+__all__ = ["DEADLINE", "Console", "alive", "deploy_sleeper", "graphql", "healthy", "until"]
 
 DEADLINE = 60.0
 
@@ -41,7 +42,7 @@ class Console:
         self.process: subprocess.Popen[bytes] | None = None
         self.extra_env: dict[str, str] = {"LAIN_CONSOLE_RECONCILE_INTERVAL": "1"}
 
-    def start(self) -> None:
+    def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LAIN_CONSOLE_")}
         env |= self.extra_env
         if self.cwd is None:
@@ -50,14 +51,29 @@ class Console:
             env["LAIN_CONSOLE_DATA_DIR"] = os.path.relpath(self.data_dir, self.cwd)
         if self.cwd is not None:
             self.cwd.mkdir(parents=True, exist_ok=True)
+        return env
+
+    def start(self) -> None:
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 [str(_COMMAND), "serve", "--port", str(self.port)],
-                env=env,
+                env=self._env(),
                 cwd=self.cwd,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
+
+    def run_expecting_exit(self, *, port: int | None = None) -> subprocess.CompletedProcess[str]:
+        """Serve on this data dir and wait for the console to give up (blocking, 30 s at
+        most: a console that serves instead fails the test by the timeout, and is killed)."""
+        return subprocess.run(
+            [str(_COMMAND), "serve", "--port", str(port or self.port)],
+            env=self._env(),
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     @property
     def log_path(self) -> Path:
@@ -120,3 +136,44 @@ async def graphql(client: httpx.AsyncClient, query: str, **variables: Any) -> di
 
 async def healthy(client: httpx.AsyncClient) -> bool:
     return (await client.get("/healthz")).status_code == 200
+
+
+SLEEPER_YAML = f"""\
+appname: hello
+worker:
+  cmd: [{sys.executable}, -c, "import time; time.sleep(3600)"]
+  memory: 256m
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def deploy_sleeper(console: Console) -> int:
+    """Register, publish and deploy `hello` with one sleeping worker; returns its pid."""
+    async with httpx.AsyncClient(base_url=console.url, timeout=30) as client:
+        await until(lambda: healthy(client))
+        await graphql(
+            client, 'mutation { registerRepo(input: {name: "hello"}) { errors { code } } }'
+        )
+        await graphql(
+            client,
+            "mutation($y: String!) { publishRelease(input: "
+            f'{{app: "hello", metaVersion: "{V1}", lainYaml: $y}}) {{ errors {{ code }} }} }}',
+            y=SLEEPER_YAML,
+        )
+        await graphql(client, 'mutation { deployApp(input: {name: "hello"}) { errors { code } } }')
+        query = '{ app(name: "hello") { procs { instances { status } } } }'
+
+        async def running() -> bool:
+            procs = (await graphql(client, query))["app"]["procs"]
+            return procs[0]["instances"] == [{"status": "RUNNING"}]
+
+        await until(running)
+    (pid,) = processes_in(console.data_dir)
+    return pid
