@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types.unset import UNSET
@@ -17,9 +20,30 @@ from schema.context import GraphQLContext
 
 __all__ = ["ControlPlaneGraphQL"]
 
+log = logging.getLogger(__name__)
+
+
+class _WebSocket(ASGIWebSocketAdapter):
+    """A rejected connection is closed by `on_ws_connect` itself (with 4401, which Strawberry
+    cannot send); Strawberry's own close and error message after it would raise on the closed
+    socket and log a traceback, so once the socket is closed they are dropped."""
+
+    def _closed(self) -> bool:
+        return self.ws.application_state is WebSocketState.DISCONNECTED
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        if not self._closed():
+            await super().send_json(message)
+
+    async def close(self, code: int, reason: str) -> None:
+        if not self._closed():
+            await super().close(code, reason)
+
 
 class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
     """The services and the authenticator come from the app's lifespan state per request."""
+
+    websocket_adapter_class = _WebSocket  # type: ignore[assignment]
 
     def __init__(self, *, graphiql: bool) -> None:
         super().__init__(
@@ -60,6 +84,7 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
         )
         principal = await state.authenticator.principal(token)
         if principal is None or (state.services.auth_enabled and not principal.authenticated):
+            log.info("websocket rejected with 4401: %s token", "no" if token is None else "a bad")
             await context.request.close(code=4401, reason="Unauthorized")
             raise ConnectionRejectionError()
         context.set_principal(principal)

@@ -107,18 +107,31 @@ async def test_tokens_never_reach_the_logs(world: World, caplog: pytest.LogCaptu
             assert token not in logged
 
 
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
 async def test_websocket_with_a_bad_token_is_closed_4401(
-    database_url: str, data_dir: Path, system: OpContext
+    database_url: str,
+    data_dir: Path,
+    system: OpContext,
+    caplog: pytest.LogCaptureFixture,
+    protocol: str,
 ) -> None:
     _, good = await users.create_token(system, user="alice")
     settings = replace(load_settings({}), data_dir=data_dir, database_url=database_url, auth=True)
     query = 'subscription { appEvents(name: "hello") { cursor } }'
     async with serve(create_app(settings, scheduler=FakeScheduler())) as base_url:
+        bad = {"accessToken": "lct_bad"}
+        caplog.set_level(logging.INFO)
         with pytest.raises(ConnectionClosed) as closed:
-            async with subscribe(base_url, query, init_payload={"accessToken": "lct_bad"}) as sub:
+            async with subscribe(base_url, query, protocol=protocol, init_payload=bad) as sub:
                 await sub.receive()
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4401
+        # Rejected once, in one INFO line, without a traceback.
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+        rejections = [r for r in caplog.records if "rejected" in r.getMessage()]
+        assert [(r.levelname, r.getMessage()) for r in rejections] == [
+            ("INFO", "websocket rejected with 4401: a bad token")
+        ]
         # A valid token is accepted; alice is no maintainer of the (missing) app, so the
         # subscription itself is refused, not the connection.
         async with subscribe(base_url, query, init_payload={"accessToken": good}) as sub:
