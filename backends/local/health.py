@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import logging
 from enum import StrEnum
 
 import httpx
@@ -18,6 +20,18 @@ __all__ = ["CheckKind", "check_kind", "probe", "probe_http", "probe_tcp"]
 
 # Instances are probed where they run, on this machine.
 CHECK_HOST = "127.0.0.1"
+
+# httpx logs every request at INFO; for probes that is a line per instance per interval.
+# The supervisor logs a probe's outcome only when the instance's health changes.
+_probing: contextvars.ContextVar[bool] = contextvars.ContextVar("probing", default=False)
+
+
+class _QuietProbes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _probing.get()
+
+
+logging.getLogger("httpx").addFilter(_QuietProbes())
 
 
 class CheckKind(StrEnum):
@@ -52,10 +66,13 @@ async def probe_http(
     """GET http://127.0.0.1:<port><path>; a 2xx or 3xx answer is healthy, as in LAIN."""
     if not path.startswith("/"):
         path = "/" + path
+    probing = _probing.set(True)
     try:
         response = await client.get(f"http://{CHECK_HOST}:{port}{path}", timeout=seconds)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return f"GET {path}: {type(exc).__name__}: {exc}".rstrip(": ")
+    finally:
+        _probing.reset(probing)
     if 200 <= response.status_code < 400:
         return None
     return f"GET {path}: HTTP {response.status_code}"

@@ -385,13 +385,7 @@ class InstanceSupervisor:
             handle = await self._ctx.blocking(functools.partial(spawn, spec))
         except SpawnError as exc:
             reason = str(exc).replace("\n", " ")
-            _log.warning(
-                "app %s proc %s instance %d: cannot start: %s",
-                job.app,
-                job.proc,
-                self.number,
-                reason,
-            )
+            _log.warning("%s: cannot start: %s", self._who(), reason)
             self._pid = None
             await self._forget_record()
             await self._crashed(reason, exit_code=None)
@@ -459,19 +453,26 @@ class InstanceSupervisor:
         loop = asyncio.get_running_loop()
         self.probe_failure = failure or ""
         if failure is None:
+            if not self._healthy:
+                _log.info("%s: health check passes", self._who())
             self._healthy = True
             self._status = InstanceStatus.RUNNING
         elif self._status is InstanceStatus.RUNNING:
             if self._healthy:  # report the turn to unhealthy, not every failed probe
-                self._note_error(f"health check failed: {failure}")
+                self._unhealthy(failure)
             self._healthy = False
         else:
             grace = max(float(self.job.setup_time), _STARTUP_GRACE)
             if loop.time() - self._spawned_at >= grace and not self._last_error.startswith(
                 "health check failed"
             ):
-                self._note_error(f"health check failed: {failure}")
+                self._unhealthy(failure)
         self._emit()
+
+    def _unhealthy(self, failure: str) -> None:
+        error = f"health check failed: {failure}"
+        _log.warning("%s: %s", self._who(), error)
+        self._note_error(error)
 
     async def _ended(self, handle: ProcessHandle, info: ExitInfo) -> None:
         kill_leftovers(handle)
@@ -522,6 +523,9 @@ class InstanceSupervisor:
     def _note_error(self, error: str) -> None:
         self._last_error = error
         self.error_at = asyncio.get_running_loop().time()
+
+    def _who(self) -> str:
+        return f"app {self.job.app} proc {self.job.proc} instance {self.number}"
 
     async def _store(self, action: Callable[[], None]) -> None:
         # A full disk must not kill supervision; re-adoption is the only thing that suffers.

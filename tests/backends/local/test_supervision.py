@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from pathlib import Path
+
+import pytest
 
 from backends.local import LocalScheduler
 from backends.types import InstanceStatus
@@ -164,11 +167,13 @@ async def test_adopted_child_exits_are_reaped(sched: LocalScheduler, marker: str
     assert not is_alive(pid_of(instance))
 
 
-# Healthy until a file named "sick" appears in its working directory.
+# Healthy until a file named "sick" appears in its working directory; counts its probes.
 _MOODY_WEB = """
 import http.server, os
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        with open("probes", "a") as probes:
+            probes.write(".")
         self.send_response(500 if os.path.exists("sick") else 200)
         self.end_headers()
     def log_message(self, *args):
@@ -198,6 +203,41 @@ async def test_health_check_failures_mark_instance_unhealthy_until_it_recovers(
     sick.unlink()
     (recovered,) = await wait_for_instances(sched, job.job_id, all_up, what="recovery")
     assert recovered.instance_id == healthy.instance_id
+
+
+async def test_health_probes_log_only_when_the_health_changes(
+    sched: LocalScheduler, marker: str, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = make_job(
+        marker, proc="web", proc_type="web", cmd=script(_MOODY_WEB), port=80, healthcheck="/"
+    )
+    app_dir = data_dir / "apps" / "hello"
+
+    def probes() -> int:
+        path = app_dir / "probes"
+        return len(path.read_text()) if path.exists() else 0
+
+    with caplog.at_level(logging.INFO):
+        await sched.apply(job)
+        await wait_for_instances(sched, job.job_id, all_up)
+        await wait_until(lambda: probes() >= 10, what="10 probes while healthy")
+        (app_dir / "sick").touch()
+        await wait_for_instances(sched, job.job_id, lambda i: i[0].healthy is False)
+        sick_from = probes()
+        await wait_until(lambda: probes() >= sick_from + 10, what="10 probes while unhealthy")
+        (app_dir / "sick").unlink()
+        await wait_for_instances(sched, job.job_id, all_up, what="recovery")
+
+    assert [r for r in caplog.records if r.name.startswith("httpx")] == []
+    about_health = [
+        (r.levelname, r.getMessage()) for r in caplog.records if "health check" in r.getMessage()
+    ]
+    who = "app hello proc web instance 1"
+    assert about_health == [
+        ("INFO", f"{who}: health check passes"),
+        ("WARNING", f"{who}: health check failed: GET /: HTTP 500"),
+        ("INFO", f"{who}: health check passes"),
+    ]
 
 
 async def test_procs_with_a_port_but_no_http_check_get_a_tcp_check(
