@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -15,6 +17,8 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+from strawberry.utils.logging import StrawberryLogger
 
 from schema.errors import CodedError
 from schema.mutations import Mutation
@@ -22,6 +26,8 @@ from schema.queries import Query
 from schema.subscriptions import Subscription
 
 __all__ = ["build_schema"]
+
+log = logging.getLogger(__name__)
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
@@ -35,6 +41,21 @@ def _should_mask(error: Any) -> bool:
     return original is not None and not isinstance(original, CodedError)
 
 
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Client mistakes (validation, coded domain errors such as FORBIDDEN) are one INFO
+        line each; only unexpected exceptions are errors, logged with their traceback."""
+        for error in errors:
+            if _should_mask(error):
+                StrawberryLogger.error(error, execution_context)
+            else:
+                code = (error.extensions or {}).get("code")
+                prefix = f"{code}: " if code else ""
+                log.info("graphql client error: %s%s", prefix, error.message.replace("\n", " "))
+
+
 _LIMIT_RULES = [
     *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
     *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
@@ -42,7 +63,7 @@ _LIMIT_RULES = [
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    return _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

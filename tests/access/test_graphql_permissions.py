@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.access.conftest import PRINCIPALS, World
@@ -58,14 +60,19 @@ async def test_mutation_permissions(
 
 
 @pytest.mark.parametrize("who", PRINCIPALS)
-async def test_reading_an_app(world: World, who: str) -> None:
+async def test_reading_an_app(world: World, who: str, caplog: pytest.LogCaptureFixture) -> None:
     auth: bool = world.auth  # type: ignore[attr-defined]
-    body = await world.graphql(who, '{ app(name: "hello") { name procs { name } } }')
+    with caplog.at_level(logging.INFO):
+        body = await world.graphql(who, '{ app(name: "hello") { name procs { name } } }')
     expected = _expected("member", who, auth)
     if expected is None:
         assert body["data"]["app"]["name"] == "hello"
     else:
         assert body["errors"][0]["extensions"]["code"] == expected
+        # A refusal is the caller's business: one INFO line, no ERROR, no traceback.
+        message = body["errors"][0]["message"]
+        assert [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+        assert f"graphql client error: {expected}: {message}" in caplog.messages
 
 
 @pytest.mark.parametrize("who", PRINCIPALS)
