@@ -24,7 +24,13 @@ from resolvers.jobs import build_job, build_portal_job, portal_job_id
 from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.releases import require_app
 from resolvers.removals import remove_job
-from resolvers.rows import app_view, default_image, proc_view, release_config
+from resolvers.rows import (
+    app_view,
+    clear_overrides,
+    default_image,
+    proc_view,
+    release_config,
+)
 from resolvers.views import AppType, AppView, Page
 from spec import LainConfig, app_type_of, parse_meta_version, resource_instance_name
 from store import queries
@@ -312,6 +318,8 @@ async def _plan_update(
             proc = None
         if proc is None:
             proc = Proc(app_id=app.id, name=spec.name, proc_type=str(spec.type), meta_version="")
+        elif not proc.deployed:
+            clear_overrides(proc)
         elif old_release is not None:
             _freeze_running_values(ctx, name, proc, old_release)
         procs.append(proc)

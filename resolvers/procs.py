@@ -15,7 +15,7 @@ from resolvers.errors import Conflict, InvalidInput, NotFound
 from resolvers.jobs import build_job
 from resolvers.releases import require_app
 from resolvers.removals import remove_job
-from resolvers.rows import proc_views
+from resolvers.rows import clear_overrides, proc_views
 from resolvers.views import ProcState, ProcType, ProcView
 from spec import InvalidSize, parse_memory
 from store import queries
@@ -187,6 +187,7 @@ async def deploy_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
         if row.deployed:
             raise Conflict(f"proc {proc} of app {app} is already deployed", field="proc")
         row.deployed = True
+        clear_overrides(row)  # created from the current lain.yaml, as LAIN meant (COMPAT 4.7)
         return ""
 
     async def run(view: ProcView) -> None:

@@ -10,6 +10,7 @@ from store.models import App, Proc, Release
 
 __all__ = [
     "app_view",
+    "clear_overrides",
     "default_image",
     "proc_view",
     "proc_views",
@@ -19,8 +20,11 @@ __all__ = [
 
 
 def default_image(registry: str, app: str, meta_version: str) -> str:
-    """The image LAIN's registry would hold for a release."""
-    return f"{registry}/{app}:release-{meta_version}"
+    """The image LAIN's registry would hold for a release.
+
+    A Docker repository name is lower-case, while LAIN allows upper-case app names.
+    """
+    return f"{registry}/{app.lower()}:release-{meta_version}"
 
 
 def repo_view(app: App) -> RepoView:
@@ -60,6 +64,14 @@ def release_config(release: Release, domains: tuple[str, ...]) -> LainConfig | N
         return parse_release_config(release.lain_yaml, domains)
     except LainYamlError:
         return None
+
+
+def clear_overrides(proc: Proc) -> None:
+    """Back to what the release says: a proc that was undeployed runs nothing whose count,
+    cpu or memory could be kept, so it comes back with its lain.yaml values (COMPAT 4.9)."""
+    proc.num_instances = None
+    proc.cpu = None
+    proc.memory = None
 
 
 def proc_view(

@@ -140,6 +140,33 @@ class TestDeployProc:
         )
         assert fake_scheduler.jobs["hello.worker.foo"].num_instances == 2
 
+    @pytest.mark.usefixtures("hello")
+    async def test_the_missing_proc_comes_back_with_the_lain_yaml_values(
+        self, rest: Rest, fake_scheduler: FakeScheduler
+    ) -> None:
+        # LAIN recreated a deleted pod group from the current lain.yaml (COMPAT 4.7): what the
+        # proc was scaled and resized to before its deletion is gone with it.
+        assert (await rest.request("PATCH", FOO, {"num_instances": 5})).status_code == 202
+        resized = await rest.request("PATCH", FOO, {"cpu": 2, "memory": "1g"})
+        assert resized.status_code == 202
+        await _undeploy_foo(rest)
+        created = await rest.request("POST", "/api/v1/apps/hello/procs/", {"procname": "foo"})
+        assert created.status_code == 201, created.text
+        assert created.json()["proc"] == foo_obj()
+        job = fake_scheduler.jobs["hello.worker.foo"]
+        assert (job.num_instances, job.cpu, job.memory_bytes) == (2, 0, 32 * 1024**2)
+
+    @pytest.mark.usefixtures("hello")
+    async def test_a_proc_undeployed_then_updated_comes_back_with_the_lain_yaml_values(
+        self, rest: Rest, fake_scheduler: FakeScheduler
+    ) -> None:
+        assert (await rest.request("PATCH", FOO, {"num_instances": 5})).status_code == 202
+        await _undeploy_foo(rest)
+        updated = await rest.request("PUT", "/api/v1/apps/hello/", {"meta_version": V1})
+        assert updated.status_code == 202, updated.text
+        assert (await rest.request("GET", FOO)).json()["proc"] == foo_obj()
+        assert fake_scheduler.jobs["hello.worker.foo"].num_instances == 2
+
     async def test_portal_500(self, rest: Rest) -> None:
         await register(rest, "echo")
         echo = "appname: echo\nservice.echo:\n  cmd: ./echo\n  portal:\n    cmd: ./proxy\n"
@@ -161,6 +188,18 @@ class TestGetProc:
     async def test_not_deployed_404(self, rest: Rest) -> None:
         await register(rest)
         await rest.expect("GET", WEB, status=404, key="proc", msg=NOT_DEPLOYED, url="/v1/apps/")
+
+    async def test_default_image_of_an_upper_case_app_is_a_valid_docker_reference(
+        self, rest: Rest, fake_scheduler: FakeScheduler
+    ) -> None:
+        # LAIN allows upper-case app names; a Docker repository name is lower-case.
+        await register(rest, "HelloApp")
+        await publish(rest, "HelloApp", V1, "appname: HelloApp\nweb:\n  cmd: hello\n")
+        await deploy(rest, "HelloApp")
+        image = f"registry.lain.local/helloapp:release-{V1}"
+        web = (await rest.request("GET", "/api/v1/apps/HelloApp/procs/web/")).json()["proc"]
+        assert web["image"] == image
+        assert fake_scheduler.jobs["HelloApp.web.web"].image == image
 
     @pytest.mark.usefixtures("hello")
     async def test_no_such_proc_404(self, rest: Rest) -> None:
