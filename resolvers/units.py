@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from spec import InvalidSize, format_memory, parse_memory
+from spec import InvalidSize, format_memory, parse_memory, parse_size
 
-__all__ = ["InvalidSize", "format_memory", "parse_memory"]
+__all__ = ["InvalidSize", "format_memory", "parse_memory", "parse_size"]

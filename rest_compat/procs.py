@@ -9,7 +9,7 @@ from typing import Any
 from resolvers import history, overview, procs
 from resolvers.errors import BackendUnavailable, Conflict, DomainError, InvalidInput, NotFound
 from resolvers.overview import AppOverview, ProcOverview
-from resolvers.units import InvalidSize, parse_memory
+from resolvers.units import InvalidSize, parse_size
 from resolvers.views import InstanceAction, ProcType
 from rest_compat import errors, render
 from rest_compat.canary import CANARY_KEYS, canary_problems, not_supported
@@ -156,7 +156,9 @@ def _schedule_problems(body: dict[str, Any]) -> str:
     memory = body.get("memory")
     if memory is not None:
         try:
-            parse_memory(memory)
+            # Only what humanfriendly could not parse gets LAIN's message; a size out of
+            # range is the resolver's to refuse, with the rule (as GraphQL says it).
+            parse_size(memory)
         except InvalidSize:
             problems += (
                 f"invalid parameter: memory ({py2_str(memory)}) "

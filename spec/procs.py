@@ -4,7 +4,7 @@ Field rules beyond the old parser, which took any type and failed later (or neve
 
 - every field has the type the validator documents; booleans are not integers;
 - `num_instances` >= 0; `cpu` >= 0 (kept as written; deployd's reading is `effective_cpu`);
-- `memory` a size string humanfriendly accepts, more than 0 bytes (`"32m"`, `"1.5G"`, `"128 MB"`);
+- `memory` a size string humanfriendly accepts, at least 4 MB (`"32m"`, `"1.5G"`, `"128 MB"`);
 - `setup_time` and `kill_timeout` are integers, clamped to 0-120 and 10-60 as lain-sdk does;
 - unknown fields are refused (typos like `num_instance` would otherwise be silently ignored);
 - fields that do not apply to the proc's type (`mountpoint` on a worker...) are ignored, as LAIN

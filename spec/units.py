@@ -11,10 +11,20 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["MAX_MEMORY_BYTES", "InvalidSize", "format_memory", "parse_memory", "parse_size"]
+__all__ = [
+    "MAX_MEMORY_BYTES",
+    "MIN_MEMORY_BYTES",
+    "InvalidSize",
+    "format_memory",
+    "parse_memory",
+    "parse_size",
+]
 
 # Schedulers keep limits in signed 64-bit integers; anything above cannot be a real limit.
 MAX_MEMORY_BYTES = 2**63 - 1
+# Below this hardly any process starts (a CPython needs tens of MB of address space just to
+# start): a smaller limit is a typo, "1" meant as 1 GB or "0" as "no limit".
+MIN_MEMORY_BYTES = 4 * 1024**2
 
 # A size is a short string; the cap also keeps int() away from Python's digit limit.
 _MAX_SIZE_TEXT = 64
@@ -79,14 +89,14 @@ def parse_size(value: str) -> int:
 
 
 def parse_memory(value: str) -> int:
-    """Bytes of a memory limit written as LAIN accepts it (see `parse_size`), which must be > 0.
+    """Bytes of a memory limit written as LAIN accepts it (see `parse_size`), at least 4 MB.
 
     Raises:
-        InvalidSize: not a size string, zero, or above `MAX_MEMORY_BYTES`.
+        InvalidSize: not a size string, below `MIN_MEMORY_BYTES`, above `MAX_MEMORY_BYTES`.
     """
     size = parse_size(value)
-    if size <= 0:
-        raise InvalidSize(f"memory {value!r} must be more than 0 bytes")
+    if size < MIN_MEMORY_BYTES:
+        raise InvalidSize(f"{value!r} is below the minimum memory of 4 MB")
     if size > MAX_MEMORY_BYTES:
         raise InvalidSize(f"memory {value!r} is too large")
     return size

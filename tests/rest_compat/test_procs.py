@@ -306,6 +306,15 @@ class TestScaleAndResize:
                 {"num_instances": 2, "canary_proc": {"action": "undeploy"}},
                 "scale num_instances should be a separate operation",
             ),
+            # Sizes humanfriendly reads, below the floor: "0" and "1" refused alike.
+            (
+                {"memory": "0"},
+                "invalid parameter: memory (0) memory: '0' is below the minimum memory of 4 MB",
+            ),
+            (
+                {"memory": "1"},
+                "invalid parameter: memory (1) memory: '1' is below the minimum memory of 4 MB",
+            ),
         ],
     )
     async def test_invalid_400_before_anything_is_scheduled(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from spec import InvalidSize, format_memory, parse_memory, parse_size
-from spec.units import MAX_MEMORY_BYTES
+from spec.units import MAX_MEMORY_BYTES, MIN_MEMORY_BYTES
 
 
 @pytest.mark.parametrize(
@@ -47,10 +47,16 @@ def test_parse_size_rejects_non_strings(value: object) -> None:
         parse_size(value)  # type: ignore[arg-type]
 
 
-def test_parse_size_accepts_zero_but_parse_memory_does_not() -> None:
-    assert parse_size("0m") == 0
-    with pytest.raises(InvalidSize, match="more than 0"):
-        parse_memory("0m")
+@pytest.mark.parametrize("value", ["0", "0m", "1", "1k", "4095k", "3.99m"])
+def test_parse_memory_refuses_sizes_below_the_4_mb_floor_alike(value: str) -> None:
+    parse_size(value)  # a size, only too small to be a memory limit
+    with pytest.raises(InvalidSize) as refused:
+        parse_memory(value)
+    assert str(refused.value) == f"{value!r} is below the minimum memory of 4 MB"
+
+
+def test_parse_memory_takes_the_floor_itself() -> None:
+    assert parse_memory("4m") == parse_memory("4096k") == MIN_MEMORY_BYTES == 4 * 1024**2
 
 
 def test_parse_memory_refuses_limits_beyond_int64() -> None:
