@@ -35,7 +35,8 @@ async def publish_release(
 
     Raises:
         NotFound: the app is not registered.
-        InvalidInput: bad meta_version, lain.yaml (every problem listed), appname or image.
+        InvalidInput: bad meta_version, lain.yaml (every problem listed; no procs at all),
+            appname or image.
         Conflict: the app already has a release with that meta_version.
     """
     await access.check_app(ctx, app)  # NotFound or Forbidden, whatever the input
@@ -50,6 +51,13 @@ async def publish_release(
     if config.appname != app:
         raise InvalidInput(
             f"appname dont match: lain.yaml says {config.appname}, the app is {app}",
+            field="lainYaml",
+        )
+    if not config.procs:
+        # Deployed, it would run nothing; as an update it would remove every running proc.
+        raise InvalidInput(
+            "invalid lain.yaml: a release must define at least one proc "
+            "(web, worker, oneshot, service.<name> ...)",
             field="lainYaml",
         )
     image = (image or "").strip()

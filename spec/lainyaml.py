@@ -9,7 +9,8 @@ Top-level rules (COMPAT 5.1), with these decisions where LAIN left room:
   `base`, and `script` must be a list of strings. `release` and `test` are build-time only and
   not read.
 - `use_services`, `use_resources` and `notify` must be mappings of the documented shapes.
-- A document without procs is valid, for apps (library-like) and resources alike.
+- A document without procs parses, for apps (library-like) and resources alike; publishing
+  one as a release is refused (resolvers/releases.py), since it would run nothing.
 - Unknown top-level keys, and keys whose first dot-segment is not a proc type (`daemon.x`),
   are ignored as the parser ignores them. An explicit null counts as absent everywhere.
 """

@@ -17,6 +17,9 @@ from store.models import App, AuditEntry, Proc
 from tests.fakes.scheduler import FakeScheduler
 from tests.releases import V1, V2, two_proc_yaml
 
+# A resource is a template of procs; a release without any is refused at publish.
+REDIS_RESOURCE = "appname: redis\napptype: resource\nworker:\n  cmd: redis-server\n"
+
 
 async def _published(ctx: OpContext, app: str = "hello", yaml: str | None = None) -> None:
     await register_repo(ctx, name=app)
@@ -193,7 +196,7 @@ class TestUndeployApp:
         assert (await deploy_app(ctx, name="hello")).status is AppStatus.DEPLOYED
 
     async def test_undeploy_app_resource_is_forbidden(self, ctx: OpContext) -> None:
-        await _published(ctx, "redis", "appname: redis\napptype: resource\n")
+        await _published(ctx, "redis", REDIS_RESOURCE)
         await deploy_app(ctx, name="redis")
         with pytest.raises(Forbidden, match=r"Not allow to delete resource app\."):
             await undeploy_app(ctx, name="redis")
@@ -206,7 +209,7 @@ class TestUndeployApp:
 
 async def test_list_apps_filters_by_type(ctx: OpContext) -> None:
     await _published(ctx)
-    await _published(ctx, "redis", "appname: redis\napptype: resource\n")
+    await _published(ctx, "redis", REDIS_RESOURCE)
     await deploy_app(ctx, name="hello")
     await deploy_app(ctx, name="redis")
     assert [a.name for a in (await list_apps(ctx)).items] == ["hello", "redis"]

@@ -258,6 +258,26 @@ class TestVersions:
             url="/v1/repos/hello/versions/",
         )
 
+    @pytest.mark.parametrize(
+        "lain_yaml", ["appname: hello\n", "appname: hello\nbuild:\n  base: x\n"]
+    )
+    async def test_publish_without_procs_400_naming_the_rule(
+        self, rest: Rest, lain_yaml: str
+    ) -> None:
+        await register(rest)
+        await rest.expect(
+            "POST",
+            "/api/v1/repos/hello/versions/",
+            {"meta_version": V1, "lain_yaml": lain_yaml},
+            status=400,
+            key="version",
+            msg="invalid lain.yaml: a release must define at least one proc "
+            "(web, worker, oneshot, service.<name> ...)",
+            url="/v1/repos/hello/versions/",
+        )
+        listed = await rest.request("GET", "/api/v1/repos/hello/versions/")
+        assert listed.status_code == 404  # no versions: nothing was stored
+
 
 class TestDetails:
     async def test_before_and_after_deploy(self, rest: Rest) -> None:

@@ -91,6 +91,54 @@ async def test_mutation_errors_are_data(
     assert result["data"][name] == {subject: None, "errors": [{"code": code, "field": field}]}
 
 
+async def test_publish_without_procs_is_invalid_naming_the_rule(
+    gql: GraphQLClient, fake_scheduler: FakeScheduler
+) -> None:
+    # Accepted, it would run nothing, and an update to it would remove every running proc.
+    await _deployed(gql)
+    result = await gql(PUBLISH, app="hello", v=V2, yaml="appname: hello\n")
+    assert result["data"]["publishRelease"] == {
+        "release": None,
+        "errors": [
+            {
+                "code": "INVALID",
+                "field": "lainYaml",
+                "message": "invalid lain.yaml: a release must define at least one proc "
+                "(web, worker, oneshot, service.<name> ...)",
+            }
+        ],
+    }
+    updated = await gql('mutation { updateApp(input: {name: "hello"}) { errors { code } } }')
+    assert updated["data"]["updateApp"]["errors"] == []  # the newest is still V1: no-op
+    assert sorted(fake_scheduler.jobs) == ["hello.web.web", "hello.worker.jobs"]
+
+
+@pytest.mark.parametrize("memory", ["0", "1", "2m"])
+async def test_resize_below_the_memory_floor_is_invalid_naming_it(
+    gql: GraphQLClient, fake_scheduler: FakeScheduler, memory: str
+) -> None:
+    await _deployed(gql)
+    calls = list(fake_scheduler.calls)
+    result = await gql(
+        'mutation($m: String!) { resizeProc(input: {app: "hello", proc: "web", memory: $m})'
+        " { proc { name } errors { code field message } } }",
+        m=memory,
+    )
+    assert result["data"]["resizeProc"] == {
+        "proc": None,
+        "errors": [
+            {
+                "code": "INVALID",
+                "field": "memory",
+                "message": f"memory: {memory!r} is below the minimum memory of 4 MB",
+            }
+        ],
+    }
+    assert [c for c in fake_scheduler.calls if c[0] != "states"] == [
+        c for c in calls if c[0] != "states"
+    ]
+
+
 async def test_backend_down_is_backend_unavailable(
     gql: GraphQLClient, fake_scheduler: FakeScheduler
 ) -> None:
