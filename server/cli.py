@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -12,6 +11,7 @@ from dataclasses import replace
 
 from resolvers.errors import DomainError
 from server.datadir import DataDirInUse, hold_data_dir
+from server.listen import CannotListen, bind, serve
 from server.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -63,34 +63,12 @@ def _migrate(settings: Settings, revision: str = "head") -> None:
     upgrade(settings.database_url, revision)
 
 
-class CannotListen(Exception):
-    """The address to serve on cannot be bound; the message names it and why."""
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind the server's socket (uvicorn listens on it once the app has started)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise CannotListen(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port "
-            "with --port or LAIN_CONSOLE_PORT"
-        ) from None
-    return sock
-
-
 def _needs_data_dir_lock(settings: Settings) -> bool:
     # On PostgreSQL with Nomad any number of consoles serve together (see DESIGN, replicas).
     return settings.backend == "local" or settings.database_url.startswith("sqlite")
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    import uvicorn
-
     from server.app import create_app
     from server.logging import configure_logging
 
@@ -104,19 +82,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     claim = hold_data_dir(settings.data_dir) if _needs_data_dir_lock(settings) else nullcontext()
     # The lock and the socket come first: a console that cannot serve must not migrate,
     # adopt processes or reconcile anything.
-    with claim, _listen(settings.host, settings.port) as sock:
+    with claim, bind(settings.host, settings.port) as sock:
         if not args.no_migrate:
             _migrate(settings)
         _prepare_data_dir(settings)
-        config = uvicorn.Config(
-            create_app(settings),
-            host=settings.host,  # for the log line only: the socket is bound already
-            port=settings.port,
-            log_config=None,
-            timeout_graceful_shutdown=10,
-            lifespan="on",
-        )
-        uvicorn.Server(config).run(sockets=[sock])
+        serve(create_app(settings), sock)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

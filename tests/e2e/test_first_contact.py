@@ -83,6 +83,7 @@ async def test_make_serve_with_its_relative_data_dir_runs_web_and_worker(
             body = (await client.get(f"/api/v1/apps/hello/procs/{proc}/")).json()["proc"]
             assert body["lasterror"] == "", body
         assert (make_serve.data_dir / "lain-console.db").is_file()
+    assert f"serving on {make_serve.url}" in make_serve.log_text()
 
 
 async def _answer(port: int) -> httpx.Response | None:
