@@ -19,7 +19,16 @@ from tests.live import free_port
 from tests.processes import kill_processes_in, processes_in
 from tests.releases import V1
 
-__all__ = ["DEADLINE", "Console", "alive", "deploy_sleeper", "graphql", "healthy", "until"]
+__all__ = [
+    "DEADLINE",
+    "Console",
+    "alive",
+    "deploy_sleeper",
+    "graphql",
+    "healthy",
+    "publish_hello",
+    "until",
+]
 
 DEADLINE = 60.0
 
@@ -154,19 +163,22 @@ def alive(pid: int) -> bool:
     return True
 
 
+async def publish_hello(client: httpx.AsyncClient, lain_yaml: str) -> None:
+    """Once the console answers: register `hello` and publish `lain_yaml` as its V1."""
+    await until(lambda: healthy(client))
+    await graphql(client, 'mutation { registerRepo(input: {name: "hello"}) { errors { code } } }')
+    await graphql(
+        client,
+        "mutation($y: String!) { publishRelease(input: "
+        f'{{app: "hello", metaVersion: "{V1}", lainYaml: $y}}) {{ errors {{ code }} }} }}',
+        y=lain_yaml,
+    )
+
+
 async def deploy_sleeper(console: Console) -> int:
     """Register, publish and deploy `hello` with one sleeping worker; returns its pid."""
     async with httpx.AsyncClient(base_url=console.url, timeout=30) as client:
-        await until(lambda: healthy(client))
-        await graphql(
-            client, 'mutation { registerRepo(input: {name: "hello"}) { errors { code } } }'
-        )
-        await graphql(
-            client,
-            "mutation($y: String!) { publishRelease(input: "
-            f'{{app: "hello", metaVersion: "{V1}", lainYaml: $y}}) {{ errors {{ code }} }} }}',
-            y=SLEEPER_YAML,
-        )
+        await publish_hello(client, SLEEPER_YAML)
         await graphql(client, 'mutation { deployApp(input: {name: "hello"}) { errors { code } } }')
         query = '{ app(name: "hello") { procs { instances { status } } } }'
 

@@ -9,8 +9,7 @@ import sys
 import httpx
 import pytest
 
-from tests.e2e.console import Console, graphql, healthy, until
-from tests.releases import V1
+from tests.e2e.console import Console, graphql, healthy, publish_hello, until
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("LAIN_CONSOLE_TEST_DATABASE_URL")),
@@ -33,16 +32,7 @@ def lain_yaml() -> str:
 async def test_killed_mid_deploy_then_restarted_converges(console: Console) -> None:
     console.start()
     async with httpx.AsyncClient(base_url=console.url, timeout=60) as client:
-        await until(lambda: healthy(client))
-        await graphql(
-            client, 'mutation { registerRepo(input: {name: "hello"}) { errors { code } } }'
-        )
-        await graphql(
-            client,
-            "mutation($y: String!) { publishRelease(input: "
-            f'{{app: "hello", metaVersion: "{V1}", lainYaml: $y}}) {{ errors {{ code }} }} }}',
-            y=lain_yaml(),
-        )
+        await publish_hello(client, lain_yaml())
         deploy_app = 'mutation { deployApp(input: {name: "hello"}) { errors { code } } }'
         deploy = asyncio.create_task(client.post("/graphql", json={"query": deploy_app}))
         await until(lambda: console.app_status() == "deploying")
