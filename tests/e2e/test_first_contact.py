@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.console import Console, healthy, until
+from tests.e2e.console import Console, graphql, healthy, publish_hello, until
 from tests.releases import V1
 
 pytestmark = pytest.mark.skipif(
@@ -92,3 +92,30 @@ async def _answer(port: int) -> httpx.Response | None:
             return await client.get(f"http://127.0.0.1:{port}/")
     except httpx.TransportError:
         return None
+
+
+async def test_an_instance_that_cannot_start_says_why_in_last_error_and_the_log(
+    make_serve: Console,
+) -> None:
+    make_serve.start()
+    lain_yaml = "appname: hello\nworker:\n  cmd: [no-such-program-for-lain-tests]\n"
+    async with httpx.AsyncClient(base_url=make_serve.url, timeout=30) as client:
+        await publish_hello(client, lain_yaml)
+        deployed = await client.post("/api/v1/apps/", json={"appname": "hello"})
+        assert deployed.status_code in (201, 202), deployed.text
+        query = '{ app(name: "hello") { procs { instances { status lastError } } } }'
+
+        async def failed() -> dict[str, Any] | None:
+            (proc,) = (await graphql(client, query))["app"]["procs"]
+            return proc if proc["instances"][0]["status"] == "FAILED" else None
+
+        proc = await until(failed)
+    reason = "executable not found: no-such-program-for-lain-tests"
+    assert proc["instances"][0]["lastError"] == reason
+    lines = [line for line in make_serve.log_text().splitlines() if "cannot start" in line]
+    assert lines
+    assert all(
+        " WARNING backends.local.instance " in line
+        and line.endswith(f"app hello proc worker instance 1: cannot start: {reason}")
+        for line in lines
+    ), lines
