@@ -43,18 +43,22 @@ async def test_a_second_console_on_the_data_dir_refuses_naming_it_and_the_first(
     assert app["procs"][0]["instances"] == [{"status": "RUNNING", "restarts": 0}]
 
 
-async def test_a_killed_console_leaves_the_data_dir_to_the_next(console: Console) -> None:
+async def test_a_killed_or_stopped_console_leaves_the_data_dir_to_the_next(
+    console: Console,
+) -> None:
     console.start()
     pid = await deploy_sleeper(console)
     console.kill()  # SIGKILL: no cleanup of its own; the kernel drops the lock
     assert alive(pid)  # the app outlives the console, and does not hold its lock
 
-    console.start()
-    async with httpx.AsyncClient(base_url=console.url, timeout=30) as client:
-        await until(lambda: healthy(client))
-        app = (await graphql(client, INSTANCES))["app"]
-    assert app["procs"][0]["instances"] == [{"status": "RUNNING", "restarts": 0}]
-    assert processes_in(console.data_dir) == [pid]  # adopted, not started again
+    for _ in ("after the kill", "after a clean stop"):
+        console.start()
+        async with httpx.AsyncClient(base_url=console.url, timeout=30) as client:
+            await until(lambda: healthy(client))
+            app = (await graphql(client, INSTANCES))["app"]
+        assert app["procs"][0]["instances"] == [{"status": "RUNNING", "restarts": 0}]
+        assert processes_in(console.data_dir) == [pid]  # adopted, not started again
+        console.stop()
 
 
 async def test_serve_on_a_busy_port_fails_before_adopting_or_reconciling(
