@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from resolvers.audit import AuditView
-from resolvers.units import InvalidSize, parse_memory
+from resolvers.units import InvalidSize, parse_size
 
 __all__ = ["OplogEntry", "container_name", "oplog_entry"]
 
@@ -49,7 +49,7 @@ def _resize(found: re.Match[str]) -> str | None:
     memory = found["memory"]
     if memory != "None":
         try:
-            memory = str(parse_memory(memory))
+            memory = str(parse_size(memory))
         except InvalidSize:
             return None
     return f"proc {found['proc']} scaled with memory {memory}, cpu {found['cpu']}"
