@@ -24,6 +24,7 @@ from resolvers.jobs import build_job, build_portal_job, portal_job_id
 from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.releases import require_app
 from resolvers.removals import remove_job
+from resolvers.repos import REGISTRATION
 from resolvers.rows import (
     app_view,
     clear_overrides,
@@ -240,6 +241,14 @@ async def _ensure_instance(ctx: OpContext, plan: dependencies.InstancePlan) -> b
             session.add(app)
             await session.flush()
             await _grant_instance(ctx, session, app, plan.resource)
+        elif await queries.has_audit_entry(session, plan.name, REGISTRATION):
+            # Someone registered the name (before names of this form were reserved): adopting
+            # it would hand the client's resource parameters to that app's maintainers.
+            raise Conflict(
+                f"{plan.name} was registered by a user, not created by the console as an "
+                f"instance of {plan.resource}, so it cannot become that instance",
+                field="name",
+            )
         release = await queries.release(session, app.id, plan.meta_version)
         if release is None:
             session.add(

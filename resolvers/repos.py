@@ -10,24 +10,27 @@ from resolvers.errors import Conflict, InvalidInput
 from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.rows import repo_view
 from resolvers.views import Page, RepoView
-from spec import app_name_problem
+from spec import registration_name_problem
 from store import queries
 from store.models import App, Maintainer, MaintainerRole
 
-__all__ = ["MAX_NAME_LENGTH", "get_repo", "list_repos", "register_repo"]
+__all__ = ["MAX_NAME_LENGTH", "REGISTRATION", "get_repo", "list_repos", "register_repo"]
 
 MAX_NAME_LENGTH = 63
+# The audit operation of a user's registration (LAIN's oplog word). Apps the console creates
+# itself (resource instances) never have one, which is how it tells the two apart.
+REGISTRATION = "REPOSIT"
 
 
 async def register_repo(ctx: OpContext, *, name: str) -> RepoView:
     """Register an app name.
 
     Raises:
-        InvalidInput: the name breaks LAIN's naming rule.
+        InvalidInput: the name breaks LAIN's naming rule, or is one the console reserves.
         Conflict: the name is registered already.
     """
     access.check_signed_in(ctx)
-    problem = app_name_problem(name, path="name")
+    problem = registration_name_problem(name, path="name")
     if problem is not None:
         raise InvalidInput(problem.message, field="name")
     if len(name) > MAX_NAME_LENGTH:
@@ -47,7 +50,7 @@ async def register_repo(ctx: OpContext, *, name: str) -> RepoView:
                         app_id=app.id, username=ctx.principal.name, role=MaintainerRole.ADMIN
                     )
                 )
-            audit.record(session, ctx.principal, "REPOSIT", name)
+            audit.record(session, ctx.principal, REGISTRATION, name)
     except IntegrityError:
         # Lost a race with a concurrent registration of the same name.
         raise Conflict(f"app {name} already exists", field="name") from None

@@ -29,6 +29,7 @@ from spec.naming import (
     is_valid_proc_name,
     parse_resource_instance_name,
     pod_group_name,
+    registration_name_problem,
     resource_instance_name,
     validate_app_name,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "parse_resource_instance_name",
     "parse_size",
     "pod_group_name",
+    "registration_name_problem",
     "resource_instance_name",
     "validate_app_name",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "is_valid_proc_name",
     "parse_resource_instance_name",
     "pod_group_name",
+    "registration_name_problem",
     "resource_instance_name",
     "validate_app_name",
 ]
@@ -84,6 +85,26 @@ def app_name_problem(name: object, *, path: str = "appname") -> Problem | None:
     if _is_name(name) or parse_resource_instance_name(name) is not None:
         return None
     return Problem(path, f"invalid appname {name!r}: {NAME_RULE}")
+
+
+def registration_name_problem(name: str, *, path: str = "name") -> Problem | None:
+    """Why a user may not register `name`, or None if they may.
+
+    On top of `app_name_problem`: the names the console derives itself are reserved, so that
+    nobody can squat the instance that would hold another user's resource parameters. Pod
+    group and portal job names (`<app>.<proctype>.<proc>`, `<service>.portal.<p>_<client>`)
+    already break the name rule; resource instances are the one derived form it accepts.
+    """
+    problem = app_name_problem(name, path=path)
+    if problem is not None:
+        return problem
+    if parse_resource_instance_name(name) is not None:
+        return Problem(
+            path,
+            f"{name} is reserved: names of the form resource.<resource>.<client> are created "
+            "by the console for resource instances and cannot be registered",
+        )
+    return None
 
 
 def validate_app_name(name: str) -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "apps_by_names",
     "apps_page",
     "audit_page",
+    "has_audit_entry",
     "latest_release",
     "maintainers_of",
     "procs_of",
@@ -151,3 +152,9 @@ async def audit_page(
     if excluding:
         query = query.where(AuditEntry.operation.not_in(excluding))
     return list((await session.execute(query.limit(limit))).scalars())
+
+
+async def has_audit_entry(session: AsyncSession, app: str, operation: str) -> bool:
+    """Whether the app's audit log holds any entry of `operation`."""
+    query = select(AuditEntry.id).where(AuditEntry.app == app, AuditEntry.operation == operation)
+    return (await session.execute(query.limit(1))).first() is not None

@@ -24,10 +24,15 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Starlette) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on 127.0.0.1 until the block ends; yields its base URL."""
+async def serve(app: Starlette, **options: Any) -> AsyncIterator[str]:
+    """Run `app` under uvicorn on 127.0.0.1 until the block ends; yields its base URL.
+
+    `options` are more uvicorn.Config arguments (the CLI's proxy header handling, say).
+    """
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
