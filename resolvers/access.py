@@ -7,11 +7,13 @@ role on it (`admin` or `normal`) or the global admin flag; managing maintainers 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.context import OpContext
-from resolvers.errors import Forbidden, NotFound, Unauthenticated
+from resolvers.errors import DomainError, Forbidden, NotFound, Unauthenticated
 from store import queries
 from store.models import App, Maintainer, MaintainerRole
 
@@ -19,7 +21,10 @@ __all__ = [
     "check_app",
     "check_app_admin",
     "check_signed_in",
+    "readable_among",
     "readable_app_ids",
+    "readable_apps",
+    "refusal",
     "role_on",
 ]
 
@@ -52,8 +57,15 @@ async def check_app(ctx: OpContext, app: str, *, session: AsyncSession | None = 
     if not ctx.services.auth_enabled or ctx.principal.is_admin:
         return row
     if await role_on(session, row, ctx.principal.name) is None:
-        raise Forbidden(f"forbidden : don't have the access to app {app}")
+        raise refusal(ctx, app)
     return row
+
+
+def refusal(ctx: OpContext, app: str) -> DomainError:
+    """The error for an app the caller may not read: the one check_app raises."""
+    if ctx.services.auth_enabled and not ctx.principal.authenticated:
+        return Unauthenticated("unauthorized : don't have the access to the operation")
+    return Forbidden(f"forbidden : don't have the access to app {app}")
 
 
 async def check_app_admin(ctx: OpContext, app: str, *, session: AsyncSession) -> App:
@@ -74,3 +86,31 @@ def readable_app_ids(ctx: OpContext) -> Select[tuple[int]] | None:
     if not ctx.services.auth_enabled or ctx.principal.is_admin:
         return None
     return select(Maintainer.app_id).where(Maintainer.username == ctx.principal.name)
+
+
+async def readable_among(
+    ctx: OpContext, session: AsyncSession, app_ids: Collection[int]
+) -> set[int]:
+    """Which of these apps the caller may read (check_app's rule, for many apps at once).
+
+    Every read that reaches an app through another one (a service, a resource instance, a
+    client) filters by it: being allowed to use a portal is not permission to read its app.
+    """
+    if not ctx.services.auth_enabled or ctx.principal.is_admin:
+        return set(app_ids)
+    if not ctx.principal.authenticated or not app_ids:
+        return set()
+    query = select(Maintainer.app_id).where(
+        Maintainer.username == ctx.principal.name, Maintainer.app_id.in_(list(app_ids))
+    )
+    return set((await session.execute(query)).scalars())
+
+
+async def readable_apps(
+    ctx: OpContext, session: AsyncSession, names: Collection[str]
+) -> tuple[dict[str, App], list[str]]:
+    """The named apps that exist, by name: those the caller may read, and the others' names."""
+    found = await queries.apps_by_names(session, sorted(set(names)))
+    readable = await readable_among(ctx, session, [app.id for app in found.values()])
+    refused = [name for name, app in found.items() if app.id not in readable]
+    return {name: app for name, app in found.items() if app.id in readable}, refused

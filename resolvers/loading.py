@@ -1,12 +1,20 @@
-"""Batched reads for the front doors' loaders: one query per kind, whatever the count."""
+"""Batched reads for the front doors' loaders: one query per kind, whatever the count.
+
+Each filters by what the caller may read: an app it may not read comes back as the error
+check_app would raise (Forbidden, or Unauthenticated), never as its contents. Loaders are how
+one app's fields reach another app, so this is where those paths are closed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from resolvers import access
 from resolvers.context import OpContext
+from resolvers.errors import DomainError
 from resolvers.procs import proc_states
 from resolvers.rows import app_view, proc_views, release_view
 from resolvers.views import AppView, ProcView, ReleaseView
@@ -16,21 +24,31 @@ from store.models import App, Release
 __all__ = ["apps_by_name", "proc_states", "procs_by_app", "releases_by_key"]
 
 
-async def apps_by_name(ctx: OpContext, names: Sequence[str]) -> dict[str, AppView]:
-    async with ctx.sessions() as session:
-        apps = await queries.apps_by_names(session, list(set(names)))
-    return {name: app_view(app) for name, app in apps.items()}
+async def _readable_apps(
+    ctx: OpContext, session: AsyncSession, names: Sequence[str]
+) -> tuple[dict[str, App], dict[str, DomainError]]:
+    apps, refused = await access.readable_apps(ctx, session, names)
+    return apps, {name: access.refusal(ctx, name) for name in refused}
 
 
-async def procs_by_app(ctx: OpContext, names: Sequence[str]) -> dict[str, list[ProcView]]:
-    """Every proc of many deployed apps: two queries in all (procs, then their releases)."""
+async def apps_by_name(ctx: OpContext, names: Sequence[str]) -> dict[str, AppView | DomainError]:
+    """The apps that exist, by name; a refusal for those the caller may not read."""
     async with ctx.sessions() as session:
-        apps = await queries.apps_by_names(session, list(set(names)))
+        apps, refused = await _readable_apps(ctx, session, names)
+    return {**{name: app_view(app) for name, app in apps.items()}, **refused}
+
+
+async def procs_by_app(
+    ctx: OpContext, names: Sequence[str]
+) -> dict[str, list[ProcView] | DomainError]:
+    """Every proc of many deployed apps: three queries in all (apps, procs, their releases)."""
+    async with ctx.sessions() as session:
+        apps, refused = await _readable_apps(ctx, session, names)
         by_id = {app.id: app for app in apps.values() if app.meta_version is not None}
         procs = await queries.procs_of_apps(session, list(by_id))
         keys = sorted({(p.app_id, p.meta_version) for rows in procs.values() for p in rows})
         releases = await queries.releases_by_versions(session, keys)
-    result: dict[str, list[ProcView]] = {}
+    result: dict[str, list[ProcView] | DomainError] = dict(refused)
     for app_id, rows in procs.items():
         app = by_id[app_id]
         result[app.name] = proc_views(
@@ -46,22 +64,23 @@ async def procs_by_app(ctx: OpContext, names: Sequence[str]) -> dict[str, list[P
 
 async def releases_by_key(
     ctx: OpContext, keys: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], ReleaseView]:
-    """Releases by (app name, meta_version) in one query."""
+) -> dict[tuple[str, str], ReleaseView | DomainError]:
+    """Releases by (app name, meta_version) in two queries (the apps, then the releases)."""
     if not keys:
         return {}
-    names = {app for app, _ in keys}
     versions = {version for _, version in keys}
-    query = (
-        select(App.name, Release)
-        .join(Release, Release.app_id == App.id)
-        .where(App.name.in_(names), Release.meta_version.in_(versions))
-    )
     async with ctx.sessions() as session:
+        apps, refused = await _readable_apps(ctx, session, [app for app, _ in keys])
+        query = select(App.name, Release).join(Release, Release.app_id == App.id)
+        query = query.where(
+            App.id.in_([app.id for app in apps.values()]), Release.meta_version.in_(versions)
+        )
         rows = (await session.execute(query)).all()
     wanted = set(keys)
-    return {
-        (name, release.meta_version): release_view(name, release, ctx.services.domains)
-        for name, release in rows
-        if (name, release.meta_version) in wanted
+    found: dict[tuple[str, str], ReleaseView | DomainError] = {
+        key: refused[key[0]] for key in wanted if key[0] in refused
     }
+    for name, release in rows:
+        if (name, release.meta_version) in wanted:
+            found[(name, release.meta_version)] = release_view(name, release, ctx.services.domains)
+    return found

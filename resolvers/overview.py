@@ -1,9 +1,10 @@
 """Apps with everything LAIN's app objects show: procs, running state and related apps.
 
 An app object in LAIN embeds its procs with their running state, the apps whose services it
-uses and its resource instances. This module reads all of that for any number of apps in a
-fixed number of queries (apps, procs and releases; again for the apps they embed; resource
-instances; portal bindings) and a single scheduler read, whatever the number of apps.
+uses and its resource instances: with auth on, only those the caller may read (LAIN embedded
+them for anyone). This module reads all of that for any number of apps in a fixed number
+of queries (apps, procs and releases; again for the apps they embed; resource instances;
+portal bindings) and a single scheduler read, whatever the number of apps.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ async def resource_instance_overviews(ctx: OpContext, *, resource: str) -> Overv
     await access.check_app(ctx, resource)
     async with ctx.sessions() as session:
         names = await _instance_names(session, [resource])
-        rows = await queries.apps_by_names(session, names.get(resource, ()))
+        # An instance the caller may not read is left out; LAIN listed them all.
+        rows, _ = await access.readable_apps(ctx, session, names.get(resource, ()))
     return await _load(ctx, [rows[name] for name in sorted(rows)])
 
 
@@ -140,7 +142,10 @@ async def _load(ctx: OpContext, rows: Sequence[App]) -> Overviews:
             related.update(names)
         missing = sorted(related - set(apps))
         if missing:
-            found = await queries.apps_by_names(session, missing)
+            # An embedded app the caller may not read is left out, so its place in the object
+            # is empty as for an app that does not exist: using a service or a resource is
+            # not permission to read its procs and env.
+            found, _ = await access.readable_apps(ctx, session, missing)
             apps.update(await _overviews(ctx, session, list(found.values())))
         bindings = await _bindings(session, list(apps))
     job_ids = [p.view.job_id for o in apps.values() for p in o.procs if _runs(o, p.view)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers import access
 from resolvers.context import OpContext
-from resolvers.rows import app_view, release_config
-from resolvers.views import AppView
+from resolvers.rows import release_config
 from spec import resource_instance_name
 from store import queries
 from store.models import App, PortalBinding
@@ -53,33 +53,32 @@ async def app_uses(ctx: OpContext, *, name: str) -> AppUses:
     )
 
 
-async def instances_of(ctx: OpContext, *, resource: str) -> list[AppView]:
-    """The resource's instances (`resource.<resource>.*`), deployed or not, by name.
+async def instances_of(ctx: OpContext, *, resource: str) -> list[str]:
+    """The names of the resource's instances (`resource.<resource>.*`), deployed or not.
 
-    Raises: as check_app, on the resource (LAIN checks the resource's maintainers).
+    Raises: as check_app, on the resource (LAIN checks the resource's maintainers). Reading
+    each instance is checked again where it is read: a resource's maintainer added after an
+    instance was created is not one of that instance's maintainers.
     """
     async with ctx.sessions() as session:
         await access.check_app(ctx, resource, session=session)
-        prefix = resource_instance_name(resource, "")
-        rows = await session.execute(
-            select(App).where(App.name.startswith(prefix, autoescape=True)).order_by(App.name)
-        )
-        return [app_view(app) for app in rows.scalars()]
+        return await _instance_names(session, resource)
 
 
-async def clients(ctx: OpContext, *, name: str) -> list[AppView]:
-    """Apps bound to this service's portals, or the clients of this resource's instances."""
+async def _instance_names(session: AsyncSession, resource: str) -> list[str]:
+    prefix = resource_instance_name(resource, "")
+    query = select(App.name).where(App.name.startswith(prefix, autoescape=True))
+    return list((await session.execute(query.order_by(App.name))).scalars())
+
+
+async def clients(ctx: OpContext, *, name: str) -> list[str]:
+    """The names of the apps bound to this service's portals, or of this resource's clients
+    that still exist. Raises: as check_app, on `name`; reading each client is checked again
+    where it is read."""
     async with ctx.sessions() as session:
         app = await access.check_app(ctx, name, session=session)
         bound = select(PortalBinding.client_app_id).where(PortalBinding.service_app_id == app.id)
-        rows = (
-            await session.execute(select(App).where(App.id.in_(bound)).order_by(App.name))
-        ).scalars()
-        found = {row.name: app_view(row) for row in rows}
-    for instance in await instances_of(ctx, resource=name):
-        client = instance.name.rsplit(".", 1)[1]
-        async with ctx.sessions() as session:
-            row = await queries.app_by_name(session, client)
-        if row is not None:
-            found[client] = app_view(row)
-    return [found[key] for key in sorted(found)]
+        found = set((await session.execute(select(App.name).where(App.id.in_(bound)))).scalars())
+        users = [instance.rsplit(".", 1)[1] for instance in await _instance_names(session, name)]
+        found.update(await queries.apps_by_names(session, users))
+    return sorted(found)

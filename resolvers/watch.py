@@ -10,7 +10,7 @@ from weakref import WeakKeyDictionary
 
 from resolvers import loading
 from resolvers.apps import get_app
-from resolvers.context import OpContext
+from resolvers.context import SYSTEM, OpContext
 from resolvers.errors import InvalidInput
 from resolvers.events import AppEvent
 from resolvers.views import AppView, ProcView
@@ -49,14 +49,18 @@ _snapshots: WeakKeyDictionary[object, _Snapshots] = WeakKeyDictionary()
 
 
 async def _take_snapshot(ctx: OpContext, event: AppEvent) -> EventSnapshot:
+    # Shared by every subscriber, so read as the system: each subscriber's own access is
+    # checked before the snapshot reaches it.
+    system = OpContext(services=ctx.services, principal=SYSTEM)
     app = event.app_view
     if app is None:
-        found = await loading.apps_by_name(ctx, [event.app])
-        app = found.get(event.app)
+        found = (await loading.apps_by_name(system, [event.app])).get(event.app)
+        app = found if isinstance(found, AppView) else None
     proc = None
     if event.proc is not None and app is not None:
-        procs = (await loading.procs_by_app(ctx, [event.app])).get(event.app, [])
-        proc = next((p for p in procs if p.name == event.proc), None)
+        procs = (await loading.procs_by_app(system, [event.app])).get(event.app, [])
+        if isinstance(procs, list):
+            proc = next((p for p in procs if p.name == event.proc), None)
     return EventSnapshot(app=app, proc=proc)
 
 

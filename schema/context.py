@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -12,8 +12,11 @@ from resolvers import loading
 from resolvers.context import OpContext, Principal, Services
 from resolvers.errors import DomainError
 from resolvers.views import AppView, ProcState, ProcView, ReleaseView
+from schema.errors import coded
 
 __all__ = ["GraphQLContext", "Loaders"]
+
+T = TypeVar("T")
 
 
 class Loaders:
@@ -22,16 +25,19 @@ class Loaders:
     Over HTTP a context (and its caches) lives for one request. A websocket keeps one context
     for the whole connection, so there the loaders batch but do not cache: a subscription must
     never serve an hour-old snapshot.
+
+    An object the caller may not read loads as a coded error (FORBIDDEN): the field asking
+    for it becomes null, with the error at its path.
     """
 
     def __init__(self, op: OpContext, *, cache: bool) -> None:
-        async def apps(names: Sequence[str]) -> list[AppView | None]:
+        async def apps(names: Sequence[str]) -> list[AppView | BaseException | None]:
             found = await loading.apps_by_name(op, names)
-            return [found.get(name) for name in names]
+            return [_as_result(found.get(name)) for name in names]
 
-        async def procs(names: Sequence[str]) -> list[list[ProcView]]:
+        async def procs(names: Sequence[str]) -> list[list[ProcView] | BaseException]:
             found = await loading.procs_by_app(op, names)
-            return [found.get(name, []) for name in names]
+            return [_as_result(found.get(name, [])) for name in names]
 
         async def states(job_ids: Sequence[str]) -> list[ProcState | BaseException]:
             try:
@@ -40,14 +46,21 @@ class Loaders:
                 return [exc for _ in job_ids]
             return [found.get(job_id, ProcState.missing(job_id)) for job_id in job_ids]
 
-        async def releases(keys: Sequence[tuple[str, str]]) -> list[ReleaseView | None]:
+        async def releases(
+            keys: Sequence[tuple[str, str]],
+        ) -> list[ReleaseView | BaseException | None]:
             found = await loading.releases_by_key(op, keys)
-            return [found.get(key) for key in keys]
+            return [_as_result(found.get(key)) for key in keys]
 
         self.app = DataLoader(apps, cache=cache)
         self.procs = DataLoader(procs, cache=cache)
         self.state = DataLoader(states, cache=cache)
         self.release = DataLoader(releases, cache=cache)
+
+
+def _as_result(value: T | DomainError) -> T | BaseException:
+    """A DataLoader result: a refusal becomes the coded error that loading it raises."""
+    return coded(value) if isinstance(value, DomainError) else value
 
 
 @dataclass

@@ -11,7 +11,7 @@ from graphql import GraphQLError
 
 from resolvers.errors import DomainError
 
-__all__ = ["ErrorCode", "UserError", "raise_as_graphql", "user_errors"]
+__all__ = ["CodedError", "ErrorCode", "UserError", "coded", "raise_as_graphql", "user_errors"]
 
 
 @strawberry.enum
@@ -40,12 +40,16 @@ class CodedError(GraphQLError):
     """A domain error outside a payload (queries): top-level `errors` with a code."""
 
 
+def coded(exc: DomainError) -> CodedError:
+    extensions: dict[str, object] = {"code": exc.code}
+    if exc.field is not None:
+        extensions["field"] = exc.field
+    return CodedError(exc.message, extensions=extensions)
+
+
 @contextlib.contextmanager
 def raise_as_graphql() -> Iterator[None]:
     try:
         yield
     except DomainError as exc:
-        extensions: dict[str, object] = {"code": exc.code}
-        if exc.field is not None:
-            extensions["field"] = exc.field
-        raise CodedError(exc.message, extensions=extensions) from exc
+        raise coded(exc) from exc

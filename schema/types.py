@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import datetime
 
@@ -25,7 +26,7 @@ from resolvers.views import (
     RepoView,
 )
 from schema.connections import Connection, connection
-from schema.errors import raise_as_graphql
+from schema.errors import CodedError, raise_as_graphql
 from spec import ProcSpec
 
 __all__ = [
@@ -247,10 +248,12 @@ class ServiceUse:
     app: str
     services: list[str]
 
-    @strawberry.field(description="The service app, if it exists.")
+    @strawberry.field(
+        description="The service app, if it exists; null with FORBIDDEN unless the caller may "
+        "read it (using a service is not permission to read it)."
+    )
     async def service(self, info: strawberry.Info) -> App | None:
-        view = await info.context.loaders.app.load(self.app)
-        return App.from_view(view) if view is not None else None
+        return await _app(info, self.app)
 
 
 @strawberry.type(description="A resource this app uses, through its own instance app.")
@@ -259,10 +262,36 @@ class ResourceUse:
     services: list[str]
     instance_name: str
 
-    @strawberry.field(description="The instance app `resource.<resource>.<client>`.")
+    @strawberry.field(
+        description="The instance app `resource.<resource>.<client>`; null with FORBIDDEN "
+        "unless the caller may read it."
+    )
     async def instance(self, info: strawberry.Info) -> App | None:
-        view = await info.context.loaders.app.load(self.instance_name)
-        return App.from_view(view) if view is not None else None
+        return await _app(info, self.instance_name)
+
+
+async def _app(info: strawberry.Info, name: str) -> App | None:
+    """An app through the loader: None if it does not exist; the loader's coded error
+    (FORBIDDEN) if the caller may not read it."""
+    view = await info.context.loaders.app.load(name)
+    return App.from_view(view) if view is not None else None
+
+
+async def _apps(info: strawberry.Info, names: list[str]) -> list[App | None]:
+    """Apps through the loader, each on its own: one the caller may not read is null in the
+    list, with its FORBIDDEN error at that item's path."""
+    loaded = await asyncio.gather(
+        *(info.context.loaders.app.load(name) for name in names), return_exceptions=True
+    )
+    apps: list[App | None] = []
+    for view in loaded:
+        if isinstance(view, CodedError):
+            apps.append(view)  # type: ignore[arg-type]  # graphql-core raises it at the item
+        elif isinstance(view, BaseException):
+            raise view
+        else:
+            apps.append(App.from_view(view) if view is not None else None)
+    return apps
 
 
 @strawberry.type
@@ -320,17 +349,23 @@ class App(Node):
             for u in uses.resources
         ]
 
-    @strawberry.field(description="For a resource: its instances, one per client app.")
-    async def resource_instances(self, info: strawberry.Info) -> list[App]:
+    @strawberry.field(
+        description="For a resource: its instances, one per client app. An instance the "
+        "caller may not read is null, with FORBIDDEN at its path."
+    )
+    async def resource_instances(self, info: strawberry.Info) -> list[App | None]:
         with raise_as_graphql():
-            views = await usage.instances_of(info.context.op, resource=self.name)
-        return [App.from_view(view) for view in views]
+            names = await usage.instances_of(info.context.op, resource=self.name)
+        return await _apps(info, names)
 
-    @strawberry.field(description="Apps using this service's portals or this resource.")
-    async def clients(self, info: strawberry.Info) -> list[App]:
+    @strawberry.field(
+        description="Apps using this service's portals or this resource. A client the "
+        "caller may not read is null, with FORBIDDEN at its path."
+    )
+    async def clients(self, info: strawberry.Info) -> list[App | None]:
         with raise_as_graphql():
-            views = await usage.clients(info.context.op, name=self.name)
-        return [App.from_view(view) for view in views]
+            names = await usage.clients(info.context.op, name=self.name)
+        return await _apps(info, names)
 
     @strawberry.field(description="Who may operate the app.")
     async def maintainers(self, info: strawberry.Info) -> list[Maintainer]:
@@ -371,7 +406,5 @@ class Repo(Node):
 
     @strawberry.field(description="The app, once it has been deployed.")
     async def app(self, info: strawberry.Info) -> App | None:
-        view = await info.context.loaders.app.load(self.name)
-        if view is None or view.meta_version is None:
-            return None
-        return App.from_view(view)
+        app = await _app(info, self.name)
+        return app if app is not None and app.meta_version is not None else None
