@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from resolvers import access
 from resolvers.audit import AuditView, audit_view
 from resolvers.context import OpContext
 from store import queries
@@ -19,8 +20,14 @@ async def recent_operations(
     """The app's newest audit entries first, without the maintainer changes LAIN never
     logged; entries outlive the app, so any name may be asked.
 
-    Open to everyone, as LAIN's oplog was; an unknown name has no entries.
+    With auth off it is open to everyone, as LAIN's oplog was, and an unknown name has no
+    entries. With auth on it needs read access to the app (a deliberate deviation: the log
+    names every maintainer and every version, which is not for strangers).
+
+    Raises (auth on): Unauthenticated, NotFound, Forbidden.
     """
+    if ctx.services.auth_enabled:
+        await access.check_app(ctx, app)
     async with ctx.sessions() as session:
         rows = await queries.audit_page(
             session, app, before_id=None, limit=limit, excluding=_NOT_IN_OPLOG

@@ -1,4 +1,5 @@
-"""A user's role on an app as LAIN's `roles/<user>/` answered it: to anyone, without a token."""
+"""A user's role on an app as LAIN's `roles/<user>/` answered it: to anyone, without a token,
+with auth off; to those who may read the app, with auth on."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ async def user_role(ctx: OpContext, *, app: str, username: str) -> MaintainerRol
     """The role `username` has on `app`, or None when none (or no such app).
 
     With auth off there are no maintainers and everyone may do everything on a registered
-    app, so everyone is its admin, as `roles/` says of the caller.
+    app, so everyone is its admin, as `roles/` says of the caller. With auth on the caller
+    needs read access to the app (a deliberate deviation from LAIN, which told anyone who
+    administers what).
+
+    Raises (auth on): Unauthenticated, NotFound, Forbidden.
     """
     async with ctx.sessions() as session:
-        row = await queries.app_by_name(session, app)
-        if row is None:
+        if ctx.services.auth_enabled:
+            row = await access.check_app(ctx, app, session=session)
+            return await access.role_on(session, row, username)
+        if await queries.app_by_name(session, app) is None:
             return None
-        if not ctx.services.auth_enabled:
-            return MaintainerRole.ADMIN
-        return await access.role_on(session, row, username)
+        return MaintainerRole.ADMIN

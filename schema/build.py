@@ -21,6 +21,7 @@ from strawberry.types import ExecutionContext
 from strawberry.utils.logging import StrawberryLogger
 
 from schema.errors import CodedError
+from schema.introspection import SignedInIntrospection
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.subscriptions import Subscription
@@ -76,6 +77,7 @@ def build_schema() -> strawberry.Schema:
             # Both keep their LRU caches at module level, shared by every request.
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
+            SignedInIntrospection,
             lambda: MaskErrors(should_mask_error=_should_mask),
         ],
     )

@@ -108,7 +108,10 @@ async def test_auth_status_opened_and_the_operator_recorded(callers: Callers) ->
         url="/v1/authorize/status/",
         obj={"status": "opened"},
     )
-    oplog = (await callers.rest.request("GET", "/api/v1/oplogs/hello/")).json()["oplog"]
+    # With auth on the oplog needs read access (LAIN's was open; see the README).
+    oplog = (
+        await callers.rest.request("GET", "/api/v1/oplogs/hello/", headers=callers.of("alice"))
+    ).json()["oplog"]
     assert [e["fields"]["user"] for e in json.loads(oplog)] == ["alice"]
 
 
@@ -227,10 +230,11 @@ async def test_roles(callers: Callers) -> None:
         url="/v1/repos/hello/roles/",
         obj={"role": "admin"},
     )
-    # roles/<user>/ asks for no token at all.
+    # roles/<user>/ asked for no token in LAIN; with auth on it needs read access here.
     await rest.expect(
         "GET",
         "/api/v1/repos/hello/roles/alice/",
+        headers=callers.of("alice"),
         status=200,
         key="role",
         url="/v1/repos/hello/roles/alice/",
@@ -239,6 +243,7 @@ async def test_roles(callers: Callers) -> None:
     await rest.expect(
         "GET",
         "/api/v1/repos/hello/roles/carol/",
+        headers=callers.of("alice"),
         status=404,
         key="role",
         msg="user carol does not exist in the maintainer list of app hello\n",
