@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from weakref import WeakKeyDictionary
 
 from resolvers import loading
 from resolvers.apps import get_app
-from resolvers.context import SYSTEM, OpContext
-from resolvers.errors import InvalidInput
+from resolvers.context import SYSTEM, OpContext, Principal
+from resolvers.errors import BackendUnavailable, Forbidden, InvalidInput, Unauthenticated
 from resolvers.events import AppEvent
 from resolvers.views import AppView, ProcView
 
-__all__ = ["EventSnapshot", "app_events", "event_snapshot", "parse_event_cursor", "proc_events"]
+__all__ = [
+    "EventSnapshot",
+    "Reauthenticate",
+    "app_events",
+    "event_snapshot",
+    "parse_event_cursor",
+    "proc_events",
+    "while_permitted",
+]
+
+# Asks the caller's credentials again: the principal, None when they are no longer valid.
+Reauthenticate = Callable[[], Awaitable[Principal | None]]
 
 _SNAPSHOTS_KEPT = 256
 
@@ -104,3 +116,65 @@ async def proc_events(
     cursor = parse_event_cursor(after)
     await get_app(ctx, name=app)
     return ctx.services.bus.subscribe(app=app, proc=proc, after=cursor)
+
+
+async def while_permitted(
+    ctx: OpContext,
+    events: AsyncIterator[AppEvent],
+    *,
+    app: str,
+    reauthenticate: Reauthenticate | None,
+    every: float,
+) -> AsyncIterator[AppEvent]:
+    """The events, for as long as the caller may still read the app.
+
+    Access is checked again before each event is delivered, and at least every `every`
+    seconds while none comes, so a revoked token or a removed maintainer stops receiving
+    within that time. A userinfo outage is not a revocation: the last principal stands.
+
+    Raises: Forbidden, when the credentials or the access are gone.
+    """
+    if not ctx.services.auth_enabled:
+        async for event in events:
+            yield event
+        return
+    await _recheck(ctx, app, reauthenticate)
+    iterator = aiter(events)
+    pending: asyncio.Future[AppEvent] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(iterator))
+            done, _ = await asyncio.wait({pending}, timeout=every)
+            await _recheck(ctx, app, reauthenticate)
+            if pending not in done:
+                continue
+            arrived, pending = pending, None
+            try:
+                event = arrived.result()
+            except StopAsyncIteration:
+                return
+            yield event
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        close = getattr(iterator, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def _recheck(ctx: OpContext, app: str, reauthenticate: Reauthenticate | None) -> None:
+    principal = ctx.principal
+    if reauthenticate is not None:
+        try:
+            principal = await reauthenticate()
+        except BackendUnavailable:
+            principal = ctx.principal
+    if principal is None or not principal.authenticated:
+        raise Forbidden("the credentials of this connection are no longer valid")
+    try:
+        await get_app(OpContext(services=ctx.services, principal=principal), name=app)
+    except (Forbidden, Unauthenticated):
+        raise Forbidden(f"access to app {app} was withdrawn") from None

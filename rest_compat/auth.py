@@ -39,7 +39,13 @@ class AppStateLike(Protocol):
 
 async def principal_of(request: Request) -> Principal:
     """The caller. A missing or invalid token is the anonymous `unknown` user, who passes
-    every check with auth off and is refused (401) by them with auth on, as in LAIN."""
+    every check with auth off and is refused (401) by them with auth on, as in LAIN.
+
+    The server's gate has usually decided it already for this request.
+    """
+    decided: Principal | None = getattr(request.state, "principal", None)
+    if decided is not None:
+        return decided
     state: AppStateLike = request.state.lain
     found = await state.authenticator.principal(token_from_headers(request.headers))
     return found or ANONYMOUS

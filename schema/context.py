@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -71,6 +71,9 @@ class GraphQLContext:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
+    # A websocket's credentials asked again (subscriptions re-check them), and how often.
+    reauthenticate: Callable[[], Awaitable[Principal | None]] | None = None
+    recheck_seconds: float = 30.0
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -42,11 +42,23 @@ async def _event(info: strawberry.Info, event: AppEvent) -> Event | None:
     )
 
 
-async def _stream(info: strawberry.Info, events: AsyncIterator[AppEvent]) -> AsyncGenerator[Event]:
-    async for event in events:
-        rendered = await _event(info, event)
-        if rendered is not None:
-            yield rendered
+async def _stream(
+    info: strawberry.Info, events: AsyncIterator[AppEvent], *, app: str
+) -> AsyncGenerator[Event]:
+    """The events rendered, while the caller may still read the app; ends with FORBIDDEN."""
+    context = info.context
+    permitted = watch.while_permitted(
+        context.op,
+        events,
+        app=app,
+        reauthenticate=context.reauthenticate,
+        every=context.recheck_seconds,
+    )
+    with raise_as_graphql():
+        async for event in permitted:
+            rendered = await _event(info, event)
+            if rendered is not None:
+                yield rendered
 
 
 @strawberry.type
@@ -57,7 +69,7 @@ class Subscription:
     ) -> AsyncGenerator[Event]:
         with raise_as_graphql():
             events = await watch.app_events(info.context.op, name=name, after=after)
-        async for event in _stream(info, events):
+        async for event in _stream(info, events, app=name):
             yield event
 
     @strawberry.subscription(description="Events of one proc and its instances.")
@@ -66,5 +78,5 @@ class Subscription:
     ) -> AsyncGenerator[Event]:
         with raise_as_graphql():
             events = await watch.proc_events(info.context.op, app=app, proc=proc, after=after)
-        async for event in _stream(info, events):
+        async for event in _stream(info, events, app=app):
             yield event

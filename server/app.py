@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import anyio
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,8 +24,9 @@ from resolvers.reconcile import reconcile_forever
 from resolvers.sso import SsoSettings
 from rest_compat import EXCEPTION_HANDLERS, PreflightMiddleware, rest_routes
 from server.auth import Authenticator
+from server.caller import CallerGate
 from server.graphql import ControlPlaneGraphQL
-from server.limits import BodySizeLimit, RateLimit
+from server.limits import BodySizeLimit
 from server.logging import RequestIdMiddleware
 from server.scheduler import make_scheduler
 from server.settings import Settings
@@ -54,6 +56,8 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
         async with (
             open_engine(settings.database_url) as engine,
             scheduler or make_scheduler(settings) as opened,
+            # One client for every call out (the userinfo URL): pooled, closed at shutdown.
+            httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http,
             anyio.create_task_group() as tasks,
         ):
             bus = EventBus()
@@ -71,6 +75,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                 services,
                 userinfo_url=settings.auth_userinfo_url,
                 cache_seconds=settings.auth_cache_seconds,
+                http=http,
             )
             tasks.start_soon(bus.pump, opened)
             if settings.reconcile_interval:
@@ -91,10 +96,9 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
             bus.close()
         log.info("lain-console stopped")
 
-    graphql = ControlPlaneGraphQL(graphiql=settings.graphiql)
-    limits = []
-    if settings.rate_limit_per_minute:
-        limits.append(Middleware(RateLimit, per_minute=settings.rate_limit_per_minute))
+    graphql = ControlPlaneGraphQL(
+        graphiql=settings.graphiql, recheck_seconds=settings.subscription_recheck_seconds
+    )
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
@@ -106,7 +110,11 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(PreflightMiddleware),
-            *limits,
+            Middleware(
+                CallerGate,
+                per_minute=settings.rate_limit_per_minute,
+                failures_per_minute=settings.auth_failures_per_minute,
+            ),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

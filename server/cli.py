@@ -86,7 +86,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         if not args.no_migrate:
             _migrate(settings)
         _prepare_data_dir(settings)
-        serve(create_app(settings), sock)
+        serve(create_app(settings), sock, settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,10 +13,11 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
-from resolvers.context import ANONYMOUS
+from resolvers.context import ANONYMOUS, Principal
 from resolvers.credentials import token_from_headers, token_from_params
 from schema.build import build_schema
 from schema.context import GraphQLContext
+from server.auth import AuthUnavailable
 
 __all__ = ["ControlPlaneGraphQL"]
 
@@ -45,7 +46,8 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
 
     websocket_adapter_class = _WebSocket  # type: ignore[assignment]
 
-    def __init__(self, *, graphiql: bool) -> None:
+    def __init__(self, *, graphiql: bool, recheck_seconds: float = 30.0) -> None:
+        self._recheck_seconds = recheck_seconds
         super().__init__(
             build_schema(),
             graphql_ide="graphiql" if graphiql else None,
@@ -62,15 +64,16 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
         websocket = request.scope["type"] == "websocket"
         principal = ANONYMOUS
         if not websocket:
-            # An invalid token counts as none: operations then answer UNAUTHENTICATED.
-            found = await state.authenticator.principal(token_from_headers(request.headers))
-            principal = found or ANONYMOUS
+            # Decided by the server's gate; an invalid token counts as none, so operations
+            # answer UNAUTHENTICATED.
+            principal = getattr(request.state, "principal", None) or ANONYMOUS
         return GraphQLContext(
             services=state.services,
             principal=principal,
             websocket=websocket,
             request=request,
             response=response,
+            recheck_seconds=self._recheck_seconds,
         )
 
     async def on_ws_connect(self, context: GraphQLContext) -> Any:
@@ -82,10 +85,25 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
         token = token_from_params(context.connection_params or {}) or token_from_headers(
             context.request.headers
         )
-        principal = await state.authenticator.principal(token)
+        try:
+            principal = await state.authenticator.principal(token)
+        except AuthUnavailable:
+            # 1013: try again later. The token may be fine; the userinfo service is not.
+            await context.request.close(code=1013, reason="Authentication unavailable")
+            raise ConnectionRejectionError() from None
         if principal is None or (state.services.auth_enabled and not principal.authenticated):
             log.info("websocket rejected with 4401: %s token", "no" if token is None else "a bad")
             await context.request.close(code=4401, reason="Unauthorized")
             raise ConnectionRejectionError()
         context.set_principal(principal)
+
+        async def reauthenticate() -> Principal | None:
+            again = await state.authenticator.principal(token)
+            if again is None or (state.services.auth_enabled and not again.authenticated):
+                # Revoked or expired: nothing else on this socket acts as that user any more.
+                context.set_principal(ANONYMOUS)
+                return None
+            return again
+
+        context.reauthenticate = reauthenticate
         return UNSET

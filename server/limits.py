@@ -1,20 +1,20 @@
-"""Input limits at the door: request body size, and a per-caller rate limit."""
+"""Input limits at the door: request body size, and the token buckets of the rate limits."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodySizeLimit", "RateLimit"]
+__all__ = ["BodySizeLimit", "TokenBuckets", "Verdict", "json_error", "refuse_rate"]
 
 
-async def _json_error(send: Send, status: int, body: dict[str, object], headers: list) -> None:
+async def json_error(send: Send, status: int, body: dict[str, object], headers: list) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
@@ -69,79 +69,82 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        await _json_error(
+        await json_error(
             send, 413, {"error": f"request body larger than {self.max_bytes} bytes"}, []
         )
 
 
-class RateLimit:
-    """A token bucket per caller: `per_minute` requests a minute, bursts up to the same.
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One take from a bucket: whether it was allowed, and what the answer should say."""
 
-    The caller is its token (a digest of it, never the token itself) or, without one, its
-    address. Every answer carries RateLimit-Limit/Remaining/Reset; a refused one is 429 with
-    Retry-After.
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # seconds until the bucket is full again
+    retry_after: int  # seconds until the next token, when refused
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset).encode()),
+        ]
+
+
+class TokenBuckets:
+    """A token bucket per key: `per_minute` takes a minute, bursts up to the same.
+
+    The oldest keys are forgotten beyond `max_keys`, so a flood of new keys costs bounded
+    memory (a forgotten key starts again full, which only ever errs towards allowing).
     """
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         per_minute: int,
         clock: Callable[[], float] = time.monotonic,
-        max_callers: int = 100_000,
+        max_keys: int = 100_000,
     ) -> None:
-        self.app = app
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self.clock = clock
-        self.max_callers = max_callers
-        self._buckets: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def _caller(self, scope: Scope) -> bytes:
-        headers = dict(scope.get("headers", ()))
-        token = headers.get(b"access-token") or headers.get(b"authorization")
-        if token:
-            return hashlib.sha256(token).digest()
-        client = scope.get("client") or ("-", 0)
-        return f"addr:{client[0]}".encode()
+    def _level(self, key: str, now: float) -> float:
+        tokens, last = self._buckets.get(key, (self.capacity, now))
+        return min(self.capacity, tokens + (now - last) * self.rate)
 
-    def _take(self, caller: bytes) -> tuple[bool, float]:
+    def empty(self, key: str) -> bool:
+        """Whether a take would be refused now (without taking)."""
+        return self._level(key, self.clock()) < 1.0
+
+    def take(self, key: str) -> Verdict:
         now = self.clock()
-        tokens, last = self._buckets.get(caller, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        tokens = self._level(key, now)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
-        self._buckets[caller] = (tokens, now)
-        self._buckets.move_to_end(caller)
-        while len(self._buckets) > self.max_callers:
+        self._buckets[key] = (tokens, now)
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
-        return allowed, tokens
+        return Verdict(
+            allowed=allowed,
+            limit=int(self.capacity),
+            remaining=int(tokens),
+            reset=math.ceil((self.capacity - tokens) / self.rate) if self.rate else 0,
+            retry_after=math.ceil((1.0 - tokens) / self.rate) if self.rate else 0,
+        )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/healthz":
-            await self.app(scope, receive, send)
-            return
-        allowed, tokens = self._take(self._caller(scope))
-        reset = math.ceil((self.capacity - tokens) / self.rate) if self.rate else 0
-        headers = [
-            (b"ratelimit-limit", str(int(self.capacity)).encode()),
-            (b"ratelimit-remaining", str(int(tokens)).encode()),
-            (b"ratelimit-reset", str(reset).encode()),
-        ]
-        if not allowed:
-            retry_after = math.ceil((1.0 - tokens) / self.rate)
-            await _json_error(
-                send,
-                429,
-                {"error": "rate limit exceeded", "retry_after": retry_after},
-                [*headers, (b"retry-after", str(retry_after).encode())],
-            )
-            return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *headers]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+async def refuse_rate(send: Send, verdict: Verdict, error: str = "rate limit exceeded") -> None:
+    """429 with Retry-After and the RateLimit headers."""
+    await json_error(
+        send,
+        429,
+        {"error": error, "retry_after": verdict.retry_after},
+        [*verdict.headers, (b"retry-after", str(verdict.retry_after).encode())],
+    )

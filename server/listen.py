@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["CannotListen", "bind", "serve"]
+from server.settings import Settings
+
+__all__ = ["CannotListen", "bind", "serve", "uvicorn_options"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,22 @@ class _Server(uvicorn.Server):
             log.info("serving on http://%s:%d", f"[{host}]" if ":" in host else host, port)
 
 
-def serve(app: ASGIApp, sock: socket.socket) -> None:
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn runs the app: the same for `serve` and the tests that start a server.
+
+    X-Forwarded-For is believed only from the proxies in `forwarded_allow_ips` (uvicorn's
+    own default trusts 127.0.0.1, which would let any local process pick its address).
+    """
+    return {
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": list(settings.forwarded_allow_ips) or None,
+        "log_config": None,
+        "timeout_graceful_shutdown": 10,
+        "lifespan": "on",
+    }
+
+
+def serve(app: ASGIApp, sock: socket.socket, settings: Settings) -> None:
     """Run `app` on the bound socket until a signal stops it (blocking)."""
-    config = uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=10, lifespan="on")
+    config = uvicorn.Config(app, **uvicorn_options(settings))
     _Server(config).run(sockets=[sock])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -43,6 +44,12 @@ class Settings:
     auth_cache_seconds: int = 60
     max_body_bytes: int = 2 * 1024 * 1024
     rate_limit_per_minute: int = 1200
+    # Requests a minute from one address that carry a token we could not accept (guessing).
+    auth_failures_per_minute: int = 30
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed; none by default.
+    forwarded_allow_ips: tuple[str, ...] = ()
+    # How often an open subscription re-checks its caller's token and access to the app.
+    subscription_recheck_seconds: float = 30.0
     reconcile_interval: int = 30
     local_stop_on_exit: bool = False
     # LAIN's SSO as an OAuth2 provider for /api/v1/authorize/ (all four, or no SSO).
@@ -90,6 +97,11 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             "MAX_BODY_BYTES", 2 * 1024 * 1024, low=1024, high=64 * 1024 * 1024
         ),
         rate_limit_per_minute=reader.integer("RATE_LIMIT_PER_MINUTE", 1200, low=0, high=10**7),
+        auth_failures_per_minute=reader.integer("AUTH_FAILURES_PER_MINUTE", 30, low=0, high=10**7),
+        forwarded_allow_ips=reader.addresses("FORWARDED_ALLOW_IPS"),
+        subscription_recheck_seconds=reader.number(
+            "SUBSCRIPTION_RECHECK_SECONDS", 30.0, low=0.05, high=30.0
+        ),
         reconcile_interval=reader.integer("RECONCILE_INTERVAL", 30, low=0, high=86400),
         local_stop_on_exit=reader.flag("LOCAL_STOP_ON_EXIT", False),
         sso_url=reader.text("SSO_URL", "") or None,
@@ -159,6 +171,30 @@ class _Reader:
         if not low <= value <= high:
             raise SettingsError(f"{_PREFIX}{name} must be between {low} and {high}, got {value}")
         return value
+
+    def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        raw = self.text(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{_PREFIX}{name} must be a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{_PREFIX}{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def addresses(self, name: str) -> tuple[str, ...]:
+        """Comma-separated IP addresses or networks (`10.0.0.0/8`), or `*` for any."""
+        items = tuple(item.strip() for item in self.text(name, "").split(",") if item.strip())
+        for item in items:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"{_PREFIX}{name} must list IP addresses or networks (or *), got {item!r}"
+                ) from None
+        return items
 
     def choice(
         self, name: str, allowed: tuple[str, ...], default: str, *, upper: bool = False

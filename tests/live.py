@@ -27,11 +27,12 @@ def free_port() -> int:
 async def serve(app: Starlette, **options: Any) -> AsyncIterator[str]:
     """Run `app` under uvicorn on 127.0.0.1 until the block ends; yields its base URL.
 
-    `options` are more uvicorn.Config arguments (the CLI's proxy header handling, say).
+    `options` are more uvicorn.Config arguments: `uvicorn_options(settings)` runs it as
+    `lain-console serve` does.
     """
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", **options
+        app, host="127.0.0.1", port=port, **{"log_config": None, "lifespan": "on", **options}
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

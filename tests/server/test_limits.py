@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from server.limits import BodySizeLimit, RateLimit
+from server.limits import BodySizeLimit, TokenBuckets
 
 
 async def echo(request: Request) -> JSONResponse:
@@ -33,22 +33,28 @@ async def test_bodies_over_the_limit_are_refused_with_413() -> None:
         assert streamed.status_code == 413
 
 
-async def test_rate_limit_answers_429_with_retry_after_and_refills() -> None:
+def test_token_buckets_refuse_with_retry_after_and_refill() -> None:
     now = [0.0]
-    app = RateLimit(
-        Starlette(routes=[Route("/", echo, methods=["POST"])]), per_minute=2, clock=lambda: now[0]
-    )
-    async with _client(app) as client:
-        first = await client.post("/", headers={"access-token": "a"})
-        assert first.status_code == 200
-        assert first.headers["ratelimit-limit"] == "2"
-        assert first.headers["ratelimit-remaining"] == "1"
-        assert (await client.post("/", headers={"access-token": "a"})).status_code == 200
-        refused = await client.post("/", headers={"access-token": "a"})
-        assert refused.status_code == 429
-        assert refused.headers["retry-after"] == "30"
-        assert refused.json() == {"error": "rate limit exceeded", "retry_after": 30}
-        # another caller has its own bucket
-        assert (await client.post("/", headers={"access-token": "b"})).status_code == 200
-        now[0] += 30
-        assert (await client.post("/", headers={"access-token": "a"})).status_code == 200
+    buckets = TokenBuckets(per_minute=2, clock=lambda: now[0])
+    first = buckets.take("a")
+    assert first.allowed
+    assert (first.limit, first.remaining) == (2, 1)
+    assert dict(first.headers)[b"ratelimit-remaining"] == b"1"
+    assert buckets.take("a").allowed
+    assert buckets.empty("a")
+    refused = buckets.take("a")
+    assert not refused.allowed
+    assert refused.retry_after == 30
+    # another key has its own bucket
+    assert buckets.take("b").allowed
+    now[0] += 30
+    assert not buckets.empty("a")
+    assert buckets.take("a").allowed
+
+
+def test_token_buckets_forget_the_oldest_keys() -> None:
+    buckets = TokenBuckets(per_minute=1, max_keys=2)
+    for key in ("a", "b", "c"):
+        assert buckets.take(key).allowed
+    assert buckets.empty("c")
+    assert not buckets.empty("a")  # forgotten: starts full again
