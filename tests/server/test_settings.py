@@ -77,6 +77,22 @@ def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:
             "LAIN_CONSOLE_SSO_CLIENT_ID must be set when LAIN_CONSOLE_SSO_URL is",
         ),
         (
+            "LAIN_CONSOLE_FORWARDED_ALLOW_IPS",
+            "10.0.0.1, proxy.internal",
+            "LAIN_CONSOLE_FORWARDED_ALLOW_IPS must list IP addresses or networks (or *), "
+            "got 'proxy.internal'",
+        ),
+        (
+            "LAIN_CONSOLE_SUBSCRIPTION_RECHECK_SECONDS",
+            "60",
+            "LAIN_CONSOLE_SUBSCRIPTION_RECHECK_SECONDS must be between 0.05 and 30.0",
+        ),
+        (
+            "LAIN_CONSOLE_SUBSCRIPTION_RECHECK_SECONDS",
+            "soon",
+            "LAIN_CONSOLE_SUBSCRIPTION_RECHECK_SECONDS must be a number, got 'soon'",
+        ),
+        (
             "LAIN_CONSOLE_DATABASE_URL",
             "mysql://root:secret@db/x",
             "LAIN_CONSOLE_DATABASE_URL must start with sqlite+aiosqlite:// or "
@@ -102,3 +118,14 @@ def test_sso_defaults_are_lains_for_the_domain() -> None:
     assert settings.sso_url is None
     assert settings.sso_redirect_uri == "http://console.example.com/api/v1/authorize/"
     assert settings.auth_complete_url == "http://archon.example.com/authorize/complete"
+
+
+def test_security_settings_default_to_trusting_no_proxy() -> None:
+    settings = load_settings({})
+    assert settings.forwarded_allow_ips == ()
+    assert settings.subscription_recheck_seconds == 30.0
+    assert settings.auth_failures_per_minute == 30
+    proxied = load_settings(
+        {"LAIN_CONSOLE_FORWARDED_ALLOW_IPS": " 10.0.0.0/8, ::1 ,*", "LAIN_CONSOLE_AUTH": "on"}
+    )
+    assert proxied.forwarded_allow_ips == ("10.0.0.0/8", "::1", "*")
