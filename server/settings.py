@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -16,6 +16,7 @@ Backend = Literal["local", "nomad"]
 LogFormat = Literal["json", "text"]
 
 _PREFIX = "LAIN_CONSOLE_"
+_N = TypeVar("_N", int, float)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # What a TZ variable holds: a zone name (Asia/Shanghai) or a POSIX rule (CST-8, <+08>-8).
@@ -163,21 +164,19 @@ class _Reader:
         return value or default
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
-        raw = self.text(name, str(default))
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(f"{_PREFIX}{name} must be an integer, got {raw!r}") from None
-        if not low <= value <= high:
-            raise SettingsError(f"{_PREFIX}{name} must be between {low} and {high}, got {value}")
-        return value
+        return self._bounded(name, int, "an integer", default, low, high)
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        return self._bounded(name, float, "a number", default, low, high)
+
+    def _bounded(
+        self, name: str, kind: Callable[[str], _N], what: str, default: _N, low: _N, high: _N
+    ) -> _N:
         raw = self.text(name, str(default))
         try:
-            value = float(raw)
+            value = kind(raw)
         except ValueError:
-            raise SettingsError(f"{_PREFIX}{name} must be a number, got {raw!r}") from None
+            raise SettingsError(f"{_PREFIX}{name} must be {what}, got {raw!r}") from None
         if not low <= value <= high:
             raise SettingsError(f"{_PREFIX}{name} must be between {low} and {high}, got {value}")
         return value
