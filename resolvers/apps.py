@@ -241,9 +241,12 @@ async def _ensure_instance(ctx: OpContext, plan: dependencies.InstancePlan) -> b
             session.add(app)
             await session.flush()
             await _grant_instance(ctx, session, app, plan.resource)
-        elif await queries.has_audit_entry(session, plan.name, REGISTRATION):
-            # Someone registered the name (before names of this form were reserved): adopting
-            # it would hand the client's resource parameters to that app's maintainers.
+        elif ctx.services.auth_enabled and await queries.has_audit_entry(
+            session, plan.name, REGISTRATION
+        ):
+            # Someone registered the name (before names of this form were reserved, or while
+            # auth was off): adopting it would hand the client's resource parameters to that
+            # app's maintainers. Without auth there are no tenants, and LAIN adopted it.
             raise Conflict(
                 f"{plan.name} was registered by a user, not created by the console as an "
                 f"instance of {plan.resource}, so it cannot become that instance",

@@ -10,7 +10,7 @@ from resolvers.errors import Conflict, InvalidInput
 from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.rows import repo_view
 from resolvers.views import Page, RepoView
-from spec import registration_name_problem
+from spec import app_name_problem, registration_name_problem
 from store import queries
 from store.models import App, Maintainer, MaintainerRole
 
@@ -26,11 +26,16 @@ async def register_repo(ctx: OpContext, *, name: str) -> RepoView:
     """Register an app name.
 
     Raises:
-        InvalidInput: the name breaks LAIN's naming rule, or is one the console reserves.
+        InvalidInput: the name breaks LAIN's naming rule, or (auth on) is one the console
+            reserves.
         Conflict: the name is registered already.
     """
     access.check_signed_in(ctx)
-    problem = registration_name_problem(name, path="name")
+    # With auth on, names the console derives are reserved: a tenant could otherwise squat
+    # another's resource instance. With auth off there are no tenants, and LAIN took them
+    # (a copy of an old console's repos lists its resource.<r>.<c> records).
+    check = registration_name_problem if ctx.services.auth_enabled else app_name_problem
+    problem = check(name, path="name")
     if problem is not None:
         raise InvalidInput(problem.message, field="name")
     if len(name) > MAX_NAME_LENGTH:

@@ -86,3 +86,26 @@ async def test_a_squatted_instance_is_not_adopted(tenants: Tenants) -> None:
         assert squatted.meta_version is None
         releases = await session.execute(select(Release).where(Release.app_id == squatted.id))
         assert releases.first() is None  # bob's password never landed there
+
+
+@pytest.mark.parametrize("name", ["s2.portal.portal-echo_b1", "b1.worker.worker", "resource.a"])
+async def test_other_derived_names_break_the_name_rule(tenants: Tenants, name: str) -> None:
+    body = await tenants.graphql("mallory", REGISTER, n=name)
+    (error,) = body["data"]["registerRepo"]["errors"]
+    assert error["code"] == "INVALID"
+    assert "must start with a letter" in error["message"]
+
+
+async def test_auth_off_registers_and_adopts_as_lain_did(
+    database_url: str, data_dir: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """No tenants without auth: a copy of an old console's repos (which lists its
+    resource.<r>.<c> records) registers, and the client's deploy adopts the record."""
+    settings = tenant_settings(database_url, data_dir, auth=False)
+    async with serve_tenants(settings, sessions, apps=False) as open_console:
+        await open_console.mutate("alice", REGISTER, n="resource.redis.b1")
+        for name, yaml in (("s2", SERVICE_YAML), ("redis", RESOURCE_YAML), ("b1", CLIENT_YAML)):
+            await open_console.mutate("alice", REGISTER, n=name)
+            await open_console.mutate("alice", PUBLISH, a=name, v=V1, y=yaml)
+            await open_console.mutate("alice", DEPLOY, n=name)
+        assert "resource.redis.b1.worker.redis" in open_console.scheduler.jobs
