@@ -22,7 +22,7 @@ async def recent_operations(
 
     With auth off it is open to everyone, as LAIN's oplog was, and an unknown name has no
     entries. With auth on it needs read access to the app (a deliberate deviation: the log
-    names every maintainer and every version, which is not for strangers).
+    names who operated the app and every version it ran, which is not for strangers).
 
     Raises (auth on): Unauthenticated, NotFound, Forbidden.
     """

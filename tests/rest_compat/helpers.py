@@ -297,11 +297,17 @@ RestWith = Callable[..., AbstractAsyncContextManager["Rest"]]
 UNAUTHORIZED_CONSOLE = "unauthorized : don't have the access to console"
 
 
-async def oplog_entries(rest: Rest, app: str = "hello") -> list[dict[str, Any]]:
-    """`GET /oplogs/<app>/`, its whole envelope checked, and the JSON string it holds parsed."""
+async def oplog_entries(
+    rest: Rest, app: str = "hello", *, headers: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """`GET /oplogs/<app>/`, its whole envelope checked, and the JSON string it holds parsed.
+
+    With auth on, `headers` must carry a token that may read the app.
+    """
     text = await rest.expect(
         "GET",
         f"/api/v1/oplogs/{app}/",
+        headers=headers,
         status=200,
         key="oplog",
         url=f"/v1/oplogs/{app}/",

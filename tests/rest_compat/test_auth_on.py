@@ -261,7 +261,7 @@ async def test_maintainer_changes_are_audited_but_not_in_lains_oplog(callers: Ca
     ]:
         response = await rest.request(method, path, body, headers=alice)
         assert response.status_code in (200, 204), response.text
-    entries = await oplog_entries(rest)
+    entries = await oplog_entries(rest, headers=alice)
     assert [(e["fields"]["op"], e["fields"]["user"]) for e in entries] == [("REPOSIT", "alice")]
     query = '{ app(name: "hello") { auditLog(first: 10) { nodes { user operation message } } } }'
     response = await rest.client.post("/graphql", json={"query": query}, headers=alice)
