@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 from resolvers import loading
@@ -17,8 +18,8 @@ from resolvers.events import AppEvent
 from resolvers.views import AppView, ProcView
 
 __all__ = [
+    "Credentials",
     "EventSnapshot",
-    "Reauthenticate",
     "app_events",
     "event_snapshot",
     "parse_event_cursor",
@@ -26,10 +27,18 @@ __all__ = [
     "while_permitted",
 ]
 
-# Asks the caller's credentials again: the principal, None when they are no longer valid.
-Reauthenticate = Callable[[], Awaitable[Principal | None]]
+_KEPT = 256  # events whose shared reads are remembered
+V = TypeVar("V")
 
-_SNAPSHOTS_KEPT = 256
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How a subscription asks its caller's credentials again."""
+
+    # A digest of the token: subscribers holding the same one share each event's check.
+    key: str
+    # The principal they stand for now; None when they are no longer valid.
+    ask: Callable[[], Awaitable[Principal | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,24 +49,35 @@ class EventSnapshot:
     proc: ProcView | None
 
 
-class _Snapshots:
-    """One read per event, shared by every subscriber: a change watched by a thousand
-    clients must not cost a thousand times the same queries."""
+class _Shared(Generic[V]):
+    """One read per key, shared by every subscriber asking for it: a change watched by a
+    thousand clients must not cost a thousand times the same queries. Keys carry the event's
+    cursor, so each event is read (and each access checked) afresh."""
 
     def __init__(self) -> None:
-        self._taken: OrderedDict[int, asyncio.Future[EventSnapshot]] = OrderedDict()
+        self._taken: OrderedDict[Hashable, asyncio.Future[V]] = OrderedDict()
 
-    async def get(self, ctx: OpContext, event: AppEvent) -> EventSnapshot:
-        taken = self._taken.get(event.cursor)
+    async def get(self, key: Hashable, read: Callable[[], Awaitable[V]]) -> V:
+        taken = self._taken.get(key)
         if taken is None:
-            taken = asyncio.ensure_future(_take_snapshot(ctx, event))
-            self._taken[event.cursor] = taken
-            while len(self._taken) > _SNAPSHOTS_KEPT:
+            taken = asyncio.ensure_future(read())
+            self._taken[key] = taken
+            while len(self._taken) > _KEPT:
                 self._taken.popitem(last=False)
         return await asyncio.shield(taken)
 
 
-_snapshots: WeakKeyDictionary[object, _Snapshots] = WeakKeyDictionary()
+# Per event bus (one per running app), so that tests with their own bus share nothing.
+_snapshots: WeakKeyDictionary[object, _Shared[EventSnapshot]] = WeakKeyDictionary()
+_checks: WeakKeyDictionary[object, _Shared[None]] = WeakKeyDictionary()
+
+
+def _shared(table: WeakKeyDictionary[object, _Shared[V]], ctx: OpContext) -> _Shared[V]:
+    bus = ctx.services.bus
+    found = table.get(bus)
+    if found is None:
+        found = table[bus] = _Shared()
+    return found
 
 
 async def _take_snapshot(ctx: OpContext, event: AppEvent) -> EventSnapshot:
@@ -81,11 +101,7 @@ async def event_snapshot(ctx: OpContext, event: AppEvent) -> EventSnapshot:
 
     The subscriber's access was checked when it subscribed (`app_events`, `proc_events`).
     """
-    bus = ctx.services.bus
-    snapshots = _snapshots.get(bus)
-    if snapshots is None:
-        snapshots = _snapshots[bus] = _Snapshots()
-    return await snapshots.get(ctx, event)
+    return await _shared(_snapshots, ctx).get(event.cursor, lambda: _take_snapshot(ctx, event))
 
 
 def parse_event_cursor(after: str | None) -> int | None:
@@ -123,14 +139,15 @@ async def while_permitted(
     events: AsyncIterator[AppEvent],
     *,
     app: str,
-    reauthenticate: Reauthenticate | None,
+    credentials: Credentials | None,
     every: float,
 ) -> AsyncIterator[AppEvent]:
     """The events, for as long as the caller may still read the app.
 
-    Access is checked again before each event is delivered, and at least every `every`
-    seconds while none comes, so a revoked token or a removed maintainer stops receiving
-    within that time. A userinfo outage is not a revocation: the last principal stands.
+    Access is checked again before each event is delivered (once per event for all the
+    subscribers holding the same token), and at least every `every` seconds while none
+    comes, so a revoked token or a removed maintainer stops receiving within that time. A
+    userinfo outage is not a revocation: the last principal stands.
 
     Raises: Forbidden, when the credentials or the access are gone.
     """
@@ -138,7 +155,7 @@ async def while_permitted(
         async for event in events:
             yield event
         return
-    await _recheck(ctx, app, reauthenticate)
+    await _recheck(ctx, app, credentials)
     iterator = aiter(events)
     pending: asyncio.Future[AppEvent] | None = None
     try:
@@ -146,14 +163,16 @@ async def while_permitted(
             if pending is None:
                 pending = asyncio.ensure_future(anext(iterator))
             done, _ = await asyncio.wait({pending}, timeout=every)
-            await _recheck(ctx, app, reauthenticate)
             if pending not in done:
+                await _recheck(ctx, app, credentials)
                 continue
             arrived, pending = pending, None
             try:
                 event = arrived.result()
             except StopAsyncIteration:
                 return
+            key = (credentials.key if credentials else ctx.principal.name, app, event.cursor)
+            await _shared(_checks, ctx).get(key, lambda: _recheck(ctx, app, credentials))
             yield event
     finally:
         if pending is not None:
@@ -165,11 +184,11 @@ async def while_permitted(
             await close()
 
 
-async def _recheck(ctx: OpContext, app: str, reauthenticate: Reauthenticate | None) -> None:
+async def _recheck(ctx: OpContext, app: str, credentials: Credentials | None) -> None:
     principal = ctx.principal
-    if reauthenticate is not None:
+    if credentials is not None:
         try:
-            principal = await reauthenticate()
+            principal = await credentials.ask()
         except BackendUnavailable:
             principal = ctx.principal
     if principal is None or not principal.authenticated:

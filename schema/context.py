@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -12,6 +12,7 @@ from resolvers import loading
 from resolvers.context import OpContext, Principal, Services
 from resolvers.errors import DomainError
 from resolvers.views import AppView, ProcState, ProcView, ReleaseView
+from resolvers.watch import Credentials
 from schema.errors import coded
 
 __all__ = ["GraphQLContext", "Loaders"]
@@ -71,8 +72,8 @@ class GraphQLContext:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
-    # A websocket's credentials asked again (subscriptions re-check them), and how often.
-    reauthenticate: Callable[[], Awaitable[Principal | None]] | None = None
+    # A websocket's credentials, asked again by its subscriptions, and how often.
+    credentials: Credentials | None = None
     recheck_seconds: float = 30.0
     loaders: Loaders = field(init=False)
 

@@ -51,7 +51,7 @@ async def _stream(
         context.op,
         events,
         app=app,
-        reauthenticate=context.reauthenticate,
+        credentials=context.credentials,
         every=context.recheck_seconds,
     )
     with raise_as_graphql():

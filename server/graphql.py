@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
@@ -15,6 +16,7 @@ from strawberry.types.unset import UNSET
 
 from resolvers.context import ANONYMOUS, Principal
 from resolvers.credentials import token_from_headers, token_from_params
+from resolvers.watch import Credentials
 from schema.build import build_schema
 from schema.context import GraphQLContext
 from server.auth import AuthUnavailable
@@ -105,5 +107,6 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
                 return None
             return again
 
-        context.reauthenticate = reauthenticate
+        digest = hashlib.sha256((token or "").encode()).hexdigest()
+        context.credentials = Credentials(key=digest, ask=reauthenticate)
         return UNSET
