@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _prepare_data_dir(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the console's alone
 
 
 def _migrate(settings: Settings, revision: str = "head") -> None:
@@ -71,6 +71,7 @@ def _needs_data_dir_lock(settings: Settings) -> bool:
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from server.app import create_app
     from server.logging import configure_logging
+    from server.scheduler import check_isolation
 
     if args.host:
         settings = replace(settings, host=args.host)
@@ -79,6 +80,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             raise SettingsError(f"--port must be between 1 and 65535, got {args.port}")
         settings = replace(settings, port=args.port)
     configure_logging(settings.log_level, settings.log_format)
+    check_isolation(settings)  # also in the lifespan; here it stops with a message, not a trace
     claim = hold_data_dir(settings.data_dir) if _needs_data_dir_lock(settings) else nullcontext()
     # The lock and the socket come first: a console that cannot serve must not migrate,
     # adopt processes or reconcile anything.

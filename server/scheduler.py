@@ -2,21 +2,55 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 
 from backends.base import Scheduler
-from server.settings import Settings
+from server.settings import Settings, SettingsError
 
-__all__ = ["make_scheduler"]
+__all__ = ["check_isolation", "make_scheduler"]
+
+_log = logging.getLogger(__name__)
+
+_UNISOLATED = (
+    "the local backend cannot give apps users of their own because the console is not "
+    "running as root, so every app would run as the console's user: any signed-in user "
+    "could deploy an app that reads the console's database (every token, every app's env) "
+    "and so act as a global admin. Run the console as root (each app then gets a uid of its "
+    "own), use LAIN_CONSOLE_BACKEND=nomad, or, on a single-user machine where every user "
+    "may be trusted with the console, accept the risk with "
+    "LAIN_CONSOLE_LOCAL_ALLOW_UNISOLATED=true"
+)
+
+
+def check_isolation(settings: Settings, *, euid: int | None = None) -> None:
+    """Refuse apps running as the console while access control is on, unless accepted.
+
+    Raises SettingsError naming the setting that accepts the risk.
+    """
+    if settings.backend != "local" or (os.geteuid() if euid is None else euid) == 0:
+        return
+    if settings.auth and not settings.local_allow_unisolated:
+        raise SettingsError(_UNISOLATED)
 
 
 def make_scheduler(settings: Settings, environ: Mapping[str, str] = os.environ) -> Scheduler:
-    """An unopened scheduler; the lifespan enters it. Raises ValueError on bad Nomad settings."""
+    """An unopened scheduler; the lifespan enters it.
+
+    Raises ValueError on bad Nomad settings, SettingsError (see `check_isolation`).
+    """
+    check_isolation(settings)
     if settings.backend == "nomad":
         from backends.nomad import NomadScheduler, NomadSettings
 
         return NomadScheduler(NomadSettings.from_environ(environ))
     from backends.local import LocalScheduler
 
-    return LocalScheduler(data_dir=settings.data_dir, stop_on_exit=settings.local_stop_on_exit)
+    if os.geteuid() != 0:
+        _log.warning("apps of the local backend run as the console's own user (it is not root)")
+    return LocalScheduler(
+        data_dir=settings.data_dir,
+        stop_on_exit=settings.local_stop_on_exit,
+        app_uids=settings.local_app_uids,
+    )

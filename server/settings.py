@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from backends.local.isolation import DEFAULT_APP_UIDS
+
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
 Backend = Literal["local", "nomad"]
@@ -21,6 +23,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # What a TZ variable holds: a zone name (Asia/Shanghai) or a POSIX rule (CST-8, <+08>-8).
 _TZ = re.compile(r"[A-Za-z0-9_+\-/:.,<>]+")
+_MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to setresuid
 
 
 class SettingsError(ValueError):
@@ -59,6 +62,8 @@ class Settings:
     sso_client_secret: str = ""
     sso_redirect_uri: str = ""
     auth_complete_url: str = ""
+    local_app_uids: range = DEFAULT_APP_UIDS
+    local_allow_unisolated: bool = False
 
     @property
     def default_database_url(self) -> str:
@@ -115,6 +120,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         auth_complete_url=reader.text(
             "AUTH_COMPLETE_URL", f"http://archon.{domain}/authorize/complete"
         ),
+        local_app_uids=reader.id_range("LOCAL_APP_UIDS", DEFAULT_APP_UIDS),
+        local_allow_unisolated=reader.flag("LOCAL_ALLOW_UNISOLATED", False),
     )
     _check_sso(settings)
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(
@@ -203,6 +210,21 @@ class _Reader:
         if value not in allowed:
             raise SettingsError(f"{_PREFIX}{name} must be one of {', '.join(allowed)}, got {raw!r}")
         return value
+
+    def id_range(self, name: str, default: range) -> range:
+        """`first-last`, both included: user and group ids no person or system account uses."""
+        raw = self.text(name, f"{default.start}-{default.stop - 1}")
+        first, sep, last = raw.partition("-")
+        try:
+            low, high = int(first), int(last)
+        except ValueError:
+            low, high = 0, -1
+        if not sep or not 1000 <= low <= high <= _MAX_ID:
+            raise SettingsError(
+                f"{_PREFIX}{name} must be a range first-last with 1000 <= first <= last <= "
+                f"{_MAX_ID}, got {raw!r}"
+            )
+        return range(low, high + 1)
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self.text(name, "true" if default else "false").lower()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -16,7 +18,13 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["check_database", "make_engine", "make_sessionmaker", "open_engine"]
+__all__ = [
+    "check_database",
+    "make_engine",
+    "make_sessionmaker",
+    "make_sqlite_file_private",
+    "open_engine",
+]
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
@@ -60,8 +68,30 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def make_sqlite_file_private(url: str) -> None:
+    """Create a SQLite database file readable by its owner only, or make it so (blocking).
+
+    The database holds every token digest and every app's env; apps of the local backend
+    run as other uids and must not read it. SQLite gives the -wal and -shm files the mode
+    of the database file when it creates them; ones left by an older version are fixed too.
+    Nothing happens for PostgreSQL or an in-memory database.
+    """
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return
+    path = parsed.database
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except FileNotFoundError:
+        return  # no such directory: SQLite reports it when the database is first used
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
+
+
 @contextlib.asynccontextmanager
 async def open_engine(url: str) -> AsyncIterator[AsyncEngine]:
+    await anyio.to_thread.run_sync(make_sqlite_file_private, url)
     engine = make_engine(url)
     try:
         yield engine

@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from store.engine import make_sqlite_file_private
+
 __all__ = ["alembic_config", "downgrade", "upgrade"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -22,6 +24,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the schema up to `revision`. Uses asyncio.run: call it with no loop running."""
+    make_sqlite_file_private(database_url)  # before SQLite creates it world-readable
     command.upgrade(alembic_config(database_url), revision)
 
 

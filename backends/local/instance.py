@@ -26,6 +26,7 @@ import httpx
 
 from backends.local import launch
 from backends.local.health import CheckKind, check_kind, probe
+from backends.local.isolation import AppSandbox
 from backends.local.logs import InstanceLogs
 from backends.local.process import (
     ExitInfo,
@@ -34,7 +35,6 @@ from backends.local.process import (
     SpawnError,
     SpawnSpec,
     kill_leftovers,
-    spawn,
     terminate,
 )
 from backends.local.store import FinishedRun, LocalStore, ProcessRecord
@@ -58,6 +58,7 @@ class SupervisorContext:
     """What every supervisor of one scheduler shares."""
 
     store: LocalStore
+    sandbox: AppSandbox  # starts processes as their app's uid
     blocking: ThreadBridge
     http: httpx.AsyncClient
     ports: PortAllocator
@@ -372,17 +373,20 @@ class InstanceSupervisor:
         )
         # Recorded before the spawn, so that a console dying meanwhile cannot lose it.
         await self._store(functools.partial(store.save_process, record))
+        app_dir = store.app_dir(job.app)
         spec = SpawnSpec(
             argv=launch.argv(job),
             env=env,
-            cwd=launch.working_dir(store.app_dir(job.app), job),
+            cwd=launch.working_dir(app_dir, job),
             stdout=self._logs.stdout_path,
             stderr=self._logs.stderr_path,
             memory_bytes=job.memory_bytes if self._ctx.enforce_memory else 0,
             pid_file=store.pid_path(job.job_id, self.number, self._token),
         )
         try:
-            handle = await self._ctx.blocking(functools.partial(spawn, spec))
+            handle = await self._ctx.blocking(
+                functools.partial(self._ctx.sandbox.spawn, job.app, app_dir, spec)
+            )
         except SpawnError as exc:
             reason = str(exc).replace("\n", " ")
             _log.warning("%s: cannot start: %s", self._who(), reason)

@@ -8,6 +8,11 @@ leads its own session, so signals reach its whole process group and it survives 
 console; it reads /dev/null and appends stdout and stderr straight to files, which keeps
 working while no console is attached.
 
+Given an identity (see `isolation`), the shim drops to that uid and gid last, after
+everything that needs the console's rights (the pid file in the console's private run dir),
+with no supplementary groups and PR_SET_NO_NEW_PRIVS. Output files are opened by the console
+and inherited, so the app writes its logs without being able to reach them by path.
+
 The memory limit is RLIMIT_AS, the size of the address space. It bounds virtual memory,
 not resident memory: runtimes that reserve large ranges up front (the JVM, Go, allocators
 with per-thread arenas) can fail to start under a limit far above what they use, and a
@@ -37,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "AppIdentity",
     "ExitInfo",
     "PortAllocator",
     "ProcessHandle",
@@ -59,7 +65,7 @@ _POLL_INTERVAL = 0.2
 _REPORT_FD = 3
 _EXEC_SHIM = """\
 import os, resource, signal, sys
-cwd, limit, pid_file, lc_ctype, path, *argv = sys.argv[1:]
+cwd, limit, pid_file, ids, lc_ctype, path, *argv = sys.argv[1:]
 # Python coerces a C locale by exporting LC_CTYPE; undo that so the app gets exactly its env.
 if lc_ctype == "-":
     os.environ.pop("LC_CTYPE", None)
@@ -88,6 +94,16 @@ try:
         with open(pid_file + ".tmp", "w") as file:
             file.write(f"{os.getpid()} {start_time}\\n")
         os.replace(pid_file + ".tmp", pid_file)
+    if ids:
+        # Last, once nothing left needs root: the app's own uid and gid, no other groups,
+        # and no way back up through set-uid programs.
+        import ctypes
+        uid, gid = (int(n) for n in ids.split(":"))
+        if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:  # NO_NEW_PRIVS
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
     os.set_inheritable(3, False)
     step = f"cannot run {argv[0]!r} ({path}) in {cwd}"
     os.execv(path, argv)
@@ -106,6 +122,14 @@ class SpawnError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class AppIdentity:
+    """The uid and gid an app's processes run as (see `isolation`)."""
+
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True, slots=True)
 class SpawnSpec:
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...]  # in the order the instance gets them
@@ -114,6 +138,7 @@ class SpawnSpec:
     stderr: Path
     memory_bytes: int = 0  # RLIMIT_AS; 0 means no limit
     pid_file: Path | None = None  # the process writes "<pid> <start time>" here before exec
+    identity: AppIdentity | None = None  # switched to before exec; None: run as the console
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +326,7 @@ def spawn(spec: SpawnSpec) -> ProcessHandle:
         str(spec.cwd),
         str(spec.memory_bytes),
         str(spec.pid_file or ""),
+        f"{spec.identity.uid}:{spec.identity.gid}" if spec.identity else "",
         _lc_ctype_marker(env),
         executable,
         *spec.argv,

@@ -1,14 +1,15 @@
 """The local backend: every instance is a supervised OS process on this machine.
 
-It behaves like Nomad's raw_exec driver: the proc's cmd is exec'd as an argv list (no
-shell unless the cmd runs one) in the app's directory under the data dir. The desired state
-of each job lives in files under the data dir (see `store`), so a restarted console finds
-the processes it started (see `recovery`) instead of starting them twice.
+It behaves like Nomad's raw_exec driver, with the users of its exec driver: the proc's cmd is
+exec'd as an argv list (no shell unless the cmd runs one) in the app's directory under the
+data dir. The desired state of each job lives in files under the data dir (see `store`), so a
+restarted console finds the processes it started (see `recovery`) instead of starting them twice.
 
 Of a ProcJob this backend uses the cmd (after the entrypoint, if any), env, port,
 healthcheck, working_dir (taken inside the app directory), memory_bytes (as an rlimit),
 kill_timeout and setup_time. The image and cpu are only reported back: there are no
-images and no CPU shares here, and `user` is not switched to.
+images and no CPU shares here, and `user` is not switched to: when the console is root,
+every app runs as an unprivileged uid of its own instead (see `isolation`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from backends.errors import JobNotFound, SchedulerRejected, SchedulerUnavailable
 from backends.feed import EventFeed
 from backends.local import launch
 from backends.local.instance import InstanceSupervisor, SupervisorContext
+from backends.local.isolation import DEFAULT_APP_UIDS, AppSandbox
 from backends.local.jobs import JobEntry
 from backends.local.logs import LogLine, LogPump
 from backends.local.process import PortAllocator, terminate
@@ -72,6 +74,8 @@ class LocalScheduler:
             (plus the job's setup_time) before it stops and keeps the old instances.
         enforce_memory: apply each job's memory_bytes as RLIMIT_AS (see `process`); turn it
             off where the apps' runtimes cannot live under an address-space limit.
+        app_uids: when the console is root, each app runs as a uid of its own from this
+            range (see `isolation`); otherwise as the console.
         stop_on_exit: leaving the context stops every process; by default they keep
             running and the next scheduler on the same data dir adopts them.
         log_max_bytes: an instance's stdout or stderr file is rotated at this size.
@@ -91,6 +95,7 @@ class LocalScheduler:
         health_interval: float = 1.0,
         rollout_timeout: float = 60.0,
         enforce_memory: bool = True,
+        app_uids: range = DEFAULT_APP_UIDS,
         stop_on_exit: bool = False,
         log_max_bytes: int = 10 * 1024 * 1024,
         log_lines: int = 1000,
@@ -111,6 +116,7 @@ class LocalScheduler:
         self._feed = EventFeed()
         self._bridge = ThreadBridge()
         self._store = LocalStore(data_dir)
+        self._sandbox = AppSandbox(data_dir, app_uids)
         self._ports = PortAllocator()
         self._logs = LogPump(blocking=self._bridge, max_bytes=log_max_bytes, ring_lines=log_lines)
         self._jobs: dict[str, JobEntry] = {}
@@ -135,10 +141,12 @@ class LocalScheduler:
             recovery = await self._bridge(functools.partial(recover, self._store))
         except OSError as exc:
             raise SchedulerUnavailable(f"cannot use data dir {self._data_dir}: {exc}") from exc
+        await self._warn_if_apps_cannot_reach_their_dirs()
         self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
         initial, maximum, reset = self._backoff
         self._ctx = SupervisorContext(
             store=self._store,
+            sandbox=self._sandbox,
             blocking=self._bridge,
             http=self._http,
             ports=self._ports,
@@ -177,6 +185,20 @@ class LocalScheduler:
         if self._http is not None:
             await self._http.aclose()
         self._feed.close()
+
+    async def _warn_if_apps_cannot_reach_their_dirs(self) -> None:
+        check = functools.partial(self._sandbox.blocking_parent, self._data_dir)
+        found = await self._bridge(check)
+        if found is not None:
+            blocking, mode = found
+            _log.warning(
+                "apps run as uids of their own and cannot pass %s (mode %o) to reach their "
+                "directories under %s by absolute path; put the data dir "
+                "(LAIN_CONSOLE_DATA_DIR) where every user may pass, e.g. /var/lib/lain-console",
+                blocking,
+                mode,
+                self._data_dir,
+            )
 
     async def _restore(self, recovery: Recovery) -> None:
         await asyncio.gather(

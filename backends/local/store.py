@@ -5,6 +5,7 @@
     <data_dir>/local/run/<job_id>/<n>.<token>.pid  "<pid> <start time>", by the process itself
     <data_dir>/local/logs/<job_id>/<n>.std{out,err}.log   instance output, rotated to .1
     <data_dir>/apps/<app>/                         the app's working directory
+    <data_dir>/local/uids.json                     which app runs as which uid (`isolation`)
 
 A process record is written before the process is spawned, and the process writes its pid
 file itself before it execs the app, so a console dying at any moment leaves no process of
@@ -27,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from backends.local.isolation import PASSABLE_DIR_MODE, PRIVATE_DIR_MODE
 from backends.types import InstanceStatus, ProcJob
 
 __all__ = ["FinishedRun", "JobFile", "LocalStore", "ProcessRecord"]
@@ -82,6 +84,11 @@ class LocalStore:
     def prepare(self) -> None:
         for directory in (self._jobs, self._run, self._logs, self._apps):
             directory.mkdir(parents=True, exist_ok=True)
+        # App uids pass through the data dir and apps/ to their own directory and reach
+        # nothing else (see `isolation`); jobs, records and logs are the console's alone.
+        os.chmod(self.data_dir, PASSABLE_DIR_MODE)
+        os.chmod(self._apps, PASSABLE_DIR_MODE)
+        os.chmod(self.root, PRIVATE_DIR_MODE)
 
     def probe_writable(self) -> None:
         """Raise OSError unless a file can be written under the data dir."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from tests.app_python import APP_PYTHON
 from tests.live import free_port
 from tests.processes import kill_processes_in, processes_in
 from tests.releases import V1
@@ -150,7 +151,7 @@ async def healthy(client: httpx.AsyncClient) -> bool:
 SLEEPER_YAML = f"""\
 appname: hello
 worker:
-  cmd: [{sys.executable}, -c, "import time; time.sleep(3600)"]
+  cmd: [{APP_PYTHON}, -c, "import time; time.sleep(3600)"]
   memory: 256m
 """
 

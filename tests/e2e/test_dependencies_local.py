@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,10 +17,11 @@ from resolvers.errors import InvalidInput
 from resolvers.events import EventBus
 from resolvers.releases import publish_release
 from resolvers.repos import register_repo
+from tests.app_python import APP_PYTHON
 from tests.processes import kill_processes_in
 from tests.releases import V1
 
-SLEEP = f'[{sys.executable}, -c, "import time; time.sleep(3600)"]'
+SLEEP = f'[{APP_PYTHON}, -c, "import time; time.sleep(3600)"]'
 
 SERVICE = f"""\
 appname: echo-server

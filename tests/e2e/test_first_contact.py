@@ -4,7 +4,6 @@ worker proc deployed with LAIN's REST calls, served by a real `lain-console serv
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.app_python import APP_PYTHON
 from tests.e2e.console import Console, graphql, healthy, publish_hello, until
 from tests.releases import V1
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 LAIN_YAML = f"""\
 appname: hello
 web:
-  cmd: [sh, -c, 'exec {sys.executable} -m http.server --bind 127.0.0.1 "$PORT"']
+  cmd: [sh, -c, 'exec {APP_PYTHON} -m http.server --directory . --bind 127.0.0.1 "$PORT"']
   port: 8080
   memory: 128m
 worker:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from server.app import create_app
 from server.settings import load_settings
+from tests.app_python import APP_PYTHON
 from tests.live import GraphQLHttp, Subscriber, serve, subscribe
 from tests.releases import V1, V2
 
@@ -35,7 +35,7 @@ def lain_yaml(version_tag: str) -> str:
 appname: hello
 web:
   cmd:
-    - {sys.executable}
+    - {APP_PYTHON}
     - -c
     - |
 {indented}
@@ -45,7 +45,7 @@ web:
   env:
     - TAG={version_tag}
 worker.jobs:
-  cmd: [{sys.executable}, -c, "import time; time.sleep(3600)"]
+  cmd: [{APP_PYTHON}, -c, "import time; time.sleep(3600)"]
   memory: 256m
 """
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 
 import httpx
 import pytest
 
+from tests.app_python import APP_PYTHON
 from tests.e2e.console import Console, graphql, healthy, publish_hello, until
 
 pytestmark = pytest.mark.skipif(
@@ -22,7 +22,7 @@ PROCS = 40  # applied one after another: a deploy long enough to be killed in th
 
 def lain_yaml() -> str:
     workers = "".join(
-        f"worker.w{n}:\n  cmd: [{sys.executable}, -c, 'import time; time.sleep(3600)']\n"
+        f"worker.w{n}:\n  cmd: [{APP_PYTHON}, -c, 'import time; time.sleep(3600)']\n"
         "  memory: 256m\n"
         for n in range(PROCS)
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 
+from tests.app_python import APP_PYTHON
 from tests.releases import meta_version
 
 V1 = meta_version(1_528_874_349)
@@ -56,14 +56,14 @@ def local_yaml(app: str = "hello", *, worker: str = "foo") -> str:
 appname: {app}
 web:
   cmd:
-    - {sys.executable}
+    - {APP_PYTHON}
     - -c
     - |
 {indented}
   port: 8080
   memory: 64m
 worker.{worker}:
-  cmd: {sys.executable} -c "import time; time.sleep(3600)"
+  cmd: {APP_PYTHON} -c "import time; time.sleep(3600)"
 """
 
 

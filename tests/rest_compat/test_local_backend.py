@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
+from tests.app_python import APP_PYTHON
 from tests.rest_compat.helpers import (
     V1,
     Matches,
@@ -98,7 +98,7 @@ async def test_deploy_operate_scale_resize_undeploy(local_rest: Rest) -> None:
     assert (await rest.request("GET", WEB)).status_code == 404
 
 
-SLEEP = f'[{sys.executable}, -c, "import time; time.sleep(3600)"]'
+SLEEP = f'[{APP_PYTHON}, -c, "import time; time.sleep(3600)"]'
 ECHO_SERVER = f"""\
 appname: echo-server
 service.echo:

@@ -47,6 +47,11 @@ def test_a_relative_data_dir_is_made_absolute_against_the_working_directory(
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'lain-console.db'}"
 
 
+def test_app_uids_are_a_range_with_both_ends_included() -> None:
+    settings = load_settings({"LAIN_CONSOLE_LOCAL_APP_UIDS": "200000-200009"})
+    assert settings.local_app_uids == range(200000, 200010)
+
+
 def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:
     settings = load_settings({"LAIN_CONSOLE_DATA_DIR": str(tmp_path)})
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'lain-console.db'}"
@@ -60,6 +65,9 @@ def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:
         ("LAIN_CONSOLE_BACKEND", "k8s", "LAIN_CONSOLE_BACKEND must be one of local, nomad"),
         ("LAIN_CONSOLE_LOG_FORMAT", "xml", "LAIN_CONSOLE_LOG_FORMAT must be one of json, text"),
         ("LAIN_CONSOLE_GRAPHIQL", "maybe", "LAIN_CONSOLE_GRAPHIQL must be true or false"),
+        ("LAIN_CONSOLE_LOCAL_APP_UIDS", "0-100", "LAIN_CONSOLE_LOCAL_APP_UIDS must be a range"),
+        ("LAIN_CONSOLE_LOCAL_APP_UIDS", "9000", "LAIN_CONSOLE_LOCAL_APP_UIDS must be a range"),
+        ("LAIN_CONSOLE_LOCAL_APP_UIDS", "2000-1000", "LAIN_CONSOLE_LOCAL_APP_UIDS must be a"),
         (
             "LAIN_CONSOLE_TIMEZONE",
             "Asia/Shanghai; rm -rf",

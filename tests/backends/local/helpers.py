@@ -7,7 +7,6 @@ import contextlib
 import inspect
 import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from backends.local import LocalScheduler
 from backends.types import EventKind, InstanceState, InstanceStatus, ProcJob, SchedulerEvent
+from tests.app_python import APP_PYTHON
 
 MARKER_KEY = "LAIN_LOCAL_TEST_MARKER"
 
@@ -50,7 +50,7 @@ while True:
 
 
 def script(code: str) -> tuple[str, ...]:
-    return (sys.executable, "-c", code)
+    return (APP_PYTHON, "-c", code)
 
 
 def make_job(

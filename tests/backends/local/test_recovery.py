@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 
 from backends.types import InstanceAction, InstanceStatus
@@ -133,7 +134,13 @@ async def test_processes_outlive_a_killed_console_and_are_adopted(
     data_dir: Path, marker: str
 ) -> None:
     console = await asyncio.create_subprocess_exec(
-        *script(_CONSOLE), str(data_dir), marker, cwd=_REPO, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        "-c",
+        _CONSOLE,
+        str(data_dir),
+        marker,
+        cwd=_REPO,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert console.stdout is not None
     try:
