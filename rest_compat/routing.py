@@ -8,7 +8,6 @@ only then the handler. Anything a handler did not expect becomes LAIN's "fatal e
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,7 +22,7 @@ from resolvers import idempotency
 from resolvers.backend import ensure_available
 from resolvers.context import ANONYMOUS, OpContext, Principal, Services
 from resolvers.errors import Conflict, DomainError
-from rest_compat import errors
+from rest_compat import errors, jsonbody
 from rest_compat.auth import AppStateLike, Level, authorize, principal_of
 from rest_compat.envelope import (
     DOCS_URL,
@@ -62,9 +61,11 @@ class Call:
 
     def json(self) -> Any:
         """The body as LAIN read it (`json.loads(request.body)`, Content-Type ignored), or
-        INVALID."""
+        INVALID. Raises DuplicateKey for a key given twice, which LAIN took the last of."""
         try:
-            return json.loads(self.body)
+            return jsonbody.loads(self.body)
+        except jsonbody.DuplicateKey:
+            raise  # _run answers it, naming the key
         except (ValueError, UnicodeDecodeError):
             return INVALID
 
@@ -174,6 +175,8 @@ class RestApp:
                 endpoint.gate(call)
             if method is None:
                 return errors.method_not_allowed(endpoint.key, call.method)
+            if call.body:
+                call.json()  # a repeated key is refused before anything reads the body
             if method.prepare is not None:
                 method.prepare(call)
             call.principal = await principal_of(call.request)
@@ -185,6 +188,9 @@ class RestApp:
             return await _once(endpoint, method, call)
         except Abort as abort:
             return abort.reply
+        except jsonbody.DuplicateKey as exc:
+            # Not LAIN's (it kept the last value): the endpoint's key, our message.
+            return Reply(400, endpoint.key, f"invalid request: {exc}")
         except DomainError as exc:
             # What the handler left to the shared outcomes: access (a concurrent change may
             # deny what the check allowed), an unusable backend; anything else was unexpected.

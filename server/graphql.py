@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.websockets import WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -17,6 +18,7 @@ from strawberry.types.unset import UNSET
 from resolvers.context import ANONYMOUS, Principal
 from resolvers.credentials import token_from_headers, token_from_params
 from resolvers.watch import Credentials
+from rest_compat import jsonbody
 from schema.build import build_schema
 from schema.context import GraphQLContext
 from server.auth import AuthUnavailable
@@ -60,6 +62,15 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
             keep_alive=True,
             keep_alive_interval=15,
         )
+
+    def decode_json(self, data: str | bytes) -> object:
+        return jsonbody.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return super().parse_json(data)
+        except jsonbody.DuplicateKey as exc:
+            raise HTTPException(400, str(exc)) from exc
 
     async def get_context(self, request: Any, response: Any = None) -> GraphQLContext:
         state = request.state.lain
