@@ -7,19 +7,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from jinja2 import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from spec.errors import LainYamlError, Problem
 from spec.naming import resource_instance_name
+from spec.templates import TemplateFailure, render_template
 from spec.yamlload import load_yaml
 
 __all__ = ["render_resource_instance"]
 
 _INTEGER = re.compile(r"-?[0-9]+")
-# The template author is not the client's owner: the sandbox keeps a template from reaching
-# Python internals through attribute access, and the environment is never used for files.
-_JINJA = ImmutableSandboxedEnvironment(autoescape=False)
 
 
 def _render(value: Any, context: Mapping[str, object], path: str, problems: list[Problem]) -> Any:
@@ -33,9 +29,9 @@ def _render(value: Any, context: Mapping[str, object], path: str, problems: list
     if not isinstance(value, str) or ("{{" not in value and "{%" not in value):
         return value
     try:
-        rendered = _JINJA.from_string(value).render(**context)
-    except TemplateError as exc:
-        problems.append(Problem(path, f"template error: {exc}"))
+        rendered = render_template(value, context)
+    except TemplateFailure as failure:
+        problems.append(Problem(path, failure.describe()))
         return value
     # LAIN turns every rendered value into an int when it can (num_instances: "{{ n }}").
     return int(rendered) if _INTEGER.fullmatch(rendered.strip()) else rendered
