@@ -20,6 +20,7 @@ from store.models import App, Maintainer, MaintainerRole
 __all__ = [
     "check_app",
     "check_app_admin",
+    "check_global_admin",
     "check_signed_in",
     "readable_among",
     "readable_app_ids",
@@ -33,6 +34,13 @@ def check_signed_in(ctx: OpContext) -> None:
     """Raises: Unauthenticated, when auth is on and the caller has no valid credentials."""
     if ctx.services.auth_enabled and not ctx.principal.authenticated:
         raise Unauthenticated("unauthorized : don't have the access to the operation")
+
+
+def check_global_admin(ctx: OpContext, action: str) -> None:
+    """With auth on, only a global admin may `action`. Raises: Unauthenticated, Forbidden."""
+    check_signed_in(ctx)
+    if ctx.services.auth_enabled and not ctx.principal.is_admin:
+        raise Forbidden(f"forbidden : only a global admin may {action}")
 
 
 async def role_on(session: AsyncSession, app: App, username: str) -> MaintainerRole | None:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backends.base import Scheduler
 from resolvers.events import EventBus
 from resolvers.guard import OperationGuard
+from resolvers.webhooks import WebhookSender
 
 if TYPE_CHECKING:
     from resolvers.sso import SsoSettings
@@ -43,6 +44,7 @@ class Services:
     auth_enabled: bool = False
     sso: SsoSettings | None = None  # LAIN's SSO, to sign in with; None: not configured
     guard: OperationGuard = field(default_factory=OperationGuard)
+    webhooks: WebhookSender = field(default_factory=WebhookSender)  # notify subscribers
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,8 +47,18 @@ def _check_type(notify_type: str) -> None:
         raise InvalidInput(f"unknown notify type {notify_type}", field="notifyType")
 
 
+def _check_manager(ctx: OpContext) -> None:
+    # The subscribers decide where the console POSTs from inside its network.
+    access.check_global_admin(ctx, "manage notify subscribers")
+
+
 async def list_subscribers(ctx: OpContext, *, notify_type: str) -> list[str]:
-    """The subscribed URLs, oldest first. Raises: InvalidInput (unknown type)."""
+    """The subscribed URLs, oldest first.
+
+    Raises: Unauthenticated, Forbidden (auth on and not a global admin), InvalidInput
+    (unknown type).
+    """
+    _check_manager(ctx)
     _check_type(notify_type)
     async with ctx.sessions() as session:
         return await _urls(session, notify_type)
@@ -65,8 +74,15 @@ async def _urls(session: AsyncSession, notify_type: str) -> list[str]:
 
 
 async def add_subscriber(ctx: OpContext, *, notify_type: str, url: str) -> str:
-    """Append `url` (again, if it is there already). Raises: InvalidInput (unknown type)."""
+    """Append `url` (again, if it is there already).
+
+    Raises: Unauthenticated, Forbidden (auth on and not a global admin), InvalidInput
+    (unknown type; with auth on, a URL the console must not send to, field notifyUrl).
+    """
+    _check_manager(ctx)
     _check_type(notify_type)
+    if ctx.services.auth_enabled:
+        await ctx.services.webhooks.check(url)
     async with ctx.sessions.begin() as session:
         session.add(NotifySubscriber(type=notify_type, url=url))
     return url
@@ -75,8 +91,10 @@ async def add_subscriber(ctx: OpContext, *, notify_type: str, url: str) -> str:
 async def remove_subscriber(ctx: OpContext, *, notify_type: str, url: str) -> str:
     """Remove the oldest subscription of `url`, as a list's `remove` did.
 
-    Raises: InvalidInput (unknown type), NotFound (`url` is not subscribed).
+    Raises: Unauthenticated, Forbidden (auth on and not a global admin), InvalidInput
+    (unknown type), NotFound (`url` is not subscribed).
     """
+    _check_manager(ctx)
     _check_type(notify_type)
     async with ctx.sessions.begin() as session:
         query = (
@@ -164,28 +182,28 @@ async def image_pushed(
         giturl=details.giturl,
         authors=authors,
     )
-    urls = await list_subscribers(ctx, notify_type=IMAGE_PUSH)
-    await _deliver(urls, payload.as_json())
+    # The pusher need not be a global admin: the subscribers are read on its behalf.
+    async with ctx.sessions() as session:
+        urls = await _urls(session, IMAGE_PUSH)
+    await _deliver(ctx, urls, payload.as_json())
     return payload
 
 
-async def _deliver(urls: Sequence[str], payload: dict[str, Any]) -> None:
+async def _deliver(ctx: OpContext, urls: Sequence[str], payload: dict[str, Any]) -> None:
     """POST `payload` to each URL, a few at a time; failures are logged, never raised."""
-    if not urls:
-        return
     limit = asyncio.Semaphore(NOTIFY_CONCURRENCY)
-    async with httpx.AsyncClient(timeout=NOTIFY_TIMEOUT) as client:
+    sender = ctx.services.webhooks
+    checked = ctx.services.auth_enabled
 
-        async def post(url: str) -> None:
-            async with limit:
-                try:
-                    response = await client.post(url, json=payload)
-                except Exception as exc:  # any failure of one subscriber is only logged
-                    log.warning("image-push notification to %s failed: %r", url, exc)
-                    return
-                if response.status_code >= 400:
-                    log.warning(
-                        "image-push notification to %s answered %s", url, response.status_code
-                    )
+    async def post(url: str) -> None:
+        async with limit:
+            try:
+                async with asyncio.timeout(NOTIFY_TIMEOUT):
+                    response = await sender.post_json(url, payload, checked=checked)
+            except Exception as exc:  # any failure of one subscriber is only logged
+                log.warning("image-push notification to %s failed: %r", url, exc)
+                return
+            if response.status_code >= 400:
+                log.warning("image-push notification to %s answered %s", url, response.status_code)
 
-        await asyncio.gather(*(post(url) for url in urls))
+    await asyncio.gather(*(post(url) for url in urls))

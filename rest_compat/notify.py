@@ -40,8 +40,9 @@ async def add_subscriber(call: Call) -> Reply:
         added = await notify.add_subscriber(
             call.ctx, notify_type=call.names["notify_type"], url=call.names["notify_url"]
         )
-    except InvalidInput:
-        return Reply(400, "notify", "", _url(call))
+    except InvalidInput as exc:
+        # LAIN said nothing for an unknown type; a refused URL (auth on only) says why.
+        return Reply(400, "notify", exc.message if exc.field == "notifyUrl" else "", _url(call))
     return Reply(200, "notify", "", _url(call), added)
 
 

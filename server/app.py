@@ -22,6 +22,7 @@ from resolvers.context import SYSTEM, OpContext, Services
 from resolvers.events import EventBus
 from resolvers.reconcile import reconcile_forever
 from resolvers.sso import SsoSettings
+from resolvers.webhooks import WebhookSender
 from rest_compat import EXCEPTION_HANDLERS, PreflightMiddleware, rest_routes
 from server.auth import Authenticator
 from server.caller import CallerGate
@@ -56,7 +57,8 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
         async with (
             open_engine(settings.database_url) as engine,
             scheduler or make_scheduler(settings) as opened,
-            # One client for every call out (the userinfo URL): pooled, closed at shutdown.
+            # One client for every call out (userinfo, notify subscribers): pooled, closed at
+            # shutdown; redirects are never followed.
             httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http,
             anyio.create_task_group() as tasks,
         ):
@@ -70,6 +72,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                 timezone=settings.timezone,
                 sso=_sso(settings),
                 auth_enabled=settings.auth,
+                webhooks=WebhookSender(http, settings.notify_allow_networks),
             )
             authenticator = Authenticator(
                 services,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from backends.local.isolation import DEFAULT_APP_UIDS
+from resolvers.webhooks import Network
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -64,6 +65,7 @@ class Settings:
     auth_complete_url: str = ""
     local_app_uids: range = DEFAULT_APP_UIDS
     local_allow_unisolated: bool = False
+    notify_allow_networks: tuple[Network, ...] = ()
 
     @property
     def default_database_url(self) -> str:
@@ -122,6 +124,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         ),
         local_app_uids=reader.id_range("LOCAL_APP_UIDS", DEFAULT_APP_UIDS),
         local_allow_unisolated=reader.flag("LOCAL_ALLOW_UNISOLATED", False),
+        notify_allow_networks=reader.networks("NOTIFY_ALLOW_NETWORKS"),
     )
     _check_sso(settings)
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(
@@ -225,6 +228,21 @@ class _Reader:
                 f"{_MAX_ID}, got {raw!r}"
             )
         return range(low, high + 1)
+
+    def networks(self, name: str) -> tuple[Network, ...]:
+        """Comma-separated addresses or CIDR networks (10.0.0.0/8, 192.0.2.7, fd00::/8)."""
+        found: list[Network] = []
+        for item in self.text(name, "").split(","):
+            if not item.strip():
+                continue
+            try:
+                found.append(ipaddress.ip_network(item.strip()))
+            except ValueError as exc:
+                raise SettingsError(
+                    f"{_PREFIX}{name} must list addresses or networks like 10.0.0.0/8, "
+                    f"separated by commas: {exc}"
+                ) from None
+        return tuple(found)
 
     def flag(self, name: str, default: bool) -> bool:
         raw = self.text(name, "true" if default else "false").lower()
