@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from server.connections import with_header_timeout
 from server.settings import Settings
 
 __all__ = ["CannotListen", "bind", "serve", "uvicorn_options"]
@@ -57,6 +58,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,
         "timeout_graceful_shutdown": 10,
         "lifespan": "on",
+        # Beyond this many open connections uvicorn answers requests with 503 until some
+        # close; a connection must finish each request's headers in time (`connections`).
+        "limit_concurrency": settings.max_connections,
+        "http": with_header_timeout(settings.header_timeout),
     }
 
 

@@ -66,6 +66,8 @@ class Settings:
     local_app_uids: range = DEFAULT_APP_UIDS
     local_allow_unisolated: bool = False
     notify_allow_networks: tuple[Network, ...] = ()
+    max_connections: int = 1000
+    header_timeout: int = 10
 
     @property
     def default_database_url(self) -> str:
@@ -125,6 +127,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         local_app_uids=reader.id_range("LOCAL_APP_UIDS", DEFAULT_APP_UIDS),
         local_allow_unisolated=reader.flag("LOCAL_ALLOW_UNISOLATED", False),
         notify_allow_networks=reader.networks("NOTIFY_ALLOW_NETWORKS"),
+        max_connections=reader.integer("MAX_CONNECTIONS", 1000, low=10, high=1_000_000),
+        header_timeout=reader.integer("HEADER_TIMEOUT", 10, low=1, high=3600),
     )
     _check_sso(settings)
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(

@@ -47,6 +47,17 @@ def test_a_relative_data_dir_is_made_absolute_against_the_working_directory(
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'lain-console.db'}"
 
 
+def test_notify_networks_are_a_comma_separated_list() -> None:
+    settings = load_settings(
+        {"LAIN_CONSOLE_NOTIFY_ALLOW_NETWORKS": "10.0.0.0/8, 192.0.2.7,fd00::/8"}
+    )
+    assert [str(network) for network in settings.notify_allow_networks] == [
+        "10.0.0.0/8",
+        "192.0.2.7/32",
+        "fd00::/8",
+    ]
+
+
 def test_app_uids_are_a_range_with_both_ends_included() -> None:
     settings = load_settings({"LAIN_CONSOLE_LOCAL_APP_UIDS": "200000-200009"})
     assert settings.local_app_uids == range(200000, 200010)
@@ -68,6 +79,9 @@ def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:
         ("LAIN_CONSOLE_LOCAL_APP_UIDS", "0-100", "LAIN_CONSOLE_LOCAL_APP_UIDS must be a range"),
         ("LAIN_CONSOLE_LOCAL_APP_UIDS", "9000", "LAIN_CONSOLE_LOCAL_APP_UIDS must be a range"),
         ("LAIN_CONSOLE_LOCAL_APP_UIDS", "2000-1000", "LAIN_CONSOLE_LOCAL_APP_UIDS must be a"),
+        ("LAIN_CONSOLE_NOTIFY_ALLOW_NETWORKS", "10.0.0.0/33", "LAIN_CONSOLE_NOTIFY_ALLOW_NET"),
+        ("LAIN_CONSOLE_MAX_CONNECTIONS", "0", "LAIN_CONSOLE_MAX_CONNECTIONS must be between"),
+        ("LAIN_CONSOLE_HEADER_TIMEOUT", "0", "LAIN_CONSOLE_HEADER_TIMEOUT must be between"),
         (
             "LAIN_CONSOLE_TIMEZONE",
             "Asia/Shanghai; rm -rf",
