@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,18 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 
 RECEIVE_TIMEOUT = 30.0
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float = 15.0) -> None:
+    """SIGTERM a child process, SIGKILL it after `grace` seconds; it is reaped either way."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def free_port() -> int:

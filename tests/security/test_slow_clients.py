@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from tests.live import free_port
+from tests.live import free_port, stop_process
 
 _REPO = Path(__file__).resolve().parents[2]
 HEADER_TIMEOUT = 2
@@ -47,12 +47,7 @@ def console(tmp_path: Path) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 async def _healthz(url: str) -> int:
@@ -114,13 +109,17 @@ async def _slow_connections(url: str, count: int, first: bytes) -> AsyncIterator
 REQUEST_START = b"GET /healthz HTTP/1.1\r\nHost: console\r\nX-Slow: "
 
 
+async def _all_closed_by_the_server(slow: list[_Trickler]) -> None:
+    async with asyncio.timeout(HEADER_TIMEOUT + DEADLINE):
+        await asyncio.gather(*(trickler.closed_by_server.wait() for trickler in slow))
+
+
 async def test_healthz_answers_while_200_connections_trickle_headers(console: str) -> None:
     await _until_healthy(console)
     async with _slow_connections(console, 200, REQUEST_START) as slow:
         assert await _healthz(console) == 200
         # ... and the server lets none of them hold on beyond the header timeout.
-        async with asyncio.timeout(HEADER_TIMEOUT + DEADLINE):
-            await asyncio.gather(*(trickler.closed_by_server.wait() for trickler in slow))
+        await _all_closed_by_the_server(slow)
     assert await _healthz(console) == 200
 
 
@@ -131,8 +130,7 @@ async def test_connections_beyond_the_bound_get_503_until_the_slow_ones_are_drop
     async with _slow_connections(console, 300, REQUEST_START) as slow:
         # uvicorn answers requests on connections beyond limit_concurrency with 503.
         assert await _healthz(console) == 503
-        async with asyncio.timeout(HEADER_TIMEOUT + DEADLINE):
-            await asyncio.gather(*(trickler.closed_by_server.wait() for trickler in slow))
+        await _all_closed_by_the_server(slow)
         assert await _healthz(console) == 200
 
 

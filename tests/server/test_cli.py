@@ -16,6 +16,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from store.migrate import alembic_config
+from tests.live import stop_process
 
 
 def _free_port() -> int:
@@ -48,12 +49,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     try:
         yield f"http://127.0.0.1:{port}", data_dir
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _wait_for_health(base_url: str, deadline_s: float = 30.0) -> httpx.Response:
