@@ -97,18 +97,22 @@ try:
     if ids:
         # Last, once nothing left needs root: the app's own uid and gid, no other groups,
         # and no way back up through set-uid programs.
-        import ctypes
+        step = f"cannot switch to uid:gid {ids}"
+        import ctypes, shutil  # now: the interpreter's own files may be out of the app's reach
         uid, gid = (int(n) for n in ids.split(":"))
         if ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0) != 0:  # NO_NEW_PRIVS
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
         os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
+        if "/" not in argv[0]:
+            # Looked up again as the app: the console may reach PATH entries it cannot.
+            path = shutil.which(argv[0], path=os.environ.get("PATH", os.defpath)) or path
     os.set_inheritable(3, False)
     step = f"cannot run {argv[0]!r} ({path}) in {cwd}"
     os.execv(path, argv)
-except OSError as exc:
-    message = f"{step}: {exc.strerror or exc}"
+except Exception as exc:  # reported, whatever it is, so that the start counts as failed
+    message = f"{step}: {getattr(exc, 'strerror', None) or exc}"
     os.write(3, message.encode())
     sys.stderr.write(f"lain-console: {message}\\n")
     sys.exit(127)

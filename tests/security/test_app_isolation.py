@@ -20,6 +20,7 @@ import pytest
 
 from server.scheduler import check_isolation
 from server.settings import SettingsError, load_settings
+from tests.app_python import APP_PYTHON
 from tests.backends.local.helpers import (
     all_up,
     kill_and_reap,
@@ -28,6 +29,7 @@ from tests.backends.local.helpers import (
     pid_of,
     scheduler,
     wait_for_instances,
+    wait_until,
 )
 from tests.rest_compat.helpers import until
 from tests.security.local_console import LocalConsole, local_console, status_field, uid_of
@@ -152,6 +154,32 @@ async def test_an_app_keeps_its_uid_across_a_console_restart(tmp_path: Path) -> 
             kill_and_reap(pid)
     assert uids[0] == uids[1]
     assert len(set(uids[0])) == 2
+
+
+@as_root
+async def test_a_bare_command_is_looked_up_as_the_app(tmp_path: Path) -> None:
+    """A PATH entry only the console can enter must not shadow one the app can use."""
+    private_bin = tmp_path / "console-bin"
+    private_bin.mkdir(mode=0o700)
+    python = Path(APP_PYTHON)
+    (private_bin / python.name).symlink_to(python)
+    marker = uuid.uuid4().hex
+    path = os.pathsep.join((str(private_bin), str(python.parent), "/usr/bin", "/bin"))
+    code = "import os, time; print('running as', os.getuid(), flush=True); time.sleep(60)"
+    job = make_job(marker, cmd=(python.name, "-c", code), env=(("PATH", path),))
+    try:
+        async with scheduler(tmp_path / "data", stop_on_exit=True) as sched:
+            await sched.apply(job)
+
+            def started() -> bool:
+                return any(line.text.startswith("running as") for line in sched.logs(job.job_id, 1))
+
+            await wait_until(started, what="the app's first line")
+            (line,) = [line.text for line in sched.logs(job.job_id, 1)]
+            assert line != "running as 0"
+    finally:
+        for pid in marked_pids(marker):
+            kill_and_reap(pid)
 
 
 def _mode(path: Path) -> int:
