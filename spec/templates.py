@@ -4,14 +4,17 @@ The template's author (a resource's maintainer) is not the client's owner, and r
 runs inside the console, so besides jinja2's sandbox (no attribute access to internals)
 every way of making something large from something small is capped: `*` and `**`, `+`,
 `%` and `~` on strings, `range`, the filters that widen or repeat text, and the whole
-output. A cap that is hit is a SecurityError, a TemplateError like any other. Pure, no I/O.
+output; and the loops of one render share a budget of rounds, so nesting them cannot
+spend minutes of CPU. A cap that is hit is a SecurityError, a TemplateError like any
+other. Pure, no I/O.
 """
 
 from __future__ import annotations
 
+import contextvars
 import re
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import TemplateError, nodes
@@ -25,6 +28,7 @@ __all__ = ["MAX_ITEMS", "MAX_TEXT", "TemplateFailure", "render_template"]
 
 MAX_TEXT = 64 * 1024  # characters in any string a template builds, and in its output
 MAX_ITEMS = 10_000  # items of a range or a repeated list
+MAX_ITERATIONS = 100_000  # loop rounds in one render, all loops together
 _MAX_INT_BITS = 4096  # integers beyond this many bits are refused (10**1233 or so)
 # A width or precision in a %-format: "%99999999s" would allocate gigabytes.
 _FORMAT_WIDTH = re.compile(r"%[-#0 +]*(\*|\d{6,})|%[-#0 +]*\d*\.(\*|\d{6,})")
@@ -101,7 +105,13 @@ def _safe_range(*args: int) -> range:
 
 
 class _CappedCodeGenerator(CodeGenerator):
-    """Compiles `a ~ b` into a call the environment checks, instead of a bare join."""
+    """Compiles `a ~ b` into a call the environment checks, instead of a bare join, and
+    makes every `for` loop draw its items from the render's iteration budget."""
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        budgeted = nodes.EnvironmentAttribute("budgeted", lineno=node.lineno)
+        node.iter = nodes.Call(budgeted, [node.iter], [], None, None, lineno=node.lineno)
+        super().visit_For(node, frame)
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.concat((")
@@ -147,6 +157,15 @@ class _TemplateSandbox(ImmutableSandboxedEnvironment):
 
         return checked
 
+    def budgeted(self, items: Iterable[Any]) -> Iterator[Any]:
+        """`items`, each counted against the render's budget (nested loops multiply)."""
+        budget = _BUDGET.get()
+        for item in items:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise _too_big(f"looping over {MAX_ITERATIONS} times in all")
+            yield item
+
     def concat(self, parts: Iterable[Any]) -> str:
         texts = [str(part) for part in parts]
         if sum(len(text) for text in texts) > MAX_TEXT:
@@ -189,10 +208,13 @@ def _checked_join(plain: Any) -> Any:
 
 
 _SANDBOX = _TemplateSandbox()
+# Loop rounds left in the current render (a list, to count down in place).
+_BUDGET: contextvars.ContextVar[list[int]] = contextvars.ContextVar("template_budget")
 
 
 def render_template(source: str, context: Mapping[str, object]) -> str:
     """Render `source` with `context`; raises TemplateFailure for any error while doing so."""
+    budget = _BUDGET.set([MAX_ITERATIONS])
     try:
         template = _SANDBOX.from_string(source)
         pieces: list[str] = []
@@ -209,6 +231,8 @@ def render_template(source: str, context: Mapping[str, object]) -> str:
     # OverflowError, a ValueError of int("x"), ...) is the template's fault too.
     except Exception as exc:
         raise TemplateFailure(f"{type(exc).__name__}: {exc}", _line_of(exc)) from None
+    finally:
+        _BUDGET.reset(budget)
 
 
 def _line_of(exc: BaseException) -> int | None:

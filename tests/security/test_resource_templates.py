@@ -45,6 +45,7 @@ EXPRESSIONS = [
     ("{{ 'x' * 10**9 }}", "a sequence repeated 1000000000 times"),
     ("{{ 'x'|center(10**9) }}", "a width of 1000000000"),
     ("{{ '{:>999999999}'.format('x') }}", "a format width"),
+    ("{% for i in range(9999) %}{% for j in range(9999) %}{% endfor %}{% endfor %}", "looping"),
 ]
 
 

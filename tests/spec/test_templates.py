@@ -23,6 +23,8 @@ DOUBLING = (
         "{{ 'x' * 40000 + 'y' * 40000 }}",
         "{{ 99**99 * 99**99 * 99**99 * 99**99 * 99**99 * 99**99 * 99**99 }}",
         "{% for i in range(10000) %}{{ 'x' * 100 }}{% endfor %}",
+        "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+        "{% for c in 'x' * 60000 %}{% for d in 'y' * 60000 %}{% endfor %}{% endfor %}",
     ],
 )
 def test_what_would_grow_without_bound_is_refused(source: str) -> None:
@@ -38,6 +40,8 @@ def test_what_would_grow_without_bound_is_refused(source: str) -> None:
         ("{{ '%s=%d'|format('a', 3) }} {{ '%5s' % 'a' }}", "a=3     a"),
         ("{{ '{}-{}'.format(1, 2) }} {{ 'a b'|replace(' ', '-') }}", "1-2 a-b"),
         ("{{ ['a', 'b']|join(',') }}{{ 'x' ~ 1 }}", "a,bx1"),
+        ("{% for i in range(5) if i is odd %}{{ i }}{% else %}-{% endfor %}", "13"),
+        ("{% for k, v in {'a': 1}.items() %}{{ k }}={{ v }}{% endfor %}", "a=1"),
     ],
 )
 def test_ordinary_templates_render(source: str, rendered: str) -> None:
