@@ -26,7 +26,7 @@ class DataDirInUse(Exception):
 @contextlib.contextmanager
 def hold_data_dir(data_dir: Path) -> Iterator[None]:
     """Hold the data dir's lock for the duration of the block. Raises DataDirInUse."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the console's alone
     fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         try:

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -220,3 +222,14 @@ async def test_a_data_dir_apps_cannot_reach_by_path_is_warned_about(
         assert not [r for r in caplog.records if "cannot pass" in r.getMessage()]
     finally:
         shutil.rmtree(passable)
+
+
+def test_a_fresh_data_dir_and_database_are_the_consoles_alone(tmp_path: Path) -> None:
+    data_dir = tmp_path / "fresh" / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAIN_CONSOLE_")}
+    env["LAIN_CONSOLE_DATA_DIR"] = str(data_dir)
+    subprocess.run(
+        [sys.executable, "-m", "server.cli", "migrate"], env=env, check=True, timeout=120
+    )
+    assert _mode(data_dir) == 0o700
+    assert _mode(data_dir / "lain-console.db") == 0o600
