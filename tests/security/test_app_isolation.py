@@ -72,6 +72,17 @@ def environs():
                 found.append(pid)
     return found
 attempt("victim_environ", environs)
+def signal_victim():
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+            except OSError:
+                continue
+            if b"the victim's secret" in cmdline:
+                os.kill(int(pid), 0)  # signal 0: only the permission check
+                return pid
+attempt("signal_victim", signal_victim)
 print(json.dumps(report), flush=True)
 time.sleep(3600)
 """
@@ -104,6 +115,7 @@ async def test_an_app_reaches_neither_the_console_nor_another_app(tmp_path: Path
         assert report["victim_dir"] == "refused: Permission denied"
         assert report["victim_secret"] == "refused: Permission denied"
         assert report["victim_environ"] == "[]"
+        assert report["signal_victim"] == "refused: Operation not permitted"
         (victim_pid,) = console.app_pids("victim")
         (spy_pid,) = console.app_pids("spy")
         assert report["uid"] == uid_of(spy_pid)
