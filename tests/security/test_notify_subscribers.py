@@ -19,26 +19,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from resolvers import users
-from resolvers.context import SYSTEM, OpContext, Services
-from resolvers.events import EventBus
-from tests.fakes.scheduler import FakeScheduler
 from tests.live import serve
 from tests.rest_compat.helpers import HELLO_YAML, V1, V2
 from tests.security.served import fake_console
+from tests.security.tenants import serve_tenants, tenant_settings
 
 NOTIFY = "/api/v1/notify/imagepush/"
 PUSH_BODY = {"authors": ["alice@example.com"], "commits": [{"id": "6f8a0c1", "message": "m"}]}
-
-
-async def _tokens(sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]:
-    services = Services(sessions=sessions, scheduler=FakeScheduler(), bus=EventBus())
-    system = OpContext(services=services, principal=SYSTEM)
-    tokens = {}
-    for name in ("alice", "root"):
-        await users.add_user(system, name=name, is_admin=name == "root")
-        _, tokens[name] = await users.create_token(system, user=name)
-    return tokens
 
 
 @contextlib.asynccontextmanager
@@ -85,8 +72,9 @@ async def _pushable_hello(client: httpx.AsyncClient, token: str | None) -> None:
 async def test_only_a_global_admin_manages_subscribers(
     database_url: str, data_dir: Path, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    tokens = await _tokens(sessions)
-    async with fake_console(database_url, data_dir, auth=True) as client:
+    settings = tenant_settings(database_url, data_dir)
+    async with serve_tenants(settings, sessions, apps=False) as tenants:
+        client, tokens = tenants.http, tenants.tokens
         body = {"notify_url": "https://example.com/hook"}
         for method in ("GET", "POST", "DELETE"):
             anonymous = await _call(client, method, NOTIFY, None, body)
@@ -127,8 +115,9 @@ async def test_internal_addresses_are_refused(
     url: str,
     reason: str,
 ) -> None:
-    tokens = await _tokens(sessions)
-    async with fake_console(database_url, data_dir, auth=True) as client:
+    settings = tenant_settings(database_url, data_dir)
+    async with serve_tenants(settings, sessions, apps=False) as tenants:
+        client, tokens = tenants.http, tenants.tokens
         response = await _call(client, "POST", NOTIFY, tokens["root"], {"notify_url": url})
         assert response.status_code == 400, response.text
         assert reason in response.json()["msg"]
@@ -139,16 +128,16 @@ async def test_internal_addresses_are_refused(
 async def test_a_subscriber_stored_earlier_is_checked_again_at_send_time(
     database_url: str, data_dir: Path, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    tokens = await _tokens(sessions)
     async with _hook() as (hook_url, received):
         # Stored while auth was off, as LAIN allowed: an internal address.
         async with fake_console(database_url, data_dir) as client:
             await _pushable_hello(client, None)
             body = {"notify_url": f"{hook_url}/hook"}
             assert (await _call(client, "POST", NOTIFY, None, body)).status_code == 200
-        async with fake_console(database_url, data_dir, auth=True) as client:
-            response = await _call(
-                client, "POST", "/api/v1/repos/hello/push/", tokens["root"], PUSH_BODY
+        settings = tenant_settings(database_url, data_dir)
+        async with serve_tenants(settings, sessions, apps=False) as tenants:
+            response = await tenants.rest(
+                "root", "POST", "/api/v1/repos/hello/push/", json=PUSH_BODY
             )
             assert response.status_code == 200, response.text
         # The push answers once every subscriber was dealt with: nothing reached the hook.
@@ -158,12 +147,13 @@ async def test_a_subscriber_stored_earlier_is_checked_again_at_send_time(
 async def test_an_allowed_network_is_sent_to_without_following_redirects(
     database_url: str, data_dir: Path, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    tokens = await _tokens(sessions)
     allowed = (ipaddress.ip_network("127.0.0.0/8"),)
+    settings = tenant_settings(database_url, data_dir, notify_allow_networks=allowed)
     async with (
         _hook() as (hook_url, received),
-        fake_console(database_url, data_dir, auth=True, notify_allow_networks=allowed) as client,
+        serve_tenants(settings, sessions, apps=False) as tenants,
     ):
+        client, tokens = tenants.http, tenants.tokens
         await _pushable_hello(client, tokens["root"])
         for path in ("/redirect", "/hook"):
             body = {"notify_url": f"{hook_url}{path}"}
