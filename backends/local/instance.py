@@ -271,7 +271,9 @@ class InstanceSupervisor:
 
     async def _run(self, handle: ProcessHandle | None) -> None:
         try:
-            while not self._closing:
+            # A process started while a close was on its way is watched once more, which
+            # ends it (or leaves it to a later console) as the close asked.
+            while handle is not None or not self._closing:
                 if handle is None:
                     handle = await self._next_process()
                     continue

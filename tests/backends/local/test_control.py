@@ -162,3 +162,14 @@ async def test_stop_escalates_to_sigkill_after_kill_timeout(
     assert instance.status is InstanceStatus.EXITED
     assert instance.exit_code == 128 + 9  # SIGKILL, after SIGTERM was ignored
     assert elapsed >= 1.0
+
+
+async def test_remove_right_after_apply_ends_the_process_being_started(
+    sched: LocalScheduler, marker: str
+) -> None:
+    # The remove arrives while the first process is still being spawned in a worker thread.
+    job = make_job(marker)
+    await sched.apply(job)
+    await sched.remove(job.job_id)
+    assert not (await sched.state(job.job_id)).exists
+    assert marked_pids(marker) == []
