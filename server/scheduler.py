@@ -19,4 +19,9 @@ def make_scheduler(settings: Settings, environ: Mapping[str, str] = os.environ) 
         return NomadScheduler(NomadSettings.from_environ(environ))
     from backends.local import LocalScheduler
 
-    return LocalScheduler(data_dir=settings.data_dir, stop_on_exit=settings.local_stop_on_exit)
+    return LocalScheduler(
+        data_dir=settings.data_dir,
+        stop_on_exit=settings.local_stop_on_exit,
+        min_healthy_time=settings.min_healthy_time,
+        rollout_timeout=settings.rollout_timeout,
+    )

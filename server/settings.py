@@ -59,6 +59,10 @@ class Settings:
     sso_client_secret: str = ""
     sso_redirect_uri: str = ""
     auth_complete_url: str = ""
+    # Rollouts on the local backend: how long a new instance must stay up (its health check
+    # passed) before it replaces an old one, and how long to wait for that before stopping.
+    min_healthy_time: int = 3
+    rollout_timeout: int = 60
 
     @property
     def default_database_url(self) -> str:
@@ -115,6 +119,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         auth_complete_url=reader.text(
             "AUTH_COMPLETE_URL", f"http://archon.{domain}/authorize/complete"
         ),
+        min_healthy_time=reader.integer("MIN_HEALTHY_TIME", 3, low=0, high=3600),
+        rollout_timeout=reader.integer("ROLLOUT_TIMEOUT", 60, low=1, high=86400),
     )
     _check_sso(settings)
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(

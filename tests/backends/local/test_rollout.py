@@ -191,7 +191,6 @@ async def test_restart_of_all_instances_rolls_in_the_background(
         assert state.rollout is RolloutStatus.NONE
         await wait_for_instances(sched, job.job_id, all_up)
         state = await sched.state(job.job_id)
-        assert {i.instance_id for i in state.instances}.isdisjoint(
-            i.instance_id for i in old
-        ), (old, state)
+        new_pids = {i.instance_id for i in state.instances}
+        assert new_pids.isdisjoint(i.instance_id for i in old)
         assert [i.restarts for i in state.instances] == [1, 1]
