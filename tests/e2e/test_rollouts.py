@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -122,33 +122,45 @@ async def doors(database_url: str, data_dir: Path, engine: object) -> AsyncItera
             await doors.mutate('undeployApp(input: {name: "hello"})')
 
 
-async def _deployed(doors: Doors, *releases: str) -> None:
-    """hello registered with its releases ((version, lain.yaml) pairs) and the first one
-    deployed through REST, its procs healthy."""
+async def _publish(doors: Doors, version: str, text: str) -> None:
+    response = await doors.client.post(
+        "/api/v1/repos/hello/versions/", json={"meta_version": version, "lain_yaml": text}
+    )
+    assert response.status_code == 201, response.text
+
+
+async def _deployed(doors: Doors, version: str, text: str) -> None:
+    """hello registered, the release published and deployed through REST, and healthy."""
     assert not await doors.mutate('registerRepo(input: {name: "hello"})')
-    pairs = list(zip(releases[::2], releases[1::2], strict=True))
-    for version, text in pairs:
-        response = await doors.client.post(
-            "/api/v1/repos/hello/versions/", json={"meta_version": version, "lain_yaml": text}
-        )
-        assert response.status_code == 201, response.text
+    await _publish(doors, version, text)
     response = await doors.client.post("/api/v1/apps/", json={"appname": "hello"})
     assert response.status_code == 202, response.text
-    body = {"meta_version": pairs[0][0]}
-    if len(pairs) > 1:  # POST deploys the newest: move to the first one
-        response = await doors.client.put("/api/v1/apps/hello/", json=body)
-        assert response.status_code == 202, response.text
     await _until_health(doors, "HEALTHY")
 
 
-async def _until_health(doors: Doors, health: str, *, within: float = 30.0) -> dict[str, Any]:
+async def _until_app(
+    doors: Doors, holds: Callable[[dict[str, Any]], bool], *, within: float = 30.0
+) -> dict[str, Any]:
+    """The app (GraphQL) once `holds` is true of it; fails the test after `within` s."""
     deadline = time.monotonic() + within
     while True:
         app = await doors.app()
-        if app["health"] == health:
+        if holds(app):
             return app
-        assert time.monotonic() < deadline, f"app never became {health}: {app}"
+        assert time.monotonic() < deadline, f"the app never got there: {app}"
         await asyncio.sleep(0.1)
+
+
+async def _until_health(doors: Doors, health: str) -> dict[str, Any]:
+    return await _until_app(doors, lambda app: app["health"] == health)
+
+
+async def _until_proc(
+    doors: Doors, proc: str, holds: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    app = await _until_app(doors, lambda app: holds(app["procs"][proc]))
+    found: dict[str, Any] = app["procs"][proc]
+    return found
 
 
 async def _until_rollout(sub: Subscriber, proc: str, rollout: str) -> dict[str, Any]:
@@ -163,7 +175,8 @@ async def _until_rollout(sub: Subscriber, proc: str, rollout: str) -> dict[str, 
 async def test_update_whose_health_check_never_passes_is_answered_at_once_and_stops_truthfully(
     doors: Doors,
 ) -> None:
-    await _deployed(doors, V1, lain_yaml(worker=SLEEPER), V2, lain_yaml(healthcheck="/missing"))
+    await _deployed(doors, V1, lain_yaml(worker=SLEEPER))
+    await _publish(doors, V2, lain_yaml(healthcheck="/missing"))
     before = await doors.app()
     old_web = before["procs"]["web"]["instances"]
     assert before["procs"]["web"]["runningReleases"] == [V1]
@@ -209,8 +222,10 @@ async def test_update_whose_health_check_never_passes_is_answered_at_once_and_st
     assert "the old instances keep running" in web["lastError"]
     assert after["deployError"] == web["lastError"]
     assert after["metaVersion"] == V2  # what the app is meant to run, as LAIN shows it
-    # The worker had nothing wrong with it and finished its own rollout.
-    assert after["procs"]["jobs"]["runningReleases"] == [V2]
+    # The worker had nothing wrong with it and finishes its own rollout.
+    jobs = await _until_proc(doors, "jobs", lambda proc: proc["rollout"] == "NONE")
+    assert jobs["runningReleases"] == [V2]
+    assert jobs["health"] == "HEALTHY"
     # REST reads the same error from the same place.
     rest = await doors.rest_app()
     assert rest["deployerror"] == after["deployError"]
@@ -248,11 +263,7 @@ async def test_resize_below_what_the_app_needs_keeps_the_healthy_instances(doors
 
 async def test_an_app_whose_instances_all_fail_is_failing_never_healthy(doors: Doors) -> None:
     assert not await doors.mutate('registerRepo(input: {name: "hello"})')
-    text = lain_yaml(worker=CRASHER)
-    response = await doors.client.post(
-        "/api/v1/repos/hello/versions/", json={"meta_version": V1, "lain_yaml": text}
-    )
-    assert response.status_code == 201, response.text
+    await _publish(doors, V1, lain_yaml(worker=CRASHER))
     response = await doors.client.post("/api/v1/apps/", json={"appname": "hello"})
     assert response.status_code == 202, response.text
     assert not await doors.mutate('undeployProc(input: {app: "hello", proc: "web"})')
