@@ -67,6 +67,22 @@ async def test_drifted_count_and_spec_are_corrected(
     assert scheduler.jobs["hello.worker.jobs"] == jobs
 
 
+async def test_a_job_rolling_out_is_left_alone_until_its_rollout_ends(
+    ctx: OpContext, scheduler: FakeScheduler
+) -> None:
+    await _deployed(ctx)
+    await scale_proc(ctx, app="hello", proc="web", num_instances=3)
+    scheduler.jobs["hello.web.web"] = scheduler.jobs["hello.web.web"].with_count(1)
+    scheduler.rolling.add("hello.web.web")
+
+    report = await reconcile(_system(ctx))
+
+    assert (report.scaled, report.applied, report.failed) == ([], [], {})
+    assert scheduler.jobs["hello.web.web"].num_instances == 1
+    scheduler.rolling.clear()
+    assert (await reconcile(_system(ctx))).scaled == ["hello.web.web"]
+
+
 async def test_an_interrupted_deploy_is_finished(
     ctx: OpContext, scheduler: FakeScheduler, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
