@@ -194,3 +194,25 @@ async def test_restart_of_all_instances_rolls_in_the_background(
         new_pids = {i.instance_id for i in state.instances}
         assert new_pids.isdisjoint(i.instance_id for i in old)
         assert [i.restarts for i in state.instances] == [1, 1]
+
+
+async def test_leaving_during_a_rollout_leaves_no_incoming_process_and_the_next_resumes(
+    data_dir: Path, marker: str
+) -> None:
+    v1 = web_job(marker, num_instances=2)
+    v2 = replace(v1, meta_version=V2)
+    async with scheduler(data_dir, stop_on_exit=False, min_healthy_time=30.0) as first:
+        await first.apply(v1)
+        old = await wait_for_instances(first, v1.job_id, all_up)
+        await first.apply(v2)
+        # The incoming instance runs beside the old ones while it proves itself.
+        await wait_until(lambda: len(marked_pids(marker)) == 3, what="the incoming process")
+    # The rollout task ended with the scheduler: its incoming process is gone, the old
+    # instances were left running for the next console.
+    assert sorted(marked_pids(marker)) == sorted(pid_of(i) for i in old)
+
+    async with scheduler(data_dir, min_healthy_time=0.3) as second:
+        state = await rolled_out(second, v1.job_id)
+        assert state.rollout is RolloutStatus.NONE
+        assert {i.release for i in state.instances} == {V2}
+        assert not any(is_alive(pid_of(i)) for i in old)
