@@ -294,9 +294,12 @@ class InstanceSupervisor:
 
     async def _run(self, handle: ProcessHandle | None) -> None:
         try:
-            while not self._closing:
+            while True:
                 if handle is None:
+                    if self._closing:
+                        break
                     handle = await self._next_process()
+                    # Closed while it was starting: `_watch` still ends (or leaves) it.
                     continue
                 info = await self._watch(handle)
                 if info is None:  # closing without terminating: leave it to a later console

@@ -20,20 +20,10 @@ import pytest
 
 from server.app import create_app
 from server.settings import load_settings
+from tests.backends.local.helpers import WEB  # 200 on /health, 404 elsewhere, on $PORT
 from tests.live import GraphQLHttp, Subscriber, serve, subscribe
 from tests.releases import V1, V2
 
-# Answers 200 on /health, 404 elsewhere, on $PORT.
-WEB_SERVER = """\
-import http.server, os
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200 if self.path == "/health" else 404)
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-"""
 # Needs 100 MB before it can work: under a smaller memory limit it dies right after exec.
 GREEDY_WORKER = "x = bytearray(100 * 2**20); import time; time.sleep(3600)"
 SLEEPER = "import time; time.sleep(3600)"
@@ -42,7 +32,7 @@ ROLLOUT_TIMEOUT = 4  # seconds the console waits for a new instance to be ready
 
 
 def lain_yaml(*, healthcheck: str = "/health", worker: str = GREEDY_WORKER) -> str:
-    web = "\n".join("      " + line for line in WEB_SERVER.splitlines())
+    web = "\n".join("      " + line for line in WEB.strip().splitlines())
     return f"""\
 appname: hello
 web:
