@@ -227,10 +227,15 @@ class InstanceSupervisor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         settle = max(self._ctx.min_healthy_time, float(self.job.setup_time))
-        if not await self._wait_for(lambda: self._is_up() or self._down(), within):
+
+        def failed() -> bool:
+            # Only a failure from now on: a restarted slot may still show its last crash.
+            return self._status is InstanceStatus.FAILED and self.error_at >= deadline - within
+
+        if not await self._wait_for(lambda: self._is_up() or failed(), within):
             return self._not_ready(within)
-        if self._down():
-            return f"failed ({self._last_error or self._status})"
+        if failed():
+            return f"failed ({self._last_error})"
         generation = self._generation
 
         def fell() -> bool:
@@ -244,9 +249,6 @@ class InstanceSupervisor:
             if loop.time() < self._spawned_at + settle:
                 return self._not_ready(within)
         return None
-
-    def _down(self) -> bool:
-        return self._status not in (InstanceStatus.PENDING, InstanceStatus.RUNNING)
 
     def _not_ready(self, within: float) -> str:
         why = self.probe_failure or self._last_error or "never started"
@@ -381,8 +383,6 @@ class InstanceSupervisor:
     async def _spawn(self) -> ProcessHandle | None:
         job, store = self.job, self._ctx.store
         self._generation += 1
-        # Starting: whatever ended the last process no longer describes this one.
-        self._status = InstanceStatus.PENDING
         self._token = secrets.token_hex(6)
         env = launch.instance_env(job, self.number, port=self._port, path=self._ctx.path)
         self._env = tuple(f"{key}={value}" for key, value in env)

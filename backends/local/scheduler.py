@@ -441,13 +441,12 @@ class LocalScheduler:
         for position, number in enumerate(numbers):
             supervisor = entry.slots[number]
             await supervisor.restart()
-            if position == len(numbers) - 1:
-                return
             reason = await supervisor.wait_ready(self._ready_timeout(entry.job))
             if reason is not None:
+                rest = numbers[position + 1 :]
+                untouched = f"; instances {', '.join(map(str, rest))} were not restarted"
                 entry.note_error(
-                    f"restart stopped at instance {number}: it {reason}; "
-                    "the instances after it were not restarted"
+                    f"restart stopped at instance {number}: it {reason}{untouched if rest else ''}"
                 )
                 return
 
