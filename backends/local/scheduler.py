@@ -445,8 +445,9 @@ class LocalScheduler:
             if reason is not None:
                 rest = numbers[position + 1 :]
                 untouched = f"; instances {', '.join(map(str, rest))} were not restarted"
-                entry.note_error(
-                    f"restart stopped at instance {number}: it {reason}{untouched if rest else ''}"
+                self._rollout_stopped(
+                    entry,
+                    f"restart stopped at instance {number}: it {reason}{untouched if rest else ''}",
                 )
                 return
 
@@ -470,15 +471,20 @@ class LocalScheduler:
             if reason is not None:
                 await new.close(terminate=True)
                 old.republish()
-                entry.note_error(
+                self._rollout_stopped(
+                    entry,
                     f"rolling update stopped at instance {number}: the new one {reason}; "
-                    "the old instances keep running"
+                    "the old instances keep running",
                 )
                 return
             entry.slots[number] = new
             await self._retire(old)
             # The old process's exit was the last word on this slot; the new one is current.
             new.republish()
+
+    def _rollout_stopped(self, entry: JobEntry, error: str) -> None:
+        _log.warning("%s: %s", entry.job.job_id, error)
+        entry.note_error(error)
 
     async def _retire(self, supervisor: InstanceSupervisor) -> None:
         # Kept in `_retiring` until gone, so that leaving the context waits for it too.

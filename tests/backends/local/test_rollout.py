@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -104,13 +105,17 @@ async def _stopped_rollout(data_dir: Path, v1: ProcJob, new: ProcJob, **options:
 
 
 async def test_rolling_update_stops_when_new_instance_never_gets_healthy(
-    data_dir: Path, marker: str
+    data_dir: Path, marker: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     v1 = web_job(marker, num_instances=2)
     broken = replace(v1, healthcheck="/missing")  # answers 404
-    state = await _stopped_rollout(data_dir, v1, broken, rollout_timeout=1.0)
+    with caplog.at_level(logging.WARNING, logger="backends.local.scheduler"):
+        state = await _stopped_rollout(data_dir, v1, broken, rollout_timeout=1.0)
     assert "rolling update stopped at instance 1" in state.last_error
     assert "GET /missing: HTTP 404" in state.last_error
+    # The operator's log says it once, on one line, naming the job.
+    [record] = [r for r in caplog.records if r.name == "backends.local.scheduler"]
+    assert record.getMessage() == f"{v1.job_id}: {state.last_error}"
 
 
 async def test_apply_answers_before_the_rollout_and_keeps_old_instances_meanwhile(
