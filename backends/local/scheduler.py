@@ -394,6 +394,8 @@ class LocalScheduler:
                 self._add_slot(entry, number)
             self._publish_proc(entry)
             return
+        if job.spec_hash() != entry.job.spec_hash():
+            entry.error = ""  # another spec: what the last one's rollout said is history
         entry.job = job
         entry.stopped.intersection_update(range(1, job.num_instances + 1))
         await self._save(entry)

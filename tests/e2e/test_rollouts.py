@@ -224,6 +224,20 @@ async def test_update_whose_health_check_never_passes_is_answered_at_once_and_st
     assert rest["procs"]["web"]["lasterror"] == web["lastError"]
     assert [pod["status"] for pod in rest["procs"]["web"]["pods"]] == ["True", "True"]
 
+    # Going back to the release that runs is an update like any other: answered at once,
+    # and the app is healthy again once the worker has rolled back too.
+    started = time.monotonic()
+    errors = await doors.mutate(f'updateApp(input: {{name: "hello", metaVersion: "{V1}"}})')
+    assert errors == []
+    assert time.monotonic() - started < 2.0
+    app = await _until_health(doors, "HEALTHY")
+    assert app["deployError"] == ""
+    assert {name: proc["runningReleases"] for name, proc in app["procs"].items()} == {
+        "web": [V1],
+        "jobs": [V1],
+    }
+    assert app["procs"]["web"]["instances"] == old_web  # never touched
+
 
 async def test_resize_below_what_the_app_needs_keeps_the_healthy_instances(doors: Doors) -> None:
     await _deployed(doors, V1, lain_yaml())
