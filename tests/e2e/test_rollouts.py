@@ -56,7 +56,7 @@ APP = """{ app(name: "hello") {
   metaVersion status health deployError
   procs {
     name metaVersion health rollout lastError runningReleases
-    instances { number status release }
+    instances { number status release restarts }
   }
 } }"""
 
@@ -281,3 +281,25 @@ async def test_an_app_whose_instances_all_fail_is_failing_never_healthy(doors: D
     assert {i["status"] for i in jobs["instances"]} <= {"FAILED", "PENDING"}
     assert app["procs"]["web"]["health"] == "STOPPED"
     assert "code 3" in jobs["lastError"]
+
+
+async def test_restarting_every_instance_answers_at_once_and_rolls_one_at_a_time(
+    doors: Doors,
+) -> None:
+    await _deployed(doors, V1, lain_yaml(worker=SLEEPER))
+    before = {i["number"]: i for i in (await doors.app())["procs"]["web"]["instances"]}
+
+    started = time.monotonic()
+    assert await doors.mutate('restartProc(input: {app: "hello", proc: "web"})') == []
+    assert time.monotonic() - started < 2.0
+    web = (await doors.app())["procs"]["web"]
+    assert (web["rollout"], web["health"]) == ("RUNNING", "ROLLING")
+    [conflict] = await doors.mutate('restartProc(input: {app: "hello", proc: "web"})')
+    assert conflict["code"] == "CONFLICT"
+
+    app = await _until_app(
+        doors, lambda app: app["procs"]["web"]["rollout"] == "NONE" and app["health"] == "HEALTHY"
+    )
+    after = {i["number"]: i for i in app["procs"]["web"]["instances"]}
+    assert [after[n]["restarts"] - before[n]["restarts"] for n in (1, 2)] == [1, 1]
+    assert app["procs"]["web"]["lastError"] == ""
