@@ -210,14 +210,6 @@ async def _deployed(session: AsyncSession, app: str) -> App:
     return row
 
 
-async def _job_ids(ctx: OpContext, app: str, proc: str) -> list[str]:
-    """The job the proc runs as, if it is deployed (the checks that follow say if not)."""
-    async with ctx.sessions() as session:
-        row = await queries.app_by_name(session, app)
-        procs = await queries.procs_of(session, row.id) if row is not None else []
-    return [f"{app}.{p.proc_type}.{p.name}" for p in procs if p.name == proc and p.deployed]
-
-
 async def _views(
     ctx: OpContext, session: AsyncSession, app: App, procs: Sequence[Proc]
 ) -> list[ProcView]:
@@ -262,8 +254,6 @@ async def _operate(
     await access.check_app(ctx, app)
     await ensure_available(ctx)
     with ctx.services.guard.proc(app, proc, operation.lower()):
-        if operation != "UNDEPLOY_PROC":  # undeploying stops a rollout instead
-            refuse_while_rolling(ctx, await _job_ids(ctx, app, proc), f"proc {proc}")
         async with ctx.sessions.begin() as session:
             app_row = await _deployed(session, app)
             if app_row.status is AppStatus.DEPLOYING:
@@ -276,6 +266,8 @@ async def _operate(
                 )
             if require_deployed and not row.deployed:
                 raise NotFound(f"proc {proc} of app {app} is not deployed", field="proc")
+            if operation != "UNDEPLOY_PROC":  # undeploying stops a rollout instead
+                refuse_while_rolling(ctx, [current.job_id], f"proc {proc}")
             message = await change(row, current)
             await session.flush()
             _, view = await _proc(ctx, session, app_row, proc)
