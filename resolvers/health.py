@@ -10,9 +10,10 @@ A proc's health, the first rule that applies:
 | STOPPED  | not deployed, 0 instances wanted, or every instance stopped on request        |
 | ROLLING  | a rollout (rolling update or restart) is replacing instances now              |
 | FAILING  | no instance serves, and one has failed (or the scheduler has no such job)      |
-| ROLLING  | no instance serves yet, and the others are still starting                     |
-| DEGRADED | fewer instances serve than wanted, the last rollout stopped, an instance runs |
-|          | another release than the proc's, or the last operation on the proc failed    |
+| ROLLING  | no instance serves yet, and none has failed: they are starting                |
+| DEGRADED | an instance failed, the last rollout stopped, an instance runs another        |
+|          | release than the proc's, or the last operation on the proc failed            |
+| ROLLING  | fewer instances serve than wanted, the others starting or not placed yet      |
 | HEALTHY  | every wanted instance serves the proc's release                               |
 
 An instance serves when it runs and its health check (if any) passes; a oneshot that
@@ -110,18 +111,14 @@ def proc_health(view: ProcView, state: ProcState | None) -> Health | None:
     if state.instances and not active:
         return Health.STOPPED
     serving = [i for i in active if _serves(i)]
+    failed = [i for i in active if not _serves(i) and not _starting(i)]
     if not serving:
-        if active and all(_starting(i) for i in active):
-            return Health.ROLLING
-        return Health.FAILING
+        return Health.FAILING if failed else Health.ROLLING
     others = [release for release in running_releases(state) if release != view.meta_version]
-    if (
-        len(serving) < max(view.num_instances, len(active))
-        or state.rollout is RolloutStatus.STOPPED
-        or others
-        or view.last_error
-    ):
+    if failed or state.rollout is RolloutStatus.STOPPED or others or view.last_error:
         return Health.DEGRADED
+    if len(serving) < view.num_instances:
+        return Health.ROLLING  # the rest are starting or not placed yet
     return Health.HEALTHY
 
 

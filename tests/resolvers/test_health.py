@@ -125,7 +125,14 @@ PROC_CASES = [
         _state(_instance(1), _instance(2, InstanceStatus.FAILED)),
         Health.DEGRADED,
     ),
-    ("fewer than wanted", WEB, _state(_instance(1)), Health.DEGRADED),
+    ("fewer than wanted, none failed", WEB, _state(_instance(1)), Health.ROLLING),
+    (
+        "one serving, one starting",
+        WEB,
+        _state(_instance(1), _instance(2, InstanceStatus.PENDING, healthy=False)),
+        Health.ROLLING,
+    ),
+    ("nothing placed yet", WEB, _state(), Health.ROLLING),
     (
         "last rollout stopped",
         WEB,
