@@ -18,7 +18,12 @@ class Scheduler(Protocol):
     """
 
     async def apply(self, job: ProcJob) -> None:
-        """Create the job or bring it to `job` (idempotent); count, cpu and memory included."""
+        """Create the job or bring it to `job` (idempotent); count, cpu and memory included.
+
+        Returns once the scheduler holds the desired state: replacing running instances
+        (a rollout) goes on in the background, reported as `ProcState.rollout`. While one
+        runs, other changes may be refused with SchedulerConflict.
+        """
         ...
 
     async def scale(self, job_id: str, num_instances: int) -> None:
@@ -26,7 +31,7 @@ class Scheduler(Protocol):
         ...
 
     async def resize(self, job_id: str, *, cpu: int, memory_bytes: int) -> None:
-        """Change the resources of every instance (a rolling replacement)."""
+        """Change the resources of every instance (a rollout, in the background as `apply`)."""
         ...
 
     async def remove(self, job_id: str) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "InstanceStatus",
     "ProcJob",
     "ProcState",
+    "RolloutStatus",
     "SchedulerEvent",
     "split_job_id",
 ]
@@ -37,6 +38,14 @@ class InstanceAction(StrEnum):
     START = "start"
     STOP = "stop"
     RESTART = "restart"
+
+
+class RolloutStatus(StrEnum):
+    """Where the replacement of a proc's instances by its current spec stands."""
+
+    NONE = "none"  # every instance runs the current spec, or none is being replaced
+    RUNNING = "running"  # instances are being replaced (or restarted) one at a time
+    STOPPED = "stopped"  # the last rollout stopped: a new instance was not ready
 
 
 class EventKind(StrEnum):
@@ -119,6 +128,7 @@ class InstanceState:
     last_error: str = ""
     exit_code: int | None = None
     env: tuple[str, ...] = ()  # "K=V" as the instance really got it
+    release: str = ""  # the meta version the instance was started with; "" when unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +145,7 @@ class ProcState:
     spec_hash: str = ""
     instances: tuple[InstanceState, ...] = ()
     last_error: str = ""
+    rollout: RolloutStatus = RolloutStatus.NONE
 
     @classmethod
     def missing(cls, job_id: str) -> ProcState:

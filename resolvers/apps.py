@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backends.errors import SchedulerError
 from backends.types import ProcJob
 from resolvers import access, audit, dependencies
-from resolvers.backend import ensure_available, translate
+from resolvers.backend import ensure_available, refuse_while_rolling, translate
 from resolvers.context import OpContext
 from resolvers.errors import (
     BackendUnavailable,
@@ -208,6 +208,11 @@ async def _deploy(ctx: OpContext, name: str, meta_version: str | None, *, update
     """Deploy or update an app with what it uses: its resource instances first."""
     async with ctx.sessions() as session:
         app = await (_deployed_app(session, name) if update else require_app(session, name))
+        running = [
+            f"{name}.{p.proc_type}.{p.name}"
+            for p in await queries.procs_of(session, app.id)
+            if p.deployed and p.proc_type != "portal"
+        ]
         release = await _choose_release(session, app, meta_version)
         deps = await dependencies.resolve(
             session,
@@ -216,6 +221,7 @@ async def _deploy(ctx: OpContext, name: str, meta_version: str | None, *, update
             registry=ctx.services.registry,
             domains=ctx.services.domains,
         )
+    refuse_while_rolling(ctx, running, f"app {name}")
     created: list[str] = []
     try:
         for instance in deps.instances:

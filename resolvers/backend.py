@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from backends.errors import (
     JobNotFound,
@@ -12,10 +12,11 @@ from backends.errors import (
     SchedulerRejected,
     SchedulerUnavailable,
 )
+from backends.types import RolloutStatus
 from resolvers.context import OpContext
 from resolvers.errors import BackendUnavailable, Conflict, DomainError, InvalidInput, NotFound
 
-__all__ = ["ensure_available", "scheduler_errors", "translate"]
+__all__ = ["ensure_available", "refuse_while_rolling", "scheduler_errors", "translate"]
 
 
 async def ensure_available(ctx: OpContext) -> None:
@@ -27,6 +28,25 @@ async def ensure_available(ctx: OpContext) -> None:
     health = await ctx.scheduler.health()
     if not health.ok:
         raise BackendUnavailable(f"the scheduler is unavailable: {health.detail}")
+
+
+def refuse_while_rolling(ctx: OpContext, job_ids: Sequence[str], what: str) -> None:
+    """Refuse an operation, before anything is stored, while one of the jobs rolls out:
+    the rollout runs in the background and must not be overtaken half-way. Reads what the
+    scheduler's events said, not the scheduler.
+
+    Raises:
+        Conflict
+    """
+    rolling = []
+    for job_id in job_ids:
+        state = ctx.services.bus.proc_state(job_id)
+        if state is not None and state.rollout is RolloutStatus.RUNNING:
+            rolling.append(job_id)
+    if rolling:
+        raise Conflict(
+            f"{what} is busy with a rollout of {', '.join(rolling)}; try again when it has finished"
+        )
 
 
 def translate(exc: SchedulerError) -> DomainError:

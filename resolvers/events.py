@@ -69,6 +69,10 @@ class EventBus:
     def close(self) -> None:
         self._log.close()
 
+    def proc_state(self, job_id: str) -> ProcState | None:
+        """The proc's state as the scheduler's events last told it; None if they never did."""
+        return self._states.get(job_id)
+
     def publish_app(self, view: AppView) -> AppEvent:
         return self._log.append(
             lambda cursor: AppEvent(cursor, AppEventKind.APP, view.name, app_view=view)

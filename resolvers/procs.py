@@ -9,7 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backends.errors import JobNotFound, SchedulerError
 from backends.types import InstanceAction
 from resolvers import access, audit
-from resolvers.backend import ensure_available, scheduler_errors, translate
+from resolvers.backend import (
+    ensure_available,
+    refuse_while_rolling,
+    scheduler_errors,
+    translate,
+)
 from resolvers.context import OpContext
 from resolvers.errors import Conflict, InvalidInput, NotFound
 from resolvers.jobs import build_job
@@ -261,6 +266,8 @@ async def _operate(
                 )
             if require_deployed and not row.deployed:
                 raise NotFound(f"proc {proc} of app {app} is not deployed", field="proc")
+            if operation != "UNDEPLOY_PROC":  # undeploying stops a rollout instead
+                refuse_while_rolling(ctx, [current.job_id], f"proc {proc}")
             message = await change(row, current)
             await session.flush()
             _, view = await _proc(ctx, session, app_row, proc)

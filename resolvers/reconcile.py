@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.errors import SchedulerError
-from backends.types import ProcJob, ProcState
+from backends.types import ProcJob, ProcState, RolloutStatus
 from resolvers import audit, dependencies
 from resolvers.context import OpContext
 from resolvers.errors import Conflict
@@ -85,6 +85,8 @@ async def _converge(
     done: list[str] = []
     for job in jobs:
         state = states.get(job.job_id, ProcState.missing(job.job_id))
+        if state.rollout is RolloutStatus.RUNNING:
+            continue  # on its way to the desired state: overtaking it would fight it
         try:
             if not state.exists or state.spec_hash != job.spec_hash():
                 await ctx.scheduler.apply(job)

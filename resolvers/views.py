@@ -11,7 +11,13 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Generic, TypeVar
 
-from backends.types import InstanceAction, InstanceState, InstanceStatus, ProcState
+from backends.types import (
+    InstanceAction,
+    InstanceState,
+    InstanceStatus,
+    ProcState,
+    RolloutStatus,
+)
 from spec import AppType, LainConfig, LainYamlError, ProcSpec, ProcType, parse_lain_yaml
 from store.models import AppStatus
 
@@ -28,6 +34,7 @@ __all__ = [
     "ProcView",
     "ReleaseView",
     "RepoView",
+    "RolloutStatus",
     "parse_release_config",
 ]
 

@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from resolvers import health
 from resolvers.audit import AuditView
 from resolvers.catalog import RepoDetails
 from resolvers.history import InstanceHistoryView
@@ -143,10 +144,7 @@ def app_object(
     app = overview.app
     procs = [p for p in overview.procs if p.view.type is not ProcType.PORTAL]
     rendered_procs = [proc_object(p) for p in procs]
-    deploy_error = app.last_error
-    if not deploy_error and procs and procs[-1].state is not None:
-        # LAIN fell back to the error of the last pod group it looked at.
-        deploy_error = procs[-1].state.last_error
+    deploy_error = health.deploy_error(app, [(p.view, p.state) for p in procs])
     own_portals = [
         portal_object(p, client=client)
         for p in overview.procs
@@ -239,7 +237,7 @@ def proc_object(proc: ProcOverview, *, with_status: bool = True) -> dict[str, An
             _pod_object(view.job_id, i, spec.port.number if spec.port else 0)
             for i in state.instances
         ]
-        last_error = state.last_error or view.last_error
+        last_error = health.proc_error(view, state)
     else:
         image = view.image
         instances = (

@@ -9,6 +9,7 @@ from datetime import datetime
 import strawberry
 from strawberry import Private
 
+from resolvers import health as readmodel
 from resolvers import maintainers, usage
 from resolvers.audit import AuditView, list_audit
 from resolvers.maintainers import MaintainerView
@@ -24,6 +25,7 @@ from resolvers.views import (
     ProcView,
     ReleaseView,
     RepoView,
+    RolloutStatus,
 )
 from schema.connections import Connection, connection
 from schema.errors import CodedError, raise_as_graphql
@@ -34,6 +36,7 @@ __all__ = [
     "AppStatus",
     "AppType",
     "AuditEntry",
+    "Health",
     "Instance",
     "InstanceStatus",
     "Maintainer",
@@ -54,6 +57,27 @@ strawberry.enum(AppType, name="AppType")
 strawberry.enum(AppStatus, name="AppStatus")
 strawberry.enum(ProcType, name="ProcType")
 strawberry.enum(InstanceStatus, name="InstanceStatus")
+strawberry.enum(
+    RolloutStatus,
+    name="RolloutStatus",
+    description="Where the replacement of a proc's instances by its current spec stands.",
+)
+Health = strawberry.enum(
+    readmodel.Health,
+    name="Health",
+    description=(
+        "A roll-up of running state a frontend can show as is. A proc is STOPPED when not "
+        "deployed, scaled to 0 or every instance is stopped on request; ROLLING while a "
+        "rollout replaces or restarts its instances, or while its first instances start; "
+        "FAILING when no instance serves and one has failed; DEGRADED when an instance "
+        "failed, the last rollout stopped, an instance runs another release or the last "
+        "operation failed; ROLLING while fewer instances serve than wanted and the others "
+        "start; else HEALTHY. An app is STOPPED when every proc is, "
+        "ROLLING while a deploy is applied, FAILING when every running proc fails, DEGRADED "
+        "when some proc fails, ROLLING when some proc rolls, DEGRADED when some proc is "
+        "degraded or its last operation failed, else HEALTHY."
+    ),
+)
 MaintainerRole = strawberry.enum(maintainers.MaintainerRole, name="MaintainerRole")
 
 
@@ -92,6 +116,9 @@ class Instance:
     restarts: int
     last_error: str
     exit_code: int | None
+    release: str = strawberry.field(
+        description="The meta version the instance was started with; empty when unknown."
+    )
 
     @classmethod
     def from_state(cls, state: InstanceState) -> Instance:
@@ -106,6 +133,7 @@ class Instance:
             restarts=state.restarts,
             last_error=state.last_error,
             exit_code=state.exit_code,
+            release=state.release,
         )
 
 
@@ -177,7 +205,8 @@ class Proc(Node):
     cmd: list[str] | None
     healthcheck: str
     deployed: bool
-    last_error: str
+    meta_version: str = strawberry.field(description="The release the proc is meant to run.")
+    view: Private[ProcView]
     job_id: Private[str]
     # Set when the running state arrived with the object (subscription events).
     known_state: Private[ProcState | None] = None
@@ -198,20 +227,58 @@ class Proc(Node):
             cmd=list(spec.cmd) if spec.cmd is not None else None,
             healthcheck=spec.healthcheck,
             deployed=view.deployed,
-            last_error=view.last_error,
+            meta_version=view.meta_version,
+            view=view,
             job_id=view.job_id,
             known_state=state,
         )
 
     @strawberry.field(description="Running instances as the scheduler reports them.")
     async def instances(self, info: strawberry.Info) -> list[Instance]:
-        if not self.deployed:
-            return []
-        state = self.known_state
-        if state is None:
-            with raise_as_graphql():
-                state = await info.context.loaders.state.load(self.job_id)
-        return [Instance.from_state(instance) for instance in state.instances]
+        state = await self._state(info)
+        return [Instance.from_state(instance) for instance in state.instances] if state else []
+
+    @strawberry.field(
+        description=(
+            "Why the proc is not as it should be: the scheduler's error (a rollout that "
+            "stopped, the instance that failed last), else the last operation's. The same "
+            "text REST shows as `lasterror`."
+        )
+    )
+    async def last_error(self, info: strawberry.Info) -> str:
+        try:
+            state = await self._state(info)
+        except CodedError:
+            state = None  # the scheduler is away: what the last operation recorded
+        return readmodel.proc_error(self.view, state)
+
+    @strawberry.field(
+        description="The releases the live instances run, oldest first; more than one while "
+        "a rollout is under way or after one stopped half-way."
+    )
+    async def running_releases(self, info: strawberry.Info) -> list[str]:
+        return readmodel.running_releases(await self._state(info))
+
+    @strawberry.field(
+        description="Whether instances are being replaced, or the last rollout stopped."
+    )
+    async def rollout(self, info: strawberry.Info) -> RolloutStatus:
+        state = await self._state(info)
+        return state.rollout if state is not None else RolloutStatus.NONE
+
+    @strawberry.field(description="The proc's health roll-up (see the `Health` enum).")
+    async def health(self, info: strawberry.Info) -> Health | None:
+        return readmodel.proc_health(self.view, await self._state(info))
+
+    async def _state(self, info: strawberry.Info) -> ProcState | None:
+        """The running state; None when the proc does not run. Raises the scheduler's error."""
+        if not self.deployed or self.type is ProcType.PORTAL:
+            return None
+        if self.known_state is not None:
+            return self.known_state
+        with raise_as_graphql():
+            state: ProcState = await info.context.loaders.state.load(self.job_id)
+        return state
 
 
 @strawberry.type
@@ -300,9 +367,9 @@ class App(Node):
     apptype: AppType
     meta_version: str | None
     status: AppStatus
-    deploy_error: str
     updated_at: datetime
     created_at: datetime
+    view: Private[AppView]
 
     @classmethod
     def from_view(cls, view: AppView) -> App:
@@ -312,10 +379,37 @@ class App(Node):
             apptype=view.apptype,
             meta_version=view.meta_version,
             status=view.status,
-            deploy_error=view.last_error,
             updated_at=view.updated_at,
             created_at=view.created_at,
+            view=view,
         )
+
+    @strawberry.field(
+        description=(
+            "Why the app is not as it should be: its last operation's error, else the error "
+            "of the last proc that has one. The same text REST shows as `deployerror`."
+        )
+    )
+    async def deploy_error(self, info: strawberry.Info) -> str:
+        try:
+            procs = await self._procs_with_states(info)
+        except CodedError:
+            return self.view.last_error  # the scheduler is away
+        return readmodel.deploy_error(self.view, procs)
+
+    @strawberry.field(description="The app's health roll-up (see the `Health` enum).")
+    async def health(self, info: strawberry.Info) -> Health | None:
+        return readmodel.app_health(self.view, await self._procs_with_states(info))
+
+    async def _procs_with_states(self, info: strawberry.Info) -> list[readmodel.ProcRead]:
+        if self.meta_version is None:
+            return []
+        views = await info.context.loaders.procs.load(self.name)
+        job_ids = readmodel.running_job_ids(self.view, views)
+        with raise_as_graphql():
+            found = await info.context.loaders.state.load_many(job_ids)
+        states: dict[str, ProcState] = dict(zip(job_ids, found, strict=True))
+        return [(view, states.get(view.job_id)) for view in views]
 
     @strawberry.field(description="The deployed release.")
     async def release(self, info: strawberry.Info) -> Release | None:

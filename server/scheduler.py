@@ -53,4 +53,6 @@ def make_scheduler(settings: Settings, environ: Mapping[str, str] = os.environ) 
         data_dir=settings.data_dir,
         stop_on_exit=settings.local_stop_on_exit,
         app_uids=settings.local_app_uids,
+        min_healthy_time=settings.min_healthy_time,
+        rollout_timeout=settings.rollout_timeout,
     )

@@ -68,6 +68,10 @@ class Settings:
     notify_allow_networks: tuple[Network, ...] = ()
     max_connections: int = 1000
     header_timeout: int = 10
+    # Rollouts on the local backend: how long a new instance must stay up (its health check
+    # passed) before it replaces an old one, and how long to wait for that before stopping.
+    min_healthy_time: int = 3
+    rollout_timeout: int = 60
 
     @property
     def default_database_url(self) -> str:
@@ -129,6 +133,8 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         notify_allow_networks=reader.networks("NOTIFY_ALLOW_NETWORKS"),
         max_connections=reader.integer("MAX_CONNECTIONS", 1000, low=10, high=1_000_000),
         header_timeout=reader.integer("HEADER_TIMEOUT", 10, low=1, high=3600),
+        min_healthy_time=reader.integer("MIN_HEALTHY_TIME", 3, low=0, high=3600),
+        rollout_timeout=reader.integer("ROLLOUT_TIMEOUT", 60, low=1, high=86400),
     )
     _check_sso(settings)
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(

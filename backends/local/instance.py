@@ -70,6 +70,7 @@ class SupervisorContext:
     backoff_max: float
     backoff_reset: float  # a process that ran this long starts the backoff over
     health_interval: float
+    min_healthy_time: float  # how long a new process must stay up before it counts as ready
     enforce_memory: bool  # apply memory_bytes as RLIMIT_AS
     clock: Callable[[], datetime]
 
@@ -125,6 +126,7 @@ class InstanceSupervisor:
         self._last_error = last_error
         self._exit_code: int | None = None
         self._env: tuple[str, ...] = ()
+        self._release = ""  # the meta version the current process was started with
         self.spec_hash = job.spec_hash()
         self.error_at = 0.0  # loop time of the last error, to pick the proc's last_error
         self._spawned_at = 0.0
@@ -143,6 +145,7 @@ class InstanceSupervisor:
         else:
             self._port = ctx.ports.allocate() if job.port is not None else None
         if finished is not None:
+            self._release = job.meta_version if finished.spec_hash == job.spec_hash() else ""
             self._status = finished.status
             self._exit_code = finished.exit_code
             self._started_at = finished.started_at
@@ -184,6 +187,7 @@ class InstanceSupervisor:
             last_error=self._last_error,
             exit_code=self._exit_code,
             env=self._env,
+            release=self._release,
         )
 
     def republish(self) -> None:
@@ -214,20 +218,42 @@ class InstanceSupervisor:
         self._poke.set()
         await self._wait_for(lambda: self._generation > generation)
 
-    async def wait_ready(self, within: float) -> bool:
-        """Wait until running and healthy (or, without a check, running for setup_time)."""
+    async def wait_ready(self, within: float) -> str | None:
+        """Wait until the process may replace another; None when it may, else why not.
+
+        Ready means running, its health check (if any) passed, and up without a break for
+        the minimum healthy time (or the job's setup_time, if longer): a process that execs
+        and then crashes is not ready. Gives up at once when the process fails.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while await self._wait_for(self._is_up, deadline - loop.time()):
-            if self._check is not None:
-                return True
-            settle = self._spawned_at + self.job.setup_time - loop.time()
-            if settle <= 0:
-                return True
-            if loop.time() + settle > deadline:
-                return False
-            await asyncio.sleep(settle)
-        return False
+        settle = max(self._ctx.min_healthy_time, float(self.job.setup_time))
+
+        def failed() -> bool:
+            # Only a failure from now on: a restarted slot may still show its last crash.
+            return self._status is InstanceStatus.FAILED and self.error_at >= deadline - within
+
+        if not await self._wait_for(lambda: self._is_up() or failed(), within):
+            return self._not_ready(within)
+        if failed():
+            return f"failed ({self._last_error})"
+        generation = self._generation
+
+        def fell() -> bool:
+            return self._generation != generation or not self._is_up()
+
+        remaining = self._spawned_at + settle - loop.time()
+        if remaining > 0:
+            if await self._wait_for(fell, min(remaining, deadline - loop.time())):
+                why = self._last_error or self.probe_failure or str(self._status)
+                return f"did not stay up for {settle:g}s ({why})"
+            if loop.time() < self._spawned_at + settle:
+                return self._not_ready(within)
+        return None
+
+    def _not_ready(self, within: float) -> str:
+        why = self.probe_failure or self._last_error or "never started"
+        return f"was not ready within {within:g}s ({why})"
 
     async def close(self, *, terminate: bool) -> None:
         """End supervision; with `terminate` stop the process, else leave it running."""
@@ -271,11 +297,12 @@ class InstanceSupervisor:
 
     async def _run(self, handle: ProcessHandle | None) -> None:
         try:
-            # A process started while a close was on its way is watched once more, which
-            # ends it (or leaves it to a later console) as the close asked.
-            while handle is not None or not self._closing:
+            while True:
                 if handle is None:
+                    if self._closing:
+                        break
                     handle = await self._next_process()
+                    # Closed while it was starting: `_watch` still ends (or leaves) it.
                     continue
                 info = await self._watch(handle)
                 if info is None:  # closing without terminating: leave it to a later console
@@ -304,6 +331,7 @@ class InstanceSupervisor:
         self._pid = record.pid
         self._started_at = record.started_at
         self._env = record.env
+        self._release = record.release or _release_in(record.env)
         self._status = InstanceStatus.PENDING if self._check else InstanceStatus.RUNNING
         # The process has run for an unknown time; count its age from now.
         self._spawned_at = asyncio.get_running_loop().time()
@@ -360,6 +388,7 @@ class InstanceSupervisor:
         env = launch.instance_env(job, self.number, port=self._port, path=self._ctx.path)
         self._env = tuple(f"{key}={value}" for key, value in env)
         self._started_at = self._ctx.clock()
+        self._release = job.meta_version
         self._exit_code = None
         self._healthy = None if self._check is None else False
         self.spec_hash = job.spec_hash()
@@ -372,6 +401,7 @@ class InstanceSupervisor:
             started_at=self._started_at,
             restarts=self._restarts,
             env=self._env,
+            release=self._release,
         )
         # Recorded before the spawn, so that a console dying meanwhile cannot lose it.
         await self._store(functools.partial(store.save_process, record))
@@ -539,3 +569,9 @@ class InstanceSupervisor:
             await self._ctx.blocking(action)
         except OSError as exc:
             _log.error("%s#%d: cannot update process record: %s", self.job.job_id, self.number, exc)
+
+
+def _release_in(env: tuple[str, ...]) -> str:
+    # Records written before they held the release: the variable every job is given says it.
+    prefix = "LAIN_APP_RELEASE_VERSION="
+    return next((item[len(prefix) :] for item in env if item.startswith(prefix)), "")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from backends.local.instance import InstanceSupervisor
 from backends.local.store import JobFile
-from backends.types import ProcJob, ProcState
+from backends.types import ProcJob, ProcState, RolloutStatus
 
 __all__ = ["JobEntry"]
 
@@ -26,6 +26,8 @@ class JobEntry:
     error: str = ""  # the last job-level error (a rolling update that stopped)
     error_at: float = 0.0
     removed: bool = False  # its job file is gone; nothing may write it again
+    # The background task replacing or restarting instances one at a time, while it runs.
+    rollout: asyncio.Task[None] | None = None
     # Saves run in worker threads; one at a time, so the newest content is written last.
     save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -33,6 +35,15 @@ class JobEntry:
         """Instance numbers whose process runs another spec than the job's, ascending."""
         spec_hash = self.job.spec_hash()
         return [n for n, sup in sorted(self.slots.items()) if sup.spec_hash != spec_hash]
+
+    @property
+    def rolling(self) -> bool:
+        return self.rollout is not None and not self.rollout.done()
+
+    def rollout_status(self) -> RolloutStatus:
+        if self.rolling:
+            return RolloutStatus.RUNNING
+        return RolloutStatus.STOPPED if self.stale() else RolloutStatus.NONE
 
     def note_error(self, error: str) -> None:
         self.error = error
@@ -68,4 +79,5 @@ class JobEntry:
             spec_hash=job.spec_hash(),
             instances=instances,
             last_error=last_error,
+            rollout=self.rollout_status(),
         )

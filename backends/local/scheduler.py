@@ -27,7 +27,12 @@ from typing import Any
 
 import httpx
 
-from backends.errors import JobNotFound, SchedulerRejected, SchedulerUnavailable
+from backends.errors import (
+    JobNotFound,
+    SchedulerConflict,
+    SchedulerRejected,
+    SchedulerUnavailable,
+)
 from backends.feed import EventFeed
 from backends.local import launch
 from backends.local.instance import InstanceSupervisor, SupervisorContext
@@ -72,6 +77,8 @@ class LocalScheduler:
         health_interval: seconds between two health probes of a running instance.
         rollout_timeout: how long a rolling update waits for each new instance to be ready
             (plus the job's setup_time) before it stops and keeps the old instances.
+        min_healthy_time: how long a new instance must stay up (its health check passed,
+            if it has one) before it counts as ready and may replace an old one.
         enforce_memory: apply each job's memory_bytes as RLIMIT_AS (see `process`); turn it
             off where the apps' runtimes cannot live under an address-space limit.
         app_uids: when the console is root, each app runs as a uid of its own from this
@@ -94,6 +101,7 @@ class LocalScheduler:
         backoff_reset: float = 10.0,
         health_interval: float = 1.0,
         rollout_timeout: float = 60.0,
+        min_healthy_time: float = 3.0,
         enforce_memory: bool = True,
         app_uids: range = DEFAULT_APP_UIDS,
         stop_on_exit: bool = False,
@@ -107,6 +115,7 @@ class LocalScheduler:
         self._backoff = (backoff_initial, backoff_max, backoff_reset)
         self._health_interval = health_interval
         self._rollout_timeout = rollout_timeout
+        self._min_healthy_time = min_healthy_time
         self._enforce_memory = enforce_memory
         self._stop_on_exit = stop_on_exit
         self._clock = clock or functools.partial(datetime.now, UTC)
@@ -158,6 +167,7 @@ class LocalScheduler:
             backoff_max=maximum,
             backoff_reset=reset,
             health_interval=self._health_interval,
+            min_healthy_time=self._min_healthy_time,
             enforce_memory=self._enforce_memory,
             clock=self._clock,
         )
@@ -224,12 +234,13 @@ class LocalScheduler:
             self._publish_proc(entry)
             if entry.stale():
                 # A rolling update was interrupted by the restart: finish it.
-                self._spawn_task(self._locked_rollout(job.job_id))
+                self._start_rollout(entry, self._rollout)
 
-    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _require_open(self) -> None:
         if self._state is not _State.OPENED:
@@ -238,18 +249,25 @@ class LocalScheduler:
     # The Scheduler protocol.
 
     async def apply(self, job: ProcJob) -> None:
-        """Create the job or bring it to `job`; returns once a rolling update is done.
+        """Create the job or bring it to `job`; returns once the desired state is stored.
 
-        Instances whose spec differs from `job` are replaced one at a time: the new process
-        is started, the old one stopped once the new one is ready. If a new instance is not
-        ready within `rollout_timeout`, the update stops there, the old instances keep
-        running and the proc's last_error says so; applying the job again resumes it.
+        Instances whose spec differs from `job` are then replaced in the background, one at
+        a time (`ProcState.rollout` is RUNNING meanwhile): the new process is started, the
+        old one stopped once the new one is ready (see `InstanceSupervisor.wait_ready`). If
+        a new instance is not ready within `rollout_timeout`, the update stops there, the
+        old instances keep running, the rollout is STOPPED and the proc's last_error says
+        why; applying the job again resumes it.
 
-        Raises SchedulerRejected for a job this backend cannot run (one without a cmd).
+        Raises SchedulerRejected for a job this backend cannot run (one without a cmd),
+        SchedulerConflict while another rollout of the job runs.
         """
         self._require_open()
         launch.validate(job)
         async with self._locks[job.job_id]:
+            entry = self._jobs.get(job.job_id)
+            if entry is not None and entry.rolling and entry.job == job:
+                return  # already on its way there
+            self._refuse_while_rolling(job.job_id)
             await self._apply(job)
 
     async def scale(self, job_id: str, num_instances: int) -> None:
@@ -262,22 +280,31 @@ class LocalScheduler:
             raise SchedulerRejected(f"{job_id}: num_instances must be >= 0, not {num_instances}")
         async with self._locks[job_id]:
             entry = self._entry(job_id)
+            self._refuse_while_rolling(job_id)
             await self._apply(entry.job.with_count(num_instances))
 
     async def resize(self, job_id: str, *, cpu: int, memory_bytes: int) -> None:
-        """Replace every instance by one of the new size (a rolling update).
+        """Replace every instance by one of the new size (a rolling update, as `apply`).
 
-        Raises JobNotFound, SchedulerRejected.
+        Raises JobNotFound, SchedulerRejected, SchedulerConflict.
         """
         self._require_open()
         async with self._locks[job_id]:
+            self._refuse_while_rolling(job_id)
             job = self._entry(job_id).job.with_resources(cpu=cpu, memory_bytes=memory_bytes)
             launch.validate(job)
             await self._apply(job)
 
     async def remove(self, job_id: str) -> None:
-        """Stop every instance and forget the job; nothing happens for an unknown job."""
+        """Stop every instance and forget the job; nothing happens for an unknown job.
+
+        A rollout of the job still running is cancelled first.
+        """
         self._require_open()
+        running = self._jobs.get(job_id)
+        if running is not None and running.rollout is not None:
+            running.rollout.cancel()
+            await asyncio.wait({running.rollout})
         async with self._locks[job_id]:
             entry = self._jobs.get(job_id)
             if entry is None:
@@ -300,12 +327,14 @@ class LocalScheduler:
         """Start, stop or restart instance `instance` (from 1) or, with None, all of them.
 
         A stopped instance stays stopped (across console restarts too) until started.
-        Restarting several instances goes one at a time, each waiting for the previous
-        one to be ready, as LAIN does. Raises JobNotFound, SchedulerRejected.
+        Restarting several instances of a service goes one at a time in the background (a
+        rollout), each waiting for the previous one to be ready, as LAIN does; one that is
+        not ready stops it. Raises JobNotFound, SchedulerRejected, SchedulerConflict.
         """
         self._require_open()
         async with self._locks[job_id]:
             entry = self._entry(job_id)
+            self._refuse_while_rolling(job_id)
             numbers = self._targets(entry, instance)
             if action is InstanceAction.STOP:
                 entry.stopped.update(numbers)
@@ -314,15 +343,14 @@ class LocalScheduler:
                 return
             entry.stopped.difference_update(numbers)
             await self._save(entry)
-            if action is InstanceAction.START:
+            if action is InstanceAction.START or not entry.job.is_service or len(numbers) == 1:
                 for number in numbers:
-                    await entry.slots[number].start()
-            else:
-                for position, number in enumerate(numbers):
-                    await entry.slots[number].restart()
-                    if entry.job.is_service and position < len(numbers) - 1:
-                        await entry.slots[number].wait_ready(self._ready_timeout(entry.job))
-            await self._save(entry)  # a oneshot started again is no longer finished
+                    slot = entry.slots[number]
+                    await (slot.start() if action is InstanceAction.START else slot.restart())
+                await self._save(entry)  # a oneshot started again is no longer finished
+                return
+            self._start_rollout(entry, functools.partial(self._restart_all, numbers=numbers))
+            self._publish_proc(entry)
 
     async def state(self, job_id: str) -> ProcState:
         """The job's state; `exists` is False for an unknown job."""
@@ -388,6 +416,8 @@ class LocalScheduler:
                 self._add_slot(entry, number)
             self._publish_proc(entry)
             return
+        if job.spec_hash() != entry.job.spec_hash():
+            entry.error = ""  # another spec: what the last one's rollout said is history
         entry.job = job
         entry.stopped.intersection_update(range(1, job.num_instances + 1))
         await self._save(entry)
@@ -400,17 +430,50 @@ class LocalScheduler:
         for supervisor in entry.slots.values():
             if supervisor.spec_hash == spec_hash:
                 supervisor.job = job
-        self._publish_proc(entry)
         if entry.stale():
-            await self._rollout(entry)
-            self._publish_proc(entry)
+            self._start_rollout(entry, self._rollout)
+        self._publish_proc(entry)
 
-    async def _locked_rollout(self, job_id: str) -> None:
-        async with self._locks[job_id]:
-            entry = self._jobs.get(job_id)
-            if entry is not None and entry.stale():
-                await self._rollout(entry)
-                self._publish_proc(entry)
+    def _refuse_while_rolling(self, job_id: str) -> None:
+        entry = self._jobs.get(job_id)
+        if entry is not None and entry.rolling:
+            raise SchedulerConflict(
+                f"{job_id} is rolling out its instances; try again when it has finished"
+            )
+
+    def _start_rollout(
+        self, entry: JobEntry, work: Callable[[JobEntry], Coroutine[Any, Any, None]]
+    ) -> None:
+        """Run `work` as the job's rollout: tracked, so leaving the context cancels it."""
+
+        async def run() -> None:
+            try:
+                await work(entry)
+            except Exception:
+                _log.exception("rollout of %s failed", entry.job.job_id)
+                entry.note_error(f"rollout of {entry.job.job_id} failed: internal error")
+            finally:
+                entry.rollout = None
+                if not entry.removed and self._state is _State.OPENED:
+                    self._publish_proc(entry)
+
+        entry.error = ""  # a new rollout supersedes what the last one said
+        entry.rollout = self._spawn_task(run())
+
+    async def _restart_all(self, entry: JobEntry, *, numbers: list[int]) -> None:
+        """Restart instances one at a time, each once the previous one is ready again."""
+        for position, number in enumerate(numbers):
+            supervisor = entry.slots[number]
+            await supervisor.restart()
+            reason = await supervisor.wait_ready(self._ready_timeout(entry.job))
+            if reason is not None:
+                rest = numbers[position + 1 :]
+                untouched = f"; instances {', '.join(map(str, rest))} were not restarted"
+                self._rollout_stopped(
+                    entry,
+                    f"restart stopped at instance {number}: it {reason}{untouched if rest else ''}",
+                )
+                return
 
     async def _rollout(self, entry: JobEntry) -> None:
         """Replace the instances of an older spec, one at a time, new before old."""
@@ -425,23 +488,27 @@ class LocalScheduler:
             new = self._supervisor(entry, number, RecoveredSlot())
             new.launch()
             try:
-                ready = await new.wait_ready(self._ready_timeout(job))
+                reason = await new.wait_ready(self._ready_timeout(job))
             except BaseException:
                 await new.close(terminate=True)
                 raise
-            if not ready:
-                reason = new.snapshot().last_error or new.probe_failure or "never started"
+            if reason is not None:
                 await new.close(terminate=True)
                 old.republish()
-                entry.note_error(
-                    f"rolling update stopped at instance {number}: the new one was not ready "
-                    f"within {self._ready_timeout(job):g}s ({reason})"
+                self._rollout_stopped(
+                    entry,
+                    f"rolling update stopped at instance {number}: the new one {reason}; "
+                    "the old instances keep running",
                 )
                 return
             entry.slots[number] = new
             await self._retire(old)
             # The old process's exit was the last word on this slot; the new one is current.
             new.republish()
+
+    def _rollout_stopped(self, entry: JobEntry, error: str) -> None:
+        _log.warning("%s: %s", entry.job.job_id, error)
+        entry.note_error(error)
 
     async def _retire(self, supervisor: InstanceSupervisor) -> None:
         # Kept in `_retiring` until gone, so that leaving the context waits for it too.

@@ -67,6 +67,7 @@ class ProcessRecord:
     started_at: datetime
     restarts: int
     env: tuple[str, ...]
+    release: str = ""  # the job's meta version at the start ("" in records of older consoles)
     # From the pid file; None when the process never got as far as writing it.
     pid: int | None = None
     start_time: int | None = None  # clock ticks since boot, /proc/<pid>/stat field 22

@@ -22,12 +22,13 @@ from backends.nomad.jobs import (
     PORT_LABEL,
     decode_spec,
 )
-from backends.types import InstanceState, InstanceStatus, ProcJob, ProcState
+from backends.types import InstanceState, InstanceStatus, ProcJob, ProcState, RolloutStatus
 
 __all__ = [
     "JobView",
     "alloc_index",
     "deployment_error",
+    "deployment_rollout",
     "instances",
     "is_live",
     "proc_state",
@@ -108,7 +109,11 @@ class JobView:
 
 
 def proc_state(
-    view: JobView, instances: tuple[InstanceState, ...], *, last_error: str = ""
+    view: JobView,
+    instances: tuple[InstanceState, ...],
+    *,
+    last_error: str = "",
+    rollout: RolloutStatus = RolloutStatus.NONE,
 ) -> ProcState:
     """The proc as Nomad runs it; cpu is the LAIN level from the stored spec (0 if none)."""
     return ProcState(
@@ -122,7 +127,24 @@ def proc_state(
         spec_hash=view.spec_hash,
         instances=instances,
         last_error=last_error,
+        rollout=rollout,
     )
+
+
+# Deployment statuses (nomad/structs: DeploymentStatus*) of a deployment still under way.
+_DEPLOYING = frozenset({"running", "pending", "paused", "blocked", "unblocking", "initializing"})
+
+
+def deployment_rollout(deployments: Iterable[Mapping[str, Any]]) -> RolloutStatus:
+    """RUNNING while the latest deployment is under way, STOPPED when it failed (Nomad
+    stopped placing new allocations; with auto-revert the revert is the next one)."""
+    latest = max(deployments, key=lambda d: int(d.get("CreateIndex") or 0), default=None)
+    if latest is None:
+        return RolloutStatus.NONE
+    status = latest.get("Status")
+    if status in _DEPLOYING:
+        return RolloutStatus.RUNNING
+    return RolloutStatus.STOPPED if status == "failed" else RolloutStatus.NONE
 
 
 def deployment_error(deployments: Iterable[Mapping[str, Any]]) -> str:
@@ -176,14 +198,16 @@ def instances(
     *,
     checks: Mapping[str, bool] | None = None,
     envs: Mapping[int, tuple[str, ...]] | None = None,
+    releases: Mapping[int, str] | None = None,
 ) -> tuple[InstanceState, ...]:
     """The job's instances, numbered from 1, in order.
 
     Allocations of an earlier job with the same ID (created before this one) are ignored.
     An index at or beyond the count shows only while its allocation is still live, i.e.
     until a scale-down has finished stopping it. `checks` maps alloc IDs to the result of
-    their Nomad-native checks, for allocations no deployment has judged. `envs` gives the
-    env of earlier versions of the job, for allocations that run one of them.
+    their Nomad-native checks, for allocations no deployment has judged. `envs` and
+    `releases` give the env and meta version of earlier versions of the job, for
+    allocations that run one of them (a rolling update under way or stopped).
     """
     by_index: dict[int, list[Mapping[str, Any]]] = {}
     for alloc in allocs:
@@ -198,7 +222,7 @@ def instances(
         chosen = _pick(by_index[index])
         if index >= view.count and not is_live(chosen):
             continue
-        result.append(_instance(view, index + 1, chosen, checks or {}, envs or {}))
+        result.append(_instance(view, index + 1, chosen, checks or {}, envs or {}, releases or {}))
     return tuple(result)
 
 
@@ -216,6 +240,7 @@ def _instance(
     alloc: Mapping[str, Any],
     checks: Mapping[str, bool],
     envs: Mapping[int, tuple[str, ...]],
+    releases: Mapping[int, str],
 ) -> InstanceState:
     alloc_id = str(alloc.get("ID", ""))
     task = _task_state(view, alloc)
@@ -236,6 +261,7 @@ def _instance(
         last_error=_last_error(alloc, events),
         exit_code=_exit_code(events),
         env=view.env if version == view.version else envs.get(version, ()),
+        release=view.meta_version if version == view.version else releases.get(version, ""),
     )
 
 

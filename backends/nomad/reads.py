@@ -3,14 +3,20 @@ their allocations and deployments in one filtered list call each."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from backends.errors import SchedulerError
-from backends.nomad.allocs import JobView, deployment_error, instances, proc_state
+from backends.nomad.allocs import (
+    JobView,
+    deployment_error,
+    deployment_rollout,
+    instances,
+    proc_state,
+)
 from backends.nomad.client import NomadClient
 from backends.types import ProcState
 
@@ -30,9 +36,15 @@ class JobRead:
     def last_error(self) -> str:
         return deployment_error(self.deployments)
 
-    def proc_state(self, *, checks: dict[str, bool] | None = None) -> ProcState:
-        found = instances(self.view, self.allocs, checks=checks)
-        return proc_state(self.view, found, last_error=self.last_error)
+    def proc_state(
+        self,
+        *,
+        checks: dict[str, bool] | None = None,
+        releases: Mapping[int, str] | None = None,
+    ) -> ProcState:
+        found = instances(self.view, self.allocs, checks=checks, releases=releases)
+        rollout = deployment_rollout(self.deployments)
+        return proc_state(self.view, found, last_error=self.last_error, rollout=rollout)
 
 
 @dataclass(frozen=True, slots=True)

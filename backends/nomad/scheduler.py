@@ -254,7 +254,11 @@ class NomadScheduler:
         reads = [read for read in snapshot.jobs.values() if read is not None]
         checks = await self._checks(reads)
         return {
-            job_id: read.proc_state(checks=checks) if read else ProcState.missing(job_id)
+            job_id: (
+                read.proc_state(checks=checks, releases=self._tracker.releases(job_id))
+                if read
+                else ProcState.missing(job_id)
+            )
             for job_id, read in snapshot.jobs.items()
         }
 

@@ -20,6 +20,7 @@ from backends.nomad.allocs import (
     JobView,
     alloc_index,
     deployment_error,
+    deployment_rollout,
     instances,
     is_live,
     proc_state,
@@ -46,12 +47,16 @@ class _Job:
     # an in-place update never changes the env, so that version's env is still right
     # (reporting none made every scale republish the instances that kept running).
     envs: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # The meta version of each version seen, for allocations a rollout has not replaced.
+    releases: dict[int, str] = field(default_factory=dict)
 
     def see(self, view: JobView) -> None:
         self.view = view
         self.envs[view.version] = view.env
+        self.releases[view.version] = view.meta_version
         for version in sorted(self.envs)[:-_ENV_VERSIONS]:
             del self.envs[version]
+            self.releases.pop(version, None)
 
 
 class Tracker:
@@ -68,6 +73,11 @@ class Tracker:
         job = self._jobs.get(job_id)
         return job.view if job else None
 
+    def releases(self, job_id: str) -> Mapping[int, str]:
+        """The meta version of each version of the job seen (empty for an unknown job)."""
+        job = self._jobs.get(job_id)
+        return dict(job.releases) if job else {}
+
     def reset(self, reads: Mapping[str, JobRead]) -> None:
         """Replace everything with a fresh read of all our jobs (a reconcile)."""
         for job_id in [job_id for job_id in self._jobs if job_id not in reads]:
@@ -78,6 +88,7 @@ class Tracker:
                 job = self._jobs[job_id] = _Job(view=read.view)
             elif read.view.create_index != job.view.create_index:
                 job.envs.clear()  # another incarnation: its versions start again
+                job.releases.clear()
             job.see(read.view)
             job.allocs = {str(alloc["ID"]): alloc for alloc in read.allocs if "ID" in alloc}
             job.deployments = {str(d.get("ID")): d for d in read.deployments}
@@ -102,6 +113,7 @@ class Tracker:
             job.allocs.clear()
             job.deployments.clear()
             job.envs.clear()
+            job.releases.clear()
         job.see(view)
         self._refresh(job)
 
@@ -146,9 +158,10 @@ class Tracker:
         self._refresh(job)
 
     def _refresh(self, job: _Job) -> None:
-        current = instances(job.view, job.allocs.values(), envs=job.envs)
+        current = instances(job.view, job.allocs.values(), envs=job.envs, releases=job.releases)
         last_error = deployment_error(job.deployments.values())
-        proc = proc_state(job.view, current, last_error=last_error)
+        rollout = deployment_rollout(job.deployments.values())
+        proc = proc_state(job.view, current, last_error=last_error, rollout=rollout)
         bare = dataclasses.replace(proc, instances=())
         if bare != job.proc:
             job.proc = bare

@@ -52,7 +52,7 @@ worker.jobs:
 
 EVENTS = """subscription($after: String) {
   appEvents(name: "hello", after: $after) {
-    cursor kind app { status } proc { name }
+    cursor kind app { status } proc { name rollout }
     instance { number status healthy restarts port }
   }
 }"""
@@ -62,7 +62,9 @@ EVENTS = """subscription($after: String) {
 async def live(
     database_url: str, data_dir: Path, engine: object
 ) -> AsyncIterator[tuple[str, GraphQLHttp]]:
-    settings = replace(load_settings({}), data_dir=data_dir, database_url=database_url)
+    settings = replace(
+        load_settings({}), data_dir=data_dir, database_url=database_url, min_healthy_time=1
+    )
     async with (
         serve(create_app(settings)) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as client,
@@ -108,6 +110,14 @@ def _running(proc: str, number: int, *, restarts: int | None = None) -> Callable
             and instance["healthy"] is not False
             and (restarts is None or instance["restarts"] == restarts)
         )
+
+    return matches
+
+
+def _rolled_out(proc: str) -> Matcher:
+    def matches(event: dict[str, Any]) -> bool:
+        found = event["proc"]
+        return event["kind"] == "PROC" and found["name"] == proc and found["rollout"] == "NONE"
 
     return matches
 
@@ -163,7 +173,8 @@ async def test_app_lifecycle_over_graphql_with_real_processes(
         )
 
         await _mutate(gql, 'resizeProc(input: {app: "hello", proc: "jobs", memory: "512m"})')
-        await _until(sub, _running("jobs", 1))
+        # The mutation answers at once; the replacement rolls in the background.
+        await _until(sub, _running("jobs", 1), _rolled_out("jobs"))
         assert (await _procs(gql))["jobs"]["memory"] == "512m"
 
         await _mutate(gql, 'restartProc(input: {app: "hello", proc: "jobs", instance: 1})')
@@ -171,7 +182,12 @@ async def test_app_lifecycle_over_graphql_with_real_processes(
         assert restarted["instance"]["restarts"] == 1
 
         await _mutate(gql, f'updateApp(input: {{name: "hello", metaVersion: "{V2}"}})')
-        await _until(sub, lambda e: e["kind"] == "APP" and e["app"]["status"] == "DEPLOYED")
+        await _until(
+            sub,
+            lambda e: e["kind"] == "APP" and e["app"]["status"] == "DEPLOYED",
+            _rolled_out("web"),
+            _rolled_out("jobs"),
+        )
         procs = await _procs(gql)
         assert procs["_app"]["metaVersion"] == V2
         assert procs["web"]["numInstances"] == 1  # kept across the update

@@ -15,6 +15,7 @@ from backends.types import (
     InstanceStatus,
     ProcJob,
     ProcState,
+    RolloutStatus,
     SchedulerEvent,
 )
 
@@ -22,10 +23,12 @@ from backends.types import (
 @dataclass
 class FakeScheduler:
     """Switches: `down` makes every call fail as unreachable; `fail_jobs` refuses `apply` of
-    those job ids; `calls` records every mutating call in order."""
+    those job ids; `rolling` reports those job ids' rollouts as running; `calls` records
+    every mutating call in order."""
 
     down: bool = False
     fail_jobs: set[str] = field(default_factory=set)
+    rolling: set[str] = field(default_factory=set)
     jobs: dict[str, ProcJob] = field(default_factory=dict)
     stopped: dict[str, set[int]] = field(default_factory=dict)
     restarts: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -125,6 +128,7 @@ class FakeScheduler:
             meta_version=job.meta_version,
             spec_hash=job.spec_hash(),
             instances=instances,
+            rollout=RolloutStatus.RUNNING if job_id in self.rolling else RolloutStatus.NONE,
         )
 
     async def state(self, job_id: str) -> ProcState:

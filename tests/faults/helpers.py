@@ -163,6 +163,16 @@ class Console:
             message="the Nomad event stream to connect",
         )
 
+    async def until_rolling(self, proc: str, *, within: float = 10.0) -> None:
+        """Until GraphQL shows the proc's rollout (a Nomad deployment) under way."""
+        query = f'{{ app(name: "{APP}") {{ procs {{ name rollout }} }} }}'
+
+        async def rolling() -> bool:
+            found = (await self.graphql(query))["app"]["procs"]
+            return any(p["name"] == proc and p["rollout"] == "RUNNING" for p in found)
+
+        await wait_until(rolling, within=within, message=f"a rollout of {proc}")
+
     async def settle(self) -> None:
         """Let the fake cluster run until nothing changes (from a thread: it takes locks the
         fake's HTTP server also takes)."""

@@ -1,11 +1,12 @@
-"""Scaling while Nomad runs a deployment of the proc: Nomad refuses, the mutation answers
-CONFLICT, and the count asked for stays the desired one (a mutation writes the desired
-state before it calls the scheduler; DESIGN "Decisions"). The reconciler applies it once
-the deployment is over, and not before."""
+"""Scaling while Nomad runs a deployment of the proc.
+
+When the console has seen the deployment (its events say the proc is rolling out), the
+mutation answers CONFLICT before anything is stored. When Nomad refuses one the console
+has not seen yet, the mutation answers CONFLICT and the count asked for stays the desired
+one (a mutation writes the desired state before it calls the scheduler; DESIGN
+"Decisions"); the reconciler applies it once the deployment is over, and not before."""
 
 from __future__ import annotations
-
-import pytest
 
 from tests.faults.helpers import Console
 from tests.releases import V1
@@ -16,19 +17,35 @@ REFUSED = (
 )
 
 
-@pytest.mark.parametrize("deployment", ["real", "switch"])
-async def test_scale_during_a_deployment_is_a_conflict_and_is_applied_after_it(
-    console: Console, deployment: str
+async def test_scale_during_a_deployment_the_console_has_seen_stores_nothing(
+    console: Console,
 ) -> None:
     await console.ok("deployApp", name="hello", metaVersion=V1)
-    if deployment == "real":
-        # Not settled: web's first deployment is still waiting for a healthy instance.
-        with console.fake.lock:
-            web = [d for d in console.fake.deployments.values() if d["JobID"] == "hello.web.web"]
-        assert [d["Status"] for d in web] == ["running"]
-    else:
-        await console.settle()
-        console.nomad.faults.deployment_running = True
+    # Not settled: web's first deployment is still waiting for a healthy instance.
+    with console.fake.lock:
+        web = [d for d in console.fake.deployments.values() if d["JobID"] == "hello.web.web"]
+    assert [d["Status"] for d in web] == ["running"]
+    await console.until_rolling("web")
+
+    payload = await console.mutate(
+        "scaleProc", "proc { numInstances lastError }", app="hello", proc="web", numInstances=3
+    )
+
+    [error] = payload["errors"]
+    assert error["code"] == "CONFLICT"
+    assert "busy with a rollout of hello.web.web" in error["message"]
+    web = (await console.app())["procs"]["web"]
+    assert (web["numInstances"], web["lastError"]) == (1, "")
+    await console.settle()
+    assert await console.converged()
+
+
+async def test_scale_refused_by_nomad_is_a_conflict_and_is_applied_after_the_deployment(
+    console: Console,
+) -> None:
+    await console.ok("deployApp", name="hello", metaVersion=V1)
+    await console.settle()
+    console.nomad.faults.deployment_running = True
 
     payload = await console.mutate(
         "scaleProc", "proc { numInstances lastError }", app="hello", proc="web", numInstances=3
@@ -44,10 +61,7 @@ async def test_scale_during_a_deployment_is_a_conflict_and_is_applied_after_it(
     assert "active deployment" in report.failed["hello.web.web"]
     assert console.nomad_jobs()["hello.web.web"].count == 1
 
-    if deployment == "real":
-        await console.settle()
-    else:
-        console.nomad.faults.deployment_running = False
+    console.nomad.faults.deployment_running = False
     report = await console.reconcile()
 
     assert (report.scaled, report.failed) == (["hello.web.web"], {})

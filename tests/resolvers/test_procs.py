@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backends.types import InstanceAction
-from resolvers.apps import deploy_app
+from backends.types import EventKind, InstanceAction, SchedulerEvent
+from resolvers.apps import deploy_app, update_app
 from resolvers.context import OpContext
 from resolvers.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from resolvers.procs import (
@@ -190,3 +190,36 @@ class TestUndeployAndDeployProc:
     async def test_deploy_proc_already_deployed_is_a_conflict(self, ctx: OpContext) -> None:
         with pytest.raises(Conflict, match="already deployed"):
             await deploy_proc(ctx, app="hello", proc="web")
+
+
+async def _rolling(ctx: OpContext, scheduler: FakeScheduler, job_id: str) -> None:
+    """The scheduler starts a rollout of `job_id` and its event reaches the bus."""
+    scheduler.rolling.add(job_id)
+    state = await scheduler.state(job_id)
+    ctx.services.bus.publish_scheduler_event(
+        SchedulerEvent(cursor=1, kind=EventKind.PROC, job_id=job_id, proc=state)
+    )
+
+
+@pytest.mark.usefixtures("deployed")
+async def test_operations_on_a_rolling_proc_are_conflicts_and_store_nothing(
+    ctx: OpContext, scheduler: FakeScheduler, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await _rolling(ctx, scheduler, "hello.web.web")
+    before, calls = await _rows(sessions), len(scheduler.calls)
+
+    for operation in (
+        scale_proc(ctx, app="hello", proc="web", num_instances=3),
+        resize_proc(ctx, app="hello", proc="web", memory="128m"),
+        control_proc(ctx, app="hello", proc="web", action=InstanceAction.RESTART),
+        update_app(ctx, name="hello"),
+    ):
+        with pytest.raises(Conflict, match=r"busy with a rollout of hello\.web\.web"):
+            await operation
+
+    assert await _rows(sessions) == before
+    assert scheduler.calls[calls:] == []
+    # The other proc is not held up, and undeploying the rolling one stops its rollout.
+    await scale_proc(ctx, app="hello", proc="jobs", num_instances=2)
+    await undeploy_proc(ctx, app="hello", proc="web")
+    assert scheduler.calls[-1] == ("remove", "hello.web.web")

@@ -22,6 +22,13 @@ async def _deployed(ctx: OpContext, name: str = "hello", yaml: str | None = None
     await deploy_app(ctx, name=name)
 
 
+async def _web_scaled_behind_the_schedulers_back(ctx: OpContext, scheduler: FakeScheduler) -> None:
+    """hello deployed with 3 web instances desired, while the scheduler runs 1."""
+    await _deployed(ctx)
+    await scale_proc(ctx, app="hello", proc="web", num_instances=3)
+    scheduler.jobs["hello.web.web"] = scheduler.jobs["hello.web.web"].with_count(1)
+
+
 def _system(ctx: OpContext) -> OpContext:
     return OpContext(services=ctx.services, principal=SYSTEM)
 
@@ -55,9 +62,7 @@ async def test_lost_jobs_are_reapplied_and_audited(
 async def test_drifted_count_and_spec_are_corrected(
     ctx: OpContext, scheduler: FakeScheduler
 ) -> None:
-    await _deployed(ctx)
-    await scale_proc(ctx, app="hello", proc="web", num_instances=3)
-    scheduler.jobs["hello.web.web"] = scheduler.jobs["hello.web.web"].with_count(1)
+    await _web_scaled_behind_the_schedulers_back(ctx, scheduler)
     jobs = scheduler.jobs["hello.worker.jobs"]
     scheduler.jobs["hello.worker.jobs"] = jobs.with_resources(cpu=7, memory_bytes=1)
     report = await reconcile(_system(ctx))
@@ -65,6 +70,20 @@ async def test_drifted_count_and_spec_are_corrected(
     assert report.applied == ["hello.worker.jobs"]
     assert scheduler.jobs["hello.web.web"].num_instances == 3
     assert scheduler.jobs["hello.worker.jobs"] == jobs
+
+
+async def test_a_job_rolling_out_is_left_alone_until_its_rollout_ends(
+    ctx: OpContext, scheduler: FakeScheduler
+) -> None:
+    await _web_scaled_behind_the_schedulers_back(ctx, scheduler)
+    scheduler.rolling.add("hello.web.web")
+
+    report = await reconcile(_system(ctx))
+
+    assert (report.scaled, report.applied, report.failed) == ([], [], {})
+    assert scheduler.jobs["hello.web.web"].num_instances == 1
+    scheduler.rolling.clear()
+    assert (await reconcile(_system(ctx))).scaled == ["hello.web.web"]
 
 
 async def test_an_interrupted_deploy_is_finished(

@@ -115,6 +115,12 @@ def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:
             "LAIN_CONSOLE_SUBSCRIPTION_RECHECK_SECONDS must be a number, got 'soon'",
         ),
         (
+            "LAIN_CONSOLE_MIN_HEALTHY_TIME",
+            "-1",
+            "LAIN_CONSOLE_MIN_HEALTHY_TIME must be between 0 and 3600",
+        ),
+        ("LAIN_CONSOLE_ROLLOUT_TIMEOUT", "0", "LAIN_CONSOLE_ROLLOUT_TIMEOUT must be between 1"),
+        (
             "LAIN_CONSOLE_DATABASE_URL",
             "mysql://root:secret@db/x",
             "LAIN_CONSOLE_DATABASE_URL must start with sqlite+aiosqlite:// or "
@@ -151,3 +157,12 @@ def test_security_settings_default_to_trusting_no_proxy() -> None:
         {"LAIN_CONSOLE_FORWARDED_ALLOW_IPS": " 10.0.0.0/8, ::1 ,*", "LAIN_CONSOLE_AUTH": "on"}
     )
     assert proxied.forwarded_allow_ips == ("10.0.0.0/8", "::1", "*")
+
+
+def test_rollouts_wait_3_s_of_health_and_give_up_after_60_s_unless_set() -> None:
+    defaults = load_settings({})
+    assert (defaults.min_healthy_time, defaults.rollout_timeout) == (3, 60)
+    settings = load_settings(
+        {"LAIN_CONSOLE_MIN_HEALTHY_TIME": "10", "LAIN_CONSOLE_ROLLOUT_TIMEOUT": "300"}
+    )
+    assert (settings.min_healthy_time, settings.rollout_timeout) == (10, 300)

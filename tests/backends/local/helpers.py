@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from backends.local import LocalScheduler
-from backends.types import EventKind, InstanceState, InstanceStatus, ProcJob, SchedulerEvent
+from backends.types import (
+    EventKind,
+    InstanceState,
+    InstanceStatus,
+    ProcJob,
+    ProcState,
+    RolloutStatus,
+    SchedulerEvent,
+)
 from tests.app_python import APP_PYTHON
 
 MARKER_KEY = "LAIN_LOCAL_TEST_MARKER"
@@ -100,6 +108,7 @@ def scheduler(data_dir: Path, **options: Any) -> LocalScheduler:
         "backoff_max": 1.0,
         "health_interval": 0.1,
         "rollout_timeout": 10.0,
+        "min_healthy_time": 0.3,
         "stop_on_exit": True,
     }
     settings.update(options)
@@ -139,6 +148,16 @@ async def wait_for_instances(
 
     await wait_until(holds, within=within, what=f"{what} of {job_id}")
     return (await sched.state(job_id)).instances
+
+
+async def rolled_out(sched: LocalScheduler, job_id: str, *, within: float = 20.0) -> ProcState:
+    """The job's state once its rollout (running in the background) has ended."""
+
+    async def ended() -> bool:
+        return (await sched.state(job_id)).rollout is not RolloutStatus.RUNNING
+
+    await wait_until(ended, within=within, what=f"the rollout of {job_id}")
+    return await sched.state(job_id)
 
 
 def all_up(instances: tuple[InstanceState, ...]) -> bool:

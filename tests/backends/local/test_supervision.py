@@ -19,6 +19,7 @@ from tests.backends.local.helpers import (
     make_job,
     pid_of,
     reap,
+    rolled_out,
     scheduler,
     script,
     wait_for_instances,
@@ -114,7 +115,7 @@ async def test_memory_limit_is_applied_as_rlimit(sched: LocalScheduler, marker: 
 
     # Resizing replaces the instance with one under the new limit.
     await sched.resize(limited.job_id, cpu=0, memory_bytes=768 * 1024 * 1024)
-    (bigger,) = (await sched.state(limited.job_id)).instances
+    (bigger,) = (await rolled_out(sched, limited.job_id)).instances
     assert bigger.instance_id != small.instance_id
     assert _address_space_limit(pid_of(bigger)) == str(768 * 1024 * 1024)
     assert not is_alive(pid_of(small))

@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 
-from backends.nomad.allocs import JobView, deployment_error, instances, proc_state
+from backends.nomad.allocs import (
+    JobView,
+    deployment_error,
+    deployment_rollout,
+    instances,
+    proc_state,
+)
 from backends.nomad.jobs import render_job
-from backends.types import InstanceStatus
+from backends.types import InstanceStatus, RolloutStatus
 from tests.backends.nomad.helpers import make_job
 
 JOB_ID = "hello.web.web"
@@ -273,3 +279,34 @@ def test_deployment_error_stays_while_the_auto_revert_rolls_out() -> None:
     assert "rolling back to job version 0" in deployment_error([revert, failed])
     fixed = {"ID": "n", "Status": "successful", "JobVersion": 3, "CreateIndex": 14}
     assert deployment_error([fixed, revert, failed]) == ""
+
+
+def test_release_is_the_meta_version_of_the_job_version_the_alloc_runs() -> None:
+    view = JobView.from_job(_job(count=2))
+    current, older = _alloc(0), _alloc(1, JobVersion=2)
+    found = instances(view, [current, older], releases={2: "1500000000-old"})
+    assert [i.release for i in found] == [view.meta_version, "1500000000-old"]
+    # A version whose meta version was never seen is unknown, not the current one.
+    assert [i.release for i in instances(view, [older])] == [""]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        ([], RolloutStatus.NONE),
+        (["successful"], RolloutStatus.NONE),
+        (["successful", "running"], RolloutStatus.RUNNING),
+        (["successful", "paused"], RolloutStatus.RUNNING),
+        (["successful", "failed"], RolloutStatus.STOPPED),
+        (["failed", "successful"], RolloutStatus.NONE),
+        (["successful", "cancelled"], RolloutStatus.NONE),
+    ],
+)
+def test_rollout_is_the_latest_deployments_state(
+    statuses: list[str], expected: RolloutStatus
+) -> None:
+    deployments = [
+        {"ID": f"d{n}", "Status": status, "CreateIndex": 10 + n}
+        for n, status in enumerate(statuses)
+    ]
+    assert deployment_rollout(reversed(deployments)) is expected

@@ -12,7 +12,7 @@ from backends.nomad.allocs import JobView
 from backends.nomad.jobs import render_job
 from backends.nomad.reads import JobRead
 from backends.nomad.tracker import Tracker
-from backends.types import EventKind, InstanceStatus, SchedulerEvent
+from backends.types import EventKind, InstanceStatus, RolloutStatus, SchedulerEvent
 from tests.backends.nomad.helpers import make_job
 
 JOB_ID = "hello.web.web"
@@ -153,4 +153,33 @@ async def test_a_failed_deployment_becomes_the_procs_last_error(
     tracker.deployment_changed(deployment)
     tracker.deployment_changed({**deployment, "Status": "failed", "ModifyIndex": 25})
     procs = [e.proc for e in await _published(feed) if e.kind is EventKind.PROC and e.proc]
-    assert [p.last_error for p in procs] == ["", "Nomad deployment d1 failed: no reason given"]
+    # The deployment under way is a rollout; once failed, it stopped and says why.
+    assert [(p.rollout, p.last_error) for p in procs] == [
+        (RolloutStatus.NONE, ""),
+        (RolloutStatus.RUNNING, ""),
+        (RolloutStatus.STOPPED, "Nomad deployment d1 failed: no reason given"),
+    ]
+
+
+async def test_instances_of_an_older_version_keep_its_release(
+    tracker: Tracker, feed: EventFeed
+) -> None:
+    first = _job(count=2)
+    tracker.job_changed(first)
+    tracker.alloc_changed({**_alloc(0, modify=16), "JobVersion": 0})
+    tracker.alloc_changed({**_alloc(1, modify=16), "JobVersion": 0})
+    newer = render_job(
+        make_job(num_instances=2, meta_version="1528900000-" + "1" * 40), namespace="default"
+    )
+    newer.update({"Version": 1, "CreateIndex": 10, "ModifyIndex": 30})
+    tracker.job_changed(newer)
+    # A rolling update replaced instance 1 only; instance 2 still runs version 0.
+    tracker.alloc_changed({**_alloc(0, modify=31), "ID": "alloc-0-new", "CreateIndex": 31})
+
+    latest: dict[int, str] = {}
+    for event in await _published(feed):
+        if event.kind is EventKind.INSTANCE and event.instance is not None:
+            latest[event.instance.number] = event.instance.release
+    old_release = first["Meta"]["lain-meta-version"]
+    assert latest == {1: "1528900000-" + "1" * 40, 2: old_release}
+    assert tracker.releases(JOB_ID) == {0: old_release, 1: "1528900000-" + "1" * 40}
