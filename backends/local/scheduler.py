@@ -31,11 +31,12 @@ from backends.feed import EventFeed
 from backends.local import launch
 from backends.local.instance import InstanceSupervisor, SupervisorContext
 from backends.local.jobs import JobEntry
-from backends.local.logs import LogLine, LogPump
+from backends.local.logs import LogPump, LogRetention, journaled_instances, read_tail
 from backends.local.process import PortAllocator, terminate
 from backends.local.recovery import RecoveredSlot, Recovery, recover
 from backends.local.store import LocalStore
 from backends.local.threads import ThreadBridge
+from backends.logs import MAX_TAIL, LogItem, LogLine, LogPosition, LogStream, follow_lines
 from backends.types import (
     BackendHealth,
     EventKind,
@@ -74,7 +75,10 @@ class LocalScheduler:
             off where the apps' runtimes cannot live under an address-space limit.
         stop_on_exit: leaving the context stops every process; by default they keep
             running and the next scheduler on the same data dir adopts them.
-        log_max_bytes: an instance's stdout or stderr file is rotated at this size.
+        log_max_bytes: an instance's stdout or stderr journal is rotated at this size.
+        log_files: journal generations kept per stream and instance, the current one included.
+        log_retention: how long and how much output of gone instances is kept.
+        log_interval: seconds between two reads of the output files.
         log_lines: recent lines of output kept in memory per instance.
         clock: the time source for `started_at` (UTC, aware).
     """
@@ -93,6 +97,9 @@ class LocalScheduler:
         enforce_memory: bool = True,
         stop_on_exit: bool = False,
         log_max_bytes: int = 10 * 1024 * 1024,
+        log_files: int = 3,
+        log_retention: LogRetention | None = None,
+        log_interval: float = 0.1,
         log_lines: int = 1000,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -112,7 +119,15 @@ class LocalScheduler:
         self._bridge = ThreadBridge()
         self._store = LocalStore(data_dir)
         self._ports = PortAllocator()
-        self._logs = LogPump(blocking=self._bridge, max_bytes=log_max_bytes, ring_lines=log_lines)
+        self._logs = LogPump(
+            blocking=self._bridge,
+            root=self._store.log_root,
+            interval=log_interval,
+            max_bytes=log_max_bytes,
+            files=log_files,
+            ring_lines=log_lines,
+            retention=log_retention,
+        )
         self._jobs: dict[str, JobEntry] = {}
         # Per job id and kept after a remove, so a waiting apply still serializes with it.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -174,6 +189,7 @@ class LocalScheduler:
         supervisors.extend(self._retiring)
         await asyncio.gather(*(sup.close(terminate=self._stop_on_exit) for sup in supervisors))
         await self._logs.flush()
+        self._logs.fanout.close()
         if self._http is not None:
             await self._http.aclose()
         self._feed.close()
@@ -325,7 +341,50 @@ class LocalScheduler:
     def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
         return self._feed.subscribe(after)
 
+    async def log_tail(
+        self,
+        job_id: str,
+        *,
+        instance: int | None = None,
+        lines: int = 100,
+        stream: LogStream | None = None,
+    ) -> list[LogLine]:
+        """From the journals under the data dir, which outlive instances and jobs."""
+        if self._state is _State.OPENED:
+            await self._logs.flush()  # what was written a moment ago is part of the tail
+        directory = self._store.log_dir(job_id)
+        streams = [stream] if stream is not None else list(LogStream)
+
+        def read() -> list[LogLine]:
+            numbers = [instance] if instance is not None else journaled_instances(directory)
+            return read_tail(directory, job_id, numbers, streams, lines)
+
+        return await self._bridge(read)
+
+    def log_follow(
+        self,
+        job_id: str,
+        *,
+        instance: int | None = None,
+        tail: int = 0,
+        after: LogPosition | None = None,
+    ) -> AsyncIterator[LogItem]:
+        """Followers share the pump's one read of each file (see `logs`)."""
+        self._require_open()
+        subscription = self._logs.fanout.subscribe(job_id, instance)
+
+        async def past() -> list[LogLine]:
+            count = tail if after is None else MAX_TAIL
+            return await self.log_tail(job_id, instance=instance, lines=count)
+
+        return follow_lines(subscription, past, after)
+
     # Beyond the protocol.
+
+    @property
+    def log_bytes_read(self) -> int:
+        """Bytes read from output files so far (the benchmark checks followers share it)."""
+        return self._logs.bytes_read
 
     def logs(self, job_id: str, instance: int, *, limit: int | None = None) -> list[LogLine]:
         """Recent output lines of one instance, oldest first (stdout and stderr).

@@ -1,0 +1,300 @@
+"""Instance output as it crosses the scheduler boundary: lines, resume positions, fan-out.
+
+Every backend reads its own storage (files, Nomad's fs/logs) into `LogLine`s; what is the
+same for all of them lives here: how raw bytes become a line that is safe to show, where a
+reader resumes, and how one reader's lines reach many followers without a slow follower
+holding anyone up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import heapq
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+__all__ = [
+    "CUT_MARKER",
+    "MAX_LINE_BYTES",
+    "MAX_TAIL",
+    "BadLogPosition",
+    "LogFanout",
+    "LogItem",
+    "LogLine",
+    "LogPosition",
+    "LogStream",
+    "LogSubscription",
+    "LogsDropped",
+    "clean_line",
+    "follow_lines",
+    "merge_in_time_order",
+]
+
+MAX_TAIL = 10_000  # the most lines one tail answers with
+MAX_LINE_BYTES = 16 * 1024  # a longer line is cut here and marked
+CUT_MARKER = " [line cut at 16 KB]"
+
+
+class LogStream(StrEnum):
+    STDOUT = "stdout"
+    STDERR = "stderr"
+
+
+class BadLogPosition(ValueError):
+    """A resume position that this console did not hand out."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line of one instance's stdout or stderr.
+
+    `origin` names the thing that wrote it where an instance number is reused by several
+    (a Nomad allocation id; "" for the local backend, whose slots share their files), and
+    `seq` orders the lines of one (instance, stream, origin) source: resuming after a line
+    means taking that source's lines with a larger `seq`.
+    """
+
+    job_id: str
+    instance: int
+    stream: LogStream
+    time: datetime | None  # None where the backend cannot know when it was written
+    text: str
+    seq: int = 0
+    origin: str = ""
+
+    @property
+    def source(self) -> tuple[int, str, str]:
+        return (self.instance, str(self.stream), self.origin)
+
+
+@dataclass(frozen=True, slots=True)
+class LogsDropped:
+    """`count` lines were not delivered to this follower because it read too slowly."""
+
+    job_id: str
+    count: int
+    time: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        return f"[{self.count} lines dropped: this reader was too slow]"
+
+
+LogItem = LogLine | LogsDropped
+
+
+def clean_line(raw: bytes) -> str:
+    """Bytes of one line (without its newline) as text that is always safe to show.
+
+    Invalid UTF-8 becomes U+FFFD, a trailing CR goes, and a line over 16 KB is cut there
+    with a marker (on a character boundary, so the cut adds no replacement character).
+    """
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    if len(raw) <= MAX_LINE_BYTES:
+        return raw.decode("utf-8", "replace")
+    head = raw[:MAX_LINE_BYTES].decode("utf-8", "replace")
+    # A multibyte character split by the cut decodes as up to three U+FFFD: drop them.
+    tail_bytes = raw[MAX_LINE_BYTES : MAX_LINE_BYTES + 3]
+    if tail_bytes and 0x80 <= tail_bytes[0] < 0xC0:
+        head = head.rstrip("\ufffd")
+    return head + CUT_MARKER
+
+
+class LogPosition:
+    """Where a reader stands in each source it has seen: the `seq` of its last line.
+
+    Opaque outside the backends: clients get `encode()`d strings and hand them back.
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self, seen: Mapping[tuple[int, str, str], int] | None = None) -> None:
+        self._seen: dict[tuple[int, str, str], int] = dict(seen or {})
+
+    def is_new(self, line: LogLine) -> bool:
+        return line.seq > self._seen.get(line.source, -1)
+
+    def advance(self, line: LogLine) -> None:
+        if self.is_new(line):
+            self._seen[line.source] = line.seq
+
+    def last_seq(self, source: tuple[int, str, str]) -> int | None:
+        return self._seen.get(source)
+
+    def copy(self) -> LogPosition:
+        return LogPosition(self._seen)
+
+    def encode(self) -> str:
+        payload = [[i, s, o, seq] for (i, s, o), seq in sorted(self._seen.items())]
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> LogPosition:
+        """Raises BadLogPosition for anything `encode` did not make."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            payload = json.loads(raw)
+            seen = {
+                (int(i), str(LogStream(s)), str(o)): int(seq)
+                for i, s, o, seq in payload
+                if not isinstance(seq, bool)
+            }
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise BadLogPosition("not a log position this console gave out") from exc
+        return cls(seen)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LogPosition) and other._seen == self._seen
+
+    def __repr__(self) -> str:
+        return f"LogPosition({self._seen!r})"
+
+
+def _time_key(line: LogLine) -> tuple[float, int]:
+    return (line.time.timestamp() if line.time is not None else 0.0, line.seq)
+
+
+def merge_in_time_order(sources: Iterable[list[LogLine]], *, last: int) -> list[LogLine]:
+    """The newest `last` lines of several sources, each already in order, oldest first."""
+    merged = list(heapq.merge(*sources, key=_time_key))
+    return merged[-last:] if last > 0 else []
+
+
+class _Follower:
+    """One reader's bounded queue; overflow is counted, never waited on."""
+
+    def __init__(self, instance: int | None, limit: int) -> None:
+        self.instance = instance
+        self._limit = limit
+        self._queue: deque[LogItem] = deque()
+        self._dropped = 0
+        self._woken = asyncio.Event()
+        self.closed = False
+
+    def offer(self, job_id: str, lines: list[LogLine]) -> None:
+        for line in lines:
+            if self.instance is not None and line.instance != self.instance:
+                continue
+            if len(self._queue) >= self._limit:
+                self._dropped += 1
+                continue
+            if self._dropped:
+                self._queue.append(LogsDropped(job_id, self._dropped, line.time))
+                self._dropped = 0
+            self._queue.append(line)
+        if self._queue:
+            self._woken.set()
+
+    async def take(self, job_id: str) -> list[LogItem]:
+        while not self._queue and not self._dropped and not self.closed:
+            self._woken.clear()
+            await self._woken.wait()
+        items = list(self._queue)
+        self._queue.clear()
+        if self._dropped:
+            items.append(LogsDropped(job_id, self._dropped))
+            self._dropped = 0
+        return items
+
+
+class LogFanout:
+    """Hands each batch of lines, read once, to every follower of that job.
+
+    `publish` never blocks: a follower whose queue is full loses lines and is told how
+    many (a `LogsDropped` in their place), so a slow reader slows neither the writer nor
+    the other readers.
+    """
+
+    def __init__(self, *, queue_lines: int = 10_000) -> None:
+        self._queue_lines = queue_lines
+        self._followers: dict[str, set[_Follower]] = {}
+
+    def followers(self, job_id: str) -> int:
+        return len(self._followers.get(job_id, ()))
+
+    def publish(self, job_id: str, lines: list[LogLine]) -> None:
+        for follower in self._followers.get(job_id, ()):
+            follower.offer(job_id, lines)
+
+    def close(self) -> None:
+        for followers in self._followers.values():
+            for follower in followers:
+                follower.closed = True
+                follower._woken.set()
+
+    def subscribe(self, job_id: str, instance: int | None) -> LogSubscription:
+        """Lines of `job_id` (one instance, or all) published from now on, until closed.
+
+        Registered at once, so a caller that reads the past after subscribing misses
+        nothing in between (it drops what it already had by `LogPosition`).
+        """
+        follower = _Follower(instance, self._queue_lines)
+        self._followers.setdefault(job_id, set()).add(follower)
+        return LogSubscription(self, job_id, follower)
+
+    def _forget(self, job_id: str, follower: _Follower) -> None:
+        followers = self._followers.get(job_id)
+        if followers is not None:
+            followers.discard(follower)
+            if not followers:
+                del self._followers[job_id]
+
+
+class LogSubscription:
+    """One follower's end of a `LogFanout`; close it (or use `with`) when done."""
+
+    def __init__(self, fanout: LogFanout, job_id: str, follower: _Follower) -> None:
+        self._fanout = fanout
+        self._job_id = job_id
+        self._follower = follower
+
+    async def next_batch(self) -> list[LogItem]:
+        """The lines published since the last call (waits for one); [] once closed."""
+        return await self._follower.take(self._job_id)
+
+    def close(self) -> None:
+        self._follower.closed = True
+        self._follower._woken.set()
+        self._fanout._forget(self._job_id, self._follower)
+
+    def __enter__(self) -> LogSubscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+async def follow_lines(
+    subscription: LogSubscription,
+    past: Callable[[], Awaitable[list[LogLine]]],
+    after: LogPosition | None = None,
+) -> AsyncIterator[LogItem]:
+    """`past()` (read after subscribing), then the subscription's lines, each line once.
+
+    Lines both read from the past and published meanwhile, and lines at or before
+    `after`, are recognised by their source's `seq` and skipped.
+    """
+    with subscription:
+        position = after.copy() if after is not None else LogPosition()
+        for line in await past():
+            if position.is_new(line):
+                position.advance(line)
+                yield line
+        while True:
+            batch = await subscription.next_batch()
+            if not batch:
+                return
+            for item in batch:
+                if isinstance(item, LogLine):
+                    if not position.is_new(item):
+                        continue
+                    position.advance(item)
+                yield item
