@@ -11,6 +11,7 @@ from strawberry import Private
 
 from resolvers import maintainers, usage
 from resolvers.audit import AuditView, list_audit
+from resolvers.logs import names_of_job
 from resolvers.maintainers import MaintainerView
 from resolvers.releases import list_releases
 from resolvers.views import (
@@ -27,6 +28,7 @@ from resolvers.views import (
 )
 from schema.connections import Connection, connection
 from schema.errors import CodedError, raise_as_graphql
+from schema.logs import LogLine, LogStream, instance_logs
 from spec import ProcSpec
 
 __all__ = [
@@ -92,10 +94,21 @@ class Instance:
     restarts: int
     last_error: str
     exit_code: int | None
+    job_id: Private[str] = ""
+
+    @strawberry.field(
+        description="The newest lines it printed, oldest first; kept after it is gone."
+    )
+    async def logs(
+        self, info: strawberry.Info, tail: int = 100, stream: LogStream = LogStream.BOTH
+    ) -> list[LogLine]:
+        app, proc = names_of_job(self.job_id)
+        return await instance_logs(info, app, proc, self.number, tail, stream)
 
     @classmethod
     def from_state(cls, state: InstanceState) -> Instance:
         return cls(
+            job_id=state.job_id,
             number=state.number,
             status=state.status,
             healthy=state.healthy,

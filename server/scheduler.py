@@ -17,6 +17,17 @@ def make_scheduler(settings: Settings, environ: Mapping[str, str] = os.environ) 
         from backends.nomad import NomadScheduler, NomadSettings
 
         return NomadScheduler(NomadSettings.from_environ(environ))
-    from backends.local import LocalScheduler
+    from backends.local import LocalScheduler, LogRetention
 
-    return LocalScheduler(data_dir=settings.data_dir, stop_on_exit=settings.local_stop_on_exit)
+    retention = LogRetention(
+        max_age_seconds=settings.instance_log_retention_days * 86400,
+        max_total_bytes=settings.instance_log_retention_bytes,
+    )
+    return LocalScheduler(
+        data_dir=settings.data_dir,
+        stop_on_exit=settings.local_stop_on_exit,
+        log_max_bytes=settings.instance_log_max_bytes,
+        log_files=settings.instance_log_files,
+        log_retention=retention,
+        log_follow_buffer=settings.log_follow_buffer_lines,
+    )

@@ -340,6 +340,7 @@ class LogPump:
         ring_lines: lines kept in memory per instance.
         retention: what `prune` keeps.
         prune_every: seconds between two prunes.
+        follow_buffer: lines queued for one follower before it loses lines.
     """
 
     def __init__(
@@ -353,6 +354,7 @@ class LogPump:
         ring_lines: int = 1000,
         retention: LogRetention | None = None,
         prune_every: float = 300.0,
+        follow_buffer: int = 10_000,
     ) -> None:
         self._blocking = blocking
         self._root = root
@@ -363,7 +365,7 @@ class LogPump:
         self._retention = retention or LogRetention()
         self._prune_every = prune_every
         self._logs: dict[tuple[str, int], InstanceLogs] = {}
-        self.fanout = LogFanout()
+        self.fanout = LogFanout(queue_lines=follow_buffer)
         # One read at a time: a source's position is not safe to share between threads.
         self._reading = asyncio.Lock()
 

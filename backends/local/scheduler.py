@@ -79,6 +79,7 @@ class LocalScheduler:
         log_files: journal generations kept per stream and instance, the current one included.
         log_retention: how long and how much output of gone instances is kept.
         log_interval: seconds between two reads of the output files.
+        log_follow_buffer: lines queued for one follower before it loses lines.
         log_lines: recent lines of output kept in memory per instance.
         clock: the time source for `started_at` (UTC, aware).
     """
@@ -100,6 +101,7 @@ class LocalScheduler:
         log_files: int = 3,
         log_retention: LogRetention | None = None,
         log_interval: float = 0.1,
+        log_follow_buffer: int = 10_000,
         log_lines: int = 1000,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -127,6 +129,7 @@ class LocalScheduler:
             files=log_files,
             ring_lines=log_lines,
             retention=log_retention,
+            follow_buffer=log_follow_buffer,
         )
         self._jobs: dict[str, JobEntry] = {}
         # Per job id and kept after a remove, so a waiting apply still serializes with it.
