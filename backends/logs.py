@@ -18,12 +18,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 __all__ = [
     "CUT_MARKER",
     "MAX_LINE_BYTES",
     "MAX_TAIL",
+    "ArchivedLog",
     "BadLogPosition",
+    "LineBuffer",
+    "LogArchive",
     "LogFanout",
     "LogItem",
     "LogLine",
@@ -89,6 +93,56 @@ class LogsDropped:
 LogItem = LogLine | LogsDropped
 
 
+@dataclass(frozen=True, slots=True)
+class ArchivedLog:
+    """The last part of one stream of an instance that has ended, kept by the console.
+
+    `data` holds "<seq> <text>\n" lines, so archived lines keep the `seq` they had
+    while they were followed, and resume positions stay valid.
+    """
+
+    job_id: str
+    instance: int
+    origin: str  # the backend's name for what wrote it (a Nomad allocation id)
+    stream: LogStream
+    data: bytes
+    ended_at: datetime
+
+    def lines(self) -> list[LogLine]:
+        found = []
+        for raw in self.data.split(b"\n"):
+            seq, sep, text = raw.partition(b" ")
+            if sep and seq.isdigit():
+                found.append(
+                    LogLine(
+                        self.job_id,
+                        self.instance,
+                        self.stream,
+                        None,
+                        text.decode("utf-8", "replace"),
+                        int(seq),
+                        self.origin,
+                    )
+                )
+        return found
+
+    @staticmethod
+    def encode(lines: Iterable[LogLine]) -> bytes:
+        return b"".join(f"{line.seq} {line.text}\n".encode() for line in lines)
+
+
+class LogArchive(Protocol):
+    """Where a backend keeps what its scheduler forgets (the console's database)."""
+
+    async def save(self, entry: ArchivedLog) -> None:
+        """Store `entry`, replacing an earlier one of the same origin and stream."""
+        ...
+
+    async def load(self, job_id: str, instance: int | None = None) -> list[ArchivedLog]:
+        """The job's entries (one instance's, or all), oldest ended first."""
+        ...
+
+
 def clean_line(raw: bytes) -> str:
     """Bytes of one line (without its newline) as text that is always safe to show.
 
@@ -105,6 +159,42 @@ def clean_line(raw: bytes) -> str:
     if tail_bytes and 0x80 <= tail_bytes[0] < 0xC0:
         head = head.rstrip("\ufffd")
     return head + CUT_MARKER
+
+
+class LineBuffer:
+    """Cuts a byte stream into clean lines, carrying a partial line between chunks.
+
+    `feed` returns each complete line's text with the index just past its newline in
+    the chunk fed (backends turn it into a `seq`). A line over MAX_LINE_BYTES is given
+    cut at once and the rest of it, up to its newline, skipped.
+    """
+
+    def __init__(self, *, skip_first: bool = False) -> None:
+        self._partial = b""
+        self._skipping = skip_first  # inside a line that is not to be shown
+
+    def feed(self, data: bytes) -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
+        start = 0
+        while True:
+            newline = data.find(b"\n", start)
+            if newline < 0:
+                break
+            piece = self._partial + data[start:newline]
+            self._partial = b""
+            if self._skipping:
+                self._skipping = False
+            else:
+                found.append((clean_line(piece), newline + 1))
+            start = newline + 1
+        rest = data[start:]
+        if self._skipping:
+            return found
+        self._partial += rest
+        if len(self._partial) > MAX_LINE_BYTES:
+            found.append((clean_line(self._partial), len(data)))
+            self._partial, self._skipping = b"", True
+        return found
 
 
 class LogPosition:

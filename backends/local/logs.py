@@ -33,11 +33,10 @@ from pathlib import Path
 
 from backends.local.threads import ThreadBridge
 from backends.logs import (
-    MAX_LINE_BYTES,
+    LineBuffer,
     LogFanout,
     LogLine,
     LogStream,
-    clean_line,
     merge_in_time_order,
 )
 
@@ -89,8 +88,7 @@ class _Source:
         self._state = directory / f"{number}.{stream}.state"
         self._offset: int | None = None
         self._seq = 0
-        self._partial = b""
-        self._skipping = False  # inside a line already cut at MAX_LINE_BYTES
+        self._lines = LineBuffer()
         self.bytes_read = 0
 
     def files(self) -> tuple[Path, Path, Path]:
@@ -103,7 +101,8 @@ class _Source:
         except (OSError, ValueError, KeyError, TypeError):
             self._offset = max(0, size - _BACKLOG_BYTES)
             self._seq = _last_seq(self.journal)
-            self._skipping = self._offset > 0  # started mid-file: the first piece is a tail
+            # Started mid-file: the first piece is the end of a line.
+            self._lines = LineBuffer(skip_first=self._offset > 0)
 
     def read(self, now: datetime, max_bytes: int, files: int) -> list[LogLine]:
         """Journal what was written since the last read; the new lines."""
@@ -115,7 +114,7 @@ class _Source:
             self._load_state(size)
         assert self._offset is not None
         if size < self._offset:  # replaced or truncated by someone else: start over
-            self._offset, self._partial, self._skipping = 0, b"", False
+            self._offset, self._lines = 0, LineBuffer()
         if size == self._offset:
             return []
         with self.raw.open("rb") as file:
@@ -141,21 +140,8 @@ class _Source:
             self._offset = 0
 
     def _split(self, data: bytes, now: datetime) -> list[LogLine]:
-        chunks = (self._partial + data).split(b"\n")
-        self._partial = chunks.pop()
-        texts: list[str] = []
-        for chunk in chunks:
-            if self._skipping:
-                self._skipping = False
-                continue
-            texts.append(clean_line(chunk))
-        if len(self._partial) > MAX_LINE_BYTES and not self._skipping:
-            texts.append(clean_line(self._partial))
-            self._partial, self._skipping = b"", True
-        elif self._skipping:
-            self._partial = b""
         lines = []
-        for text in texts:
+        for text, _ in self._lines.feed(data):
             self._seq += 1
             lines.append(LogLine(self.job_id, self.number, self.stream, now, text, self._seq))
         return lines
