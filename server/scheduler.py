@@ -6,17 +6,31 @@ import os
 from collections.abc import Mapping
 
 from backends.base import Scheduler
+from backends.logs import LogArchive
 from server.settings import Settings
 
 __all__ = ["make_scheduler"]
 
 
-def make_scheduler(settings: Settings, environ: Mapping[str, str] = os.environ) -> Scheduler:
-    """An unopened scheduler; the lifespan enters it. Raises ValueError on bad Nomad settings."""
+def make_scheduler(
+    settings: Settings,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    log_archive: LogArchive | None = None,
+) -> Scheduler:
+    """An unopened scheduler; the lifespan enters it. Raises ValueError on bad Nomad settings.
+
+    `log_archive` keeps the output of Nomad allocations that end (the local backend keeps
+    its own files).
+    """
     if settings.backend == "nomad":
         from backends.nomad import NomadScheduler, NomadSettings
 
-        return NomadScheduler(NomadSettings.from_environ(environ))
+        return NomadScheduler(
+            NomadSettings.from_environ(environ),
+            log_archive=log_archive,
+            log_follow_buffer=settings.log_follow_buffer_lines,
+        )
     from backends.local import LocalScheduler, LogRetention
 
     retention = LogRetention(
