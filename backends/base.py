@@ -76,10 +76,11 @@ class Scheduler(Protocol):
         instance: int | None = None,
         tail: int = 0,
         after: LogPosition | None = None,
-    ) -> AsyncIterator[LogItem]:
+    ) -> AsyncIterator[list[LogItem]]:
         """The newest `tail` lines (or, with `after`, the lines after that position), then
         every new line as it is written, across restarts and replacements of the instances,
-        until the caller stops iterating. A follower that falls behind gets `LogsDropped`."""
+        until the caller stops iterating; in batches, as they were read. A follower that
+        falls behind gets `LogsDropped` where lines are missing."""
         ...
 
     async def __aenter__(self) -> Scheduler: ...

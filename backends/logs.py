@@ -215,6 +215,10 @@ class LogPosition:
         if self.is_new(line):
             self._seen[line.source] = line.seq
 
+    def advance_all(self, items: Iterable[LogItem]) -> None:
+        """`advance` for each line of a batch in order (sources publish in `seq` order)."""
+        self._seen.update({item.source: item.seq for item in items if isinstance(item, LogLine)})
+
     def last_seq(self, source: tuple[int, str, str]) -> int | None:
         return self._seen.get(source)
 
@@ -270,18 +274,19 @@ class _Follower:
         self.closed = False
 
     def offer(self, job_id: str, lines: list[LogLine]) -> None:
-        for line in lines:
-            if self.instance is not None and line.instance != self.instance:
-                continue
-            if len(self._queue) >= self._limit:
-                self._dropped += 1
-                continue
+        if self.instance is not None:
+            lines = [line for line in lines if line.instance == self.instance]
+        if not lines:
+            return
+        room = self._limit - len(self._queue)
+        taken = lines[: max(room, 0)]
+        if taken:
             if self._dropped:
-                self._queue.append(LogsDropped(job_id, self._dropped, line.time))
+                self._queue.append(LogsDropped(job_id, self._dropped, taken[0].time))
                 self._dropped = 0
-            self._queue.append(line)
-        if self._queue:
-            self._woken.set()
+            self._queue.extend(taken)
+        self._dropped += len(lines) - len(taken)
+        self._woken.set()
 
     async def take(self, job_id: str) -> list[LogItem]:
         while not self._queue and not self._dropped and not self.closed:
@@ -366,25 +371,40 @@ async def follow_lines(
     subscription: LogSubscription,
     past: Callable[[], Awaitable[list[LogLine]]],
     after: LogPosition | None = None,
-) -> AsyncIterator[LogItem]:
-    """`past()` (read after subscribing), then the subscription's lines, each line once.
+) -> AsyncIterator[list[LogItem]]:
+    """`past()` (read after subscribing), then the subscription's lines, in batches as
+    they were read, each line once.
 
     Lines both read from the past and published meanwhile, and lines at or before
     `after`, are recognised by their source's `seq` and skipped.
     """
     with subscription:
         position = after.copy() if after is not None else LogPosition()
-        for line in await past():
-            if position.is_new(line):
-                position.advance(line)
-                yield line
+        first = _fresh(position, await past())
+        if first:
+            yield first
+        # Once a published batch holds nothing already given, none later can: each
+        # source publishes in `seq` order. From then on batches pass untouched, which is
+        # what lets a hundred followers share a busy stream.
+        overlapping = True
         while True:
             batch = await subscription.next_batch()
             if not batch:
                 return
-            for item in batch:
-                if isinstance(item, LogLine):
-                    if not position.is_new(item):
-                        continue
-                    position.advance(item)
-                yield item
+            if overlapping:
+                fresh = _fresh(position, batch)
+                overlapping = len(fresh) < len(batch)
+                batch = fresh
+            if batch:
+                yield batch
+
+
+def _fresh(position: LogPosition, items: Iterable[LogItem]) -> list[LogItem]:
+    fresh: list[LogItem] = []
+    for item in items:
+        if isinstance(item, LogLine):
+            if not position.is_new(item):
+                continue
+            position.advance(item)
+        fresh.append(item)
+    return fresh

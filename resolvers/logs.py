@@ -26,6 +26,7 @@ from resolvers.views import ProcView
 
 __all__ = [
     "MAX_TAIL",
+    "FollowedBatch",
     "FollowedLog",
     "LogLine",
     "LogStream",
@@ -42,6 +43,24 @@ class FollowedLog:
 
     item: LogItem
     cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class FollowedBatch:
+    """Lines read together, and where the reader stood before them."""
+
+    items: list[LogItem]
+    _before: LogPosition
+
+    def with_cursors(self) -> list[FollowedLog]:
+        """Each item with its resume cursor (computed on demand: encoding costs)."""
+        position = self._before.copy()
+        found = []
+        for item in self.items:
+            if isinstance(item, LogLine):
+                position.advance(item)
+            found.append(FollowedLog(item, position.encode()))
+        return found
 
 
 async def tail_logs(
@@ -75,7 +94,7 @@ async def follow_logs(
     instance: int | None = None,
     tail: int = 100,
     after: str | None = None,
-) -> AsyncIterator[FollowedLog]:
+) -> AsyncIterator[FollowedBatch]:
     """The newest `tail` lines of the proc (every instance, or one) merged in time order,
     then its output as it is written, through restarts, rollouts and scaling; with
     `after` (a cursor given out earlier) the lines after it instead of the tail.
@@ -98,15 +117,15 @@ async def follow_logs(
 
 
 async def _with_cursors(
-    items: AsyncIterator[LogItem], position: LogPosition
-) -> AsyncIterator[FollowedLog]:
+    batches: AsyncIterator[list[LogItem]], position: LogPosition
+) -> AsyncIterator[FollowedBatch]:
     try:
-        async for item in items:
-            if isinstance(item, LogLine):
-                position.advance(item)
-            yield FollowedLog(item, position.encode())
+        async for items in batches:
+            before = position.copy()
+            position.advance_all(items)
+            yield FollowedBatch(items, before)
     finally:
-        close = getattr(items, "aclose", None)
+        close = getattr(batches, "aclose", None)
         if close is not None:
             await close()
 

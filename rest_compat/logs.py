@@ -77,6 +77,6 @@ async def proc_logs(call: Call) -> Reply | Response:
     return Response("".join(render_line(proc, line) for line in lines), media_type=_TEXT)
 
 
-async def _chunks(proc: str, followed: AsyncIterator[logs.FollowedLog]) -> AsyncIterator[str]:
-    async for entry in followed:
-        yield render_line(proc, entry.item)
+async def _chunks(proc: str, followed: AsyncIterator[logs.FollowedBatch]) -> AsyncIterator[str]:
+    async for batch in followed:  # one chunk per batch read, not per line
+        yield "".join(render_line(proc, item) for item in batch.items)

@@ -81,5 +81,6 @@ async def follow_logs(
         followed = await logs.follow_logs(
             info.context.op, app=app, proc=proc, instance=instance, tail=tail, after=after
         )
-    async for item in followed:
-        yield LogEntry.from_followed(item)
+    async for batch in followed:
+        for item in batch.with_cursors():
+            yield LogEntry.from_followed(item)

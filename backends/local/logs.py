@@ -131,8 +131,13 @@ class _Source:
         return lines
 
     def _reclaim(self, fd: int) -> None:
-        if _punch_hole(fd, self._offset):
-            return
+        with contextlib.suppress(OSError):
+            writable = os.open(self.raw, os.O_WRONLY)  # fallocate needs a writable fd
+            try:
+                if _punch_hole(writable, self._offset):
+                    return
+            finally:
+                os.close(writable)
         if os.fstat(fd).st_size == self._offset:
             # No holes on this file system: truncate, where a line written in this very
             # moment is lost.

@@ -371,7 +371,7 @@ class LocalScheduler:
         instance: int | None = None,
         tail: int = 0,
         after: LogPosition | None = None,
-    ) -> AsyncIterator[LogItem]:
+    ) -> AsyncIterator[list[LogItem]]:
         """Followers share the pump's one read of each file (see `logs`)."""
         self._require_open()
         subscription = self._logs.fanout.subscribe(job_id, instance)

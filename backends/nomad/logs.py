@@ -265,7 +265,7 @@ class NomadLogs:
 
     def follow(
         self, job_id: str, *, instance: int | None, tail: int, after: LogPosition | None
-    ) -> AsyncIterator[LogItem]:
+    ) -> AsyncIterator[list[LogItem]]:
         subscription = self.fanout.subscribe(job_id, instance)
         if job_id not in self._watchers or self._watchers[job_id].done():
             self._watchers[job_id] = asyncio.create_task(

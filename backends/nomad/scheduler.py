@@ -319,7 +319,7 @@ class NomadScheduler:
         instance: int | None = None,
         tail: int = 0,
         after: LogPosition | None = None,
-    ) -> AsyncIterator[LogItem]:
+    ) -> AsyncIterator[list[LogItem]]:
         """One fs/logs reader per allocation and stream, whatever the followers."""
         self._check_usable()
         return self._logs.follow(job_id, instance=instance, tail=tail, after=after)

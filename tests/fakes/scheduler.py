@@ -80,7 +80,7 @@ class FakeScheduler:
         instance: int | None = None,
         tail: int = 0,
         after: LogPosition | None = None,
-    ) -> AsyncIterator[LogItem]:
+    ) -> AsyncIterator[list[LogItem]]:
         self._check()
         subscription = self.log_fanout.subscribe(job_id, instance)
 
