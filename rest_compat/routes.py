@@ -309,6 +309,11 @@ _LOGS = Endpoint(
             "(chunked; `curl -N`), through restarts and rollouts; a reader too slow gets "
             "'[N lines dropped …]'.",
             statuses=(200, 400, 401, 403, 404),
+            query=(
+                ("instance", "integer", "one instance, numbered from 1 (all by default)"),
+                ("tail", "integer", "the newest lines to send first, 0 to 10000 (100)"),
+                ("follow", "integer", "1: keep the response open and send new lines"),
+            ),
         )
     },
 )

@@ -286,6 +286,7 @@ class LocalScheduler:
                 entry.removed = True  # a oneshot finishing now must not write it back
             del self._jobs[job_id]
             await asyncio.gather(*(sup.close(terminate=True) for sup in entry.slots.values()))
+            await self._logs.flush()  # the last words of the processes, before letting go
             for number in entry.slots:
                 self._logs.detach(job_id, number)
             await self._store_call(functools.partial(self._store.forget_processes, job_id))
@@ -519,6 +520,7 @@ class LocalScheduler:
     async def _drop_slot(self, entry: JobEntry, number: int) -> None:
         supervisor = entry.slots.pop(number)
         await supervisor.close(terminate=True)
+        await self._logs.flush()
         self._logs.detach(entry.job.job_id, number)
 
     async def _save(self, entry: JobEntry) -> None:

@@ -171,6 +171,25 @@ async def test_bad_input_and_unknown_names(
     assert error["extensions"] == {"code": "INVALID", "field": "tail"}
 
 
+async def test_docs_describe_the_logs_extension(
+    live: tuple[str, GraphQLHttp, httpx.AsyncClient],
+) -> None:
+    _, _, client = live
+    page = (await client.get("/v1/docs/")).text
+    assert "/apps/{app}/procs/{proc}/logs/" in page
+    assert "?follow=1" in page
+    assert "curl -N" in page
+    swagger = (await client.get("/v1/swagger/")).json()
+    operation = swagger["paths"]["/apps/{app}/procs/{proc}/logs/"]["get"]
+    assert [(p["name"], p["in"]) for p in operation["parameters"]] == [
+        ("app", "path"),
+        ("proc", "path"),
+        ("instance", "query"),
+        ("tail", "query"),
+        ("follow", "query"),
+    ]
+
+
 async def test_graphql_instance_logs_by_stream(
     live: tuple[str, GraphQLHttp, httpx.AsyncClient],
 ) -> None:
