@@ -369,10 +369,13 @@ class LogSubscription:
 
 async def follow_lines(
     subscription: LogSubscription,
-    past: Callable[[], Awaitable[list[LogLine]]],
-    after: LogPosition | None = None,
+    read_tail: Callable[[int], Awaitable[list[LogLine]]],
+    *,
+    tail: int,
+    after: LogPosition | None,
 ) -> AsyncIterator[list[LogItem]]:
-    """`past()` (read after subscribing), then the subscription's lines, in batches as
+    """The newest `tail` lines (`read_tail(n)`, read after subscribing; with `after`, every
+    line after it that a tail still holds), then the subscription's lines, in batches as
     they were read, each line once.
 
     Lines both read from the past and published meanwhile, and lines at or before
@@ -380,7 +383,7 @@ async def follow_lines(
     """
     with subscription:
         position = after.copy() if after is not None else LogPosition()
-        first = _fresh(position, await past())
+        first = _fresh(position, await read_tail(tail if after is None else MAX_TAIL))
         if first:
             yield first
         # Once a published batch holds nothing already given, none later can: each

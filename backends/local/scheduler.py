@@ -18,7 +18,7 @@ import functools
 import logging
 import os
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -36,7 +36,7 @@ from backends.local.process import PortAllocator, terminate
 from backends.local.recovery import RecoveredSlot, Recovery, recover
 from backends.local.store import LocalStore
 from backends.local.threads import ThreadBridge
-from backends.logs import MAX_TAIL, LogItem, LogLine, LogPosition, LogStream, follow_lines
+from backends.logs import LogItem, LogLine, LogPosition, LogStream, follow_lines
 from backends.types import (
     BackendHealth,
     EventKind,
@@ -377,11 +377,10 @@ class LocalScheduler:
         self._require_open()
         subscription = self._logs.fanout.subscribe(job_id, instance)
 
-        async def past() -> list[LogLine]:
-            count = tail if after is None else MAX_TAIL
-            return await self.log_tail(job_id, instance=instance, lines=count)
+        def read_tail(count: int) -> Awaitable[list[LogLine]]:
+            return self.log_tail(job_id, instance=instance, lines=count)
 
-        return follow_lines(subscription, past, after)
+        return follow_lines(subscription, read_tail, tail=tail, after=after)
 
     # Beyond the protocol.
 

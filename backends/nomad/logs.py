@@ -272,11 +272,10 @@ class NomadLogs:
                 self._watch(job_id), name=f"nomad-logs-{job_id}"
             )
 
-        async def past() -> list[LogLine]:
-            count = tail if after is None else MAX_TAIL
-            return await self.tail(job_id, instance=instance, lines=count, stream=None)
+        def read_tail(count: int) -> Awaitable[list[LogLine]]:
+            return self.tail(job_id, instance=instance, lines=count, stream=None)
 
-        return follow_lines(subscription, past, after)
+        return follow_lines(subscription, read_tail, tail=tail, after=after)
 
     async def _watch(self, job_id: str) -> None:
         """Run one reader per live allocation and stream of the job while it has followers."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -84,12 +84,10 @@ class FakeScheduler:
         self._check()
         subscription = self.log_fanout.subscribe(job_id, instance)
 
-        async def past() -> list[LogLine]:
-            return await self.log_tail(
-                job_id, instance=instance, lines=tail if after is None else 10_000
-            )
+        def read_tail(count: int) -> Awaitable[list[LogLine]]:
+            return self.log_tail(job_id, instance=instance, lines=count)
 
-        return follow_lines(subscription, past, after)
+        return follow_lines(subscription, read_tail, tail=tail, after=after)
 
     async def __aenter__(self) -> FakeScheduler:
         return self
