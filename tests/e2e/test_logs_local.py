@@ -142,7 +142,7 @@ async def test_rest_tail_formats_lines_and_shows_odd_bytes_safely(
 async def test_bad_input_and_unknown_names(
     live: tuple[str, GraphQLHttp, httpx.AsyncClient],
 ) -> None:
-    _, _gql, client = live
+    base_url, _, client = live
     for query, field in [("tail=10001", "tail"), ("tail=-1", "tail"), ("tail=ten", "tail")]:
         response = await client.get(f"{LOGS}?{query}")
         assert response.status_code == 400, response.text
@@ -169,6 +169,25 @@ async def test_bad_input_and_unknown_names(
     )
     (error, *_) = body.json()["errors"]
     assert error["extensions"] == {"code": "INVALID", "field": "tail"}
+
+    for variables, extensions in [
+        ({"proc": "nope", "tail": 5}, {"code": "NOT_FOUND", "field": "proc"}),
+        ({"proc": "talker", "tail": 10_001}, {"code": "INVALID", "field": "tail"}),
+        ({"proc": "talker", "tail": 5, "instance": 9}, {"code": "NOT_FOUND", "field": "instance"}),
+        ({"proc": "talker", "tail": 5, "after": "garbage"}, {"code": "INVALID", "field": "after"}),
+    ]:
+        query = (
+            "subscription($proc: String!, $tail: Int!, $instance: Int, $after: String) { "
+            'logs(app: "hello", proc: $proc, tail: $tail, instance: $instance, after: $after) '
+            "{ cursor } }"
+        )
+        async with subscribe(base_url, query, variables) as sub:
+            message = await sub.receive()
+            assert message["type"] in ("error", "next"), message
+            errors = (
+                message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+            )
+            assert errors[0]["extensions"] == extensions
 
 
 async def test_docs_describe_the_logs_extension(
