@@ -368,7 +368,7 @@ class LogSubscription:
 
 
 async def follow_lines(
-    subscription: LogSubscription,
+    subscribe: Callable[[], LogSubscription],
     read_tail: Callable[[int], Awaitable[list[LogLine]]],
     *,
     tail: int,
@@ -378,10 +378,11 @@ async def follow_lines(
     line after it that a tail still holds), then the subscription's lines, in batches as
     they were read, each line once.
 
-    Lines both read from the past and published meanwhile, and lines at or before
-    `after`, are recognised by their source's `seq` and skipped.
+    Nothing is subscribed until the first batch is asked for, so an iterator that is
+    never iterated holds nothing. Lines both read from the past and published meanwhile,
+    and lines at or before `after`, are recognised by their source's `seq` and skipped.
     """
-    with subscription:
+    with subscribe() as subscription:
         position = after.copy() if after is not None else LogPosition()
         first = _fresh(position, await read_tail(tail if after is None else MAX_TAIL))
         if first:

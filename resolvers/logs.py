@@ -120,10 +120,11 @@ async def _with_cursors(
     batches: AsyncIterator[list[LogItem]], position: LogPosition
 ) -> AsyncIterator[FollowedBatch]:
     try:
-        async for items in batches:
-            before = position.copy()
-            position.advance_all(items)
-            yield FollowedBatch(items, before)
+        with scheduler_errors():  # a backend failing mid-stream, as a domain error
+            async for items in batches:
+                before = position.copy()
+                position.advance_all(items)
+                yield FollowedBatch(items, before)
     finally:
         close = getattr(batches, "aclose", None)
         if close is not None:

@@ -42,6 +42,7 @@ from backends.logs import (
     LogLine,
     LogPosition,
     LogStream,
+    LogSubscription,
     follow_lines,
 )
 from backends.types import EventKind, InstanceState, InstanceStatus, SchedulerEvent
@@ -266,16 +267,19 @@ class NomadLogs:
     def follow(
         self, job_id: str, *, instance: int | None, tail: int, after: LogPosition | None
     ) -> AsyncIterator[list[LogItem]]:
-        subscription = self.fanout.subscribe(job_id, instance)
-        if job_id not in self._watchers or self._watchers[job_id].done():
-            self._watchers[job_id] = asyncio.create_task(
-                self._watch(job_id), name=f"nomad-logs-{job_id}"
-            )
+        def subscribe() -> LogSubscription:
+            subscription = self.fanout.subscribe(job_id, instance)
+            watcher = self._watchers.get(job_id)
+            if watcher is None or watcher.done():
+                self._watchers[job_id] = asyncio.create_task(
+                    self._watch(job_id), name=f"nomad-logs-{job_id}"
+                )
+            return subscription
 
         def read_tail(count: int) -> Awaitable[list[LogLine]]:
             return self.tail(job_id, instance=instance, lines=count, stream=None)
 
-        return follow_lines(subscription, read_tail, tail=tail, after=after)
+        return follow_lines(subscribe, read_tail, tail=tail, after=after)
 
     async def _watch(self, job_id: str) -> None:
         """Run one reader per live allocation and stream of the job while it has followers."""

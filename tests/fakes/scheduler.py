@@ -14,6 +14,7 @@ from backends.logs import (
     LogLine,
     LogPosition,
     LogStream,
+    LogSubscription,
     follow_lines,
 )
 from backends.types import (
@@ -82,12 +83,14 @@ class FakeScheduler:
         after: LogPosition | None = None,
     ) -> AsyncIterator[list[LogItem]]:
         self._check()
-        subscription = self.log_fanout.subscribe(job_id, instance)
+
+        def subscribe() -> LogSubscription:
+            return self.log_fanout.subscribe(job_id, instance)
 
         def read_tail(count: int) -> Awaitable[list[LogLine]]:
             return self.log_tail(job_id, instance=instance, lines=count)
 
-        return follow_lines(subscription, read_tail, tail=tail, after=after)
+        return follow_lines(subscribe, read_tail, tail=tail, after=after)
 
     async def __aenter__(self) -> FakeScheduler:
         return self
