@@ -144,8 +144,10 @@ def _check_tail(tail: int) -> None:
 
 async def _instance_of(ctx: OpContext, app: str, proc: str, instance: int | None) -> ProcView:
     """The proc, after the access check; NotFound for an instance number it does not have."""
-    if instance is not None and (isinstance(instance, bool) or not isinstance(instance, int)):
-        raise InvalidInput("instance must be an integer", field="instance")
+    if instance is not None and (
+        isinstance(instance, bool) or not isinstance(instance, int) or instance < 1
+    ):
+        raise InvalidInput("instance must be a positive integer", field="instance")
     view = await get_proc(ctx, app=app, proc=proc)
     if instance is not None and not 1 <= instance <= max(view.num_instances, 1):
         raise NotFound(

@@ -148,6 +148,7 @@ async def test_bad_input_and_unknown_names(
         assert response.status_code == 400, response.text
         assert field in response.json()["msg"]
     assert (await client.get(LOGS + "?instance=x")).status_code == 400
+    assert "instance must be a positive integer" in (await client.get(LOGS + "?instance=0")).text
     assert (await client.get(LOGS + "?follow=maybe")).status_code == 400
 
     missing_proc = await client.get("/api/v1/apps/hello/procs/nope/logs/")
