@@ -339,7 +339,7 @@ class LogPump:
         *,
         blocking: ThreadBridge,
         root: Path,
-        interval: float = 0.1,
+        interval: float = 0.05,
         max_bytes: int = 10 * 1024 * 1024,
         files: int = 3,
         ring_lines: int = 1000,

@@ -100,7 +100,7 @@ class LocalScheduler:
         log_max_bytes: int = 10 * 1024 * 1024,
         log_files: int = 3,
         log_retention: LogRetention | None = None,
-        log_interval: float = 0.1,
+        log_interval: float = 0.05,
         log_follow_buffer: int = 10_000,
         log_lines: int = 1000,
         clock: Callable[[], datetime] | None = None,
