@@ -16,7 +16,10 @@ async def test_output_outlives_the_job(sched: LocalScheduler, marker: str) -> No
     job = make_job(marker, num_instances=2)
     await sched.apply(job)
     await wait_for_instances(sched, job.job_id, all_up)
-    await wait_until(lambda: len(sched.logs(job.job_id, 2)) == 2, what="both lines of instance 2")
+    await wait_until(
+        lambda: len(sched.logs(job.job_id, 1)) == len(sched.logs(job.job_id, 2)) == 2,
+        what="both lines of both instances",
+    )
     await sched.remove(job.job_id)
 
     lines = await sched.log_tail(job.job_id, lines=10)
