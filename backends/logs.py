@@ -196,6 +196,19 @@ class LineBuffer:
             self._partial, self._skipping = b"", True
         return found
 
+    @property
+    def pending(self) -> bool:
+        """Whether part of a line waits for its newline."""
+        return bool(self._partial)
+
+    def take_partial(self) -> str | None:
+        """The waiting part of a line as a line of its own (a writer that went quiet
+        without a newline); what follows it later starts a new line."""
+        if not self._partial:
+            return None
+        text, self._partial = clean_line(self._partial), b""
+        return text
+
 
 class LogPosition:
     """Where a reader stands in each source it has seen: the `seq` of its last line.

@@ -48,6 +48,9 @@ _BACKLOG_BYTES = 64 * 1024
 # The read part of a raw file is given back once this much has been read.
 _RECLAIM_BYTES = 1024 * 1024
 _READ_CHUNK = 64 * 1024
+# A part of a line with no newline after it for this long is shown as a line (a process
+# that printed a prompt, or died mid-line).
+_PARTIAL_WAIT = 1.0
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 
@@ -89,6 +92,7 @@ class _Source:
         self._offset: int | None = None
         self._seq = 0
         self._lines = LineBuffer()
+        self._data_at = 0.0  # monotonic time of the last new bytes
         self.bytes_read = 0
 
     def files(self) -> tuple[Path, Path, Path]:
@@ -116,7 +120,7 @@ class _Source:
         if size < self._offset:  # replaced or truncated by someone else: start over
             self._offset, self._lines = 0, LineBuffer()
         if size == self._offset:
-            return []
+            return self._quiet(now, max_bytes, files)
         with self.raw.open("rb") as file:
             file.seek(self._offset)
             data = file.read(size - self._offset)
@@ -124,7 +128,21 @@ class _Source:
             self.bytes_read += len(data)
             if self._offset >= _RECLAIM_BYTES:
                 self._reclaim(file.fileno())
-        lines = self._split(data, now)
+        self._data_at = time.monotonic()
+        return self._journal(self._split(data, now), max_bytes, files)
+
+    def _quiet(self, now: datetime, max_bytes: int, files: int) -> list[LogLine]:
+        """No new bytes: a part of a line left waiting too long is shown as it is."""
+        if not self._lines.pending or time.monotonic() - self._data_at < _PARTIAL_WAIT:
+            return []
+        text = self._lines.take_partial()
+        if text is None:
+            return []
+        self._seq += 1
+        line = LogLine(self.job_id, self.number, self.stream, now, text, self._seq)
+        return self._journal([line], max_bytes, files)
+
+    def _journal(self, lines: list[LogLine], max_bytes: int, files: int) -> list[LogLine]:
         if lines:
             self._append(lines, max_bytes, files)
         self._state.write_text(json.dumps({"offset": self._offset, "seq": self._seq}))

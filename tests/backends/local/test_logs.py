@@ -9,7 +9,7 @@ from pathlib import Path
 from backends.local import LocalScheduler
 from backends.local.logs import LogRetention, prune
 from backends.logs import LogStream
-from tests.backends.local.helpers import all_up, make_job, wait_for_instances, wait_until
+from tests.backends.local.helpers import all_up, make_job, script, wait_for_instances, wait_until
 
 
 async def test_output_outlives_the_job(sched: LocalScheduler, marker: str) -> None:
@@ -58,3 +58,17 @@ def test_prune_deletes_old_files_then_the_oldest_beyond_the_total(tmp_path: Path
     assert live_old.exists()  # a live instance's current files are never pruned
     assert not older.exists()  # over the total: the oldest goes first
     assert newer.exists()
+
+
+async def test_a_line_left_without_newline_is_shown_once_the_writer_is_quiet(
+    sched: LocalScheduler, marker: str
+) -> None:
+    code = "import sys, time\nsys.stdout.write('Password: ')\nsys.stdout.flush()\ntime.sleep(60)\n"
+    job = make_job(marker, cmd=script(code))
+    await sched.apply(job)
+
+    async def shown() -> bool:
+        lines = await sched.log_tail(job.job_id, lines=10)
+        return [line.text for line in lines] == ["Password: "]
+
+    await wait_until(shown, what="the partial line", within=15)
