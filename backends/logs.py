@@ -16,7 +16,7 @@ import json
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -308,7 +308,7 @@ class _Follower:
         items = list(self._queue)
         self._queue.clear()
         if self._dropped:
-            items.append(LogsDropped(job_id, self._dropped))
+            items.append(LogsDropped(job_id, self._dropped, datetime.now(UTC)))
             self._dropped = 0
         return items
 

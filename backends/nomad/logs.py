@@ -297,7 +297,7 @@ class NomadLogs:
                 for alloc_id, number in live:
                     for stream in LogStream:
                         key = (alloc_id, stream)
-                        if task is not None and key not in readers:
+                        if task is not None and (key not in readers or readers[key].done()):
                             source = _Source(job_id, number, alloc_id, stream)
                             readers[key] = asyncio.create_task(self._reader(source, task))
                 for key, reader in list(readers.items()):
@@ -346,7 +346,9 @@ class NomadLogs:
                             last = decoder.last_seq
                             self.fanout.publish(source.job_id, lines)
             except _Gone:
-                return
+                # Not started yet (a new allocation is pending): try again until the watcher
+                # cancels this reader because the allocation is no longer current.
+                pass
             except SchedulerUnavailable as exc:
                 logger.warning("%s", exc)
             await asyncio.sleep(_RECONNECT)

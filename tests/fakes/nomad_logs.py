@@ -8,7 +8,8 @@ as Nomad 1.x does (read from hashicorp/nomad at aa026cc):
   `application/json`, or `text/plain` with `plain=true`.
 - `nomad/client_fs_endpoint.go` `logs`: an allocation the servers do not know (never
   existed, or garbage-collected) is a 404 `Unknown allocation "<id>"`.
-- `client/fs_endpoint.go` `logs`: a task the allocation does not have is a 400
+- `client/fs_endpoint.go` `logs`: an allocation the client has not picked up yet is a 404
+  `Unknown allocation "<id>"` (no alloc runner); a task the allocation does not have is a 400
   `unknown task name "<task>"`; a task that never started a 404
   `task "<task>" not started yet. No logs available`. `origin=end` counts `offset`
   back from the end. Without `follow` the stream ends at the end of the file.
@@ -133,7 +134,12 @@ def logs_response(fake: FakeNomad, request: Request, *, heartbeat: float) -> Res
         alloc = fake.allocs.get(alloc_id)
         if alloc is None:
             return PlainTextResponse(f'Unknown allocation "{alloc_id}"', status_code=404)
-        state = (alloc.doc.get("TaskStates") or {}).get(task)
+        states = alloc.doc.get("TaskStates")
+        if states is None:
+            # Placed but not picked up by its client yet: the client has no alloc runner
+            # for it (`getAllocRunner` fails) and answers 404 Unknown allocation.
+            return PlainTextResponse(f'Unknown allocation "{alloc_id}"', status_code=404)
+        state = states.get(task)
         if state is None:
             raise FakeError(400, f'unknown task name "{task}"')
         if not state.get("StartedAt") or state["StartedAt"].startswith("0001-01-01"):

@@ -143,7 +143,10 @@ class _Collected:
 
 
 async def test_follow_survives_a_rollout_and_archive_outlives_gc(
-    logged: NomadScheduler, fake: FakeNomad, archive: DatabaseLogArchive
+    logged: NomadScheduler,
+    fake: FakeNomad,
+    nomad_server: FakeNomadServer,
+    archive: DatabaseLogArchive,
 ) -> None:
     await _running(logged, fake, num_instances=1)
     old = _alloc_of(fake, 1)
@@ -158,10 +161,18 @@ async def test_follow_survives_a_rollout_and_archive_outlives_gc(
         assert isinstance(live, LogLine)
         assert live.time is not None  # followed lines carry the time they arrived
 
-        # A new image replaces the allocation; the follower reads the new one by itself.
-        await _running(logged, fake, num_instances=1, image="registry.lain.local/hello:2")
+        # A new image replaces the allocation; the follower reads the new one by itself,
+        # also when it first sees it pending (Nomad: 404, "not started yet").
+        await logged.apply(make_job(num_instances=1, image="registry.lain.local/hello:2"))
         new = _alloc_of(fake, 1)
         assert new != old
+        path = f"/v1/client/fs/logs/{new}"
+        await wait_until(
+            lambda: any(seen.path == path for seen in nomad_server.seen),
+            within=10,
+            message="a read of the pending allocation",
+        )
+        fake.settle()
         output.write(new, "stdout", b"new 1\n")
         await wait_until(lambda: "new 1" in followed.texts(), within=10, message="new alloc")
         assert followed.texts().count("old 1") == 1  # nothing twice
