@@ -200,17 +200,24 @@ class NomadLogs:
         kept = {(e.origin, e.stream) for e in archived}
         task = await self._task_of(job_id)
         if task is not None:
-            for current in await self._instances(job_id):
-                if instance not in (None, current.number) or not current.instance_id:
-                    continue
-                for name in streams:
-                    if (current.instance_id, name) in kept:
-                        continue
-                    source = _Source(job_id, current.number, current.instance_id, name)
-                    with contextlib.suppress(_Gone):
-                        sources.append(await self._read(source, task, lines))
+            live = [
+                _Source(job_id, current.number, current.instance_id, name)
+                for current in await self._instances(job_id)
+                if instance in (None, current.number) and current.instance_id
+                for name in streams
+                if (current.instance_id, name) not in kept
+            ]
+            # Every allocation's streams at once: each read is a round trip to a client.
+            reads = await asyncio.gather(*(self._read_or_none(s, task, lines) for s in live))
+            sources.extend(found for found in reads if found is not None)
         shares = _share([len(found) for found in sources], lines)
         return [line for found, n in zip(sources, shares, strict=True) for line in found[-n:] if n]
+
+    async def _read_or_none(self, source: _Source, task: str, lines: int) -> list[LogLine] | None:
+        try:
+            return await self._read(source, task, lines)
+        except _Gone:
+            return None
 
     async def _load_archive(self, job_id: str, instance: int | None) -> list[ArchivedLog]:
         if self._archive is None:
