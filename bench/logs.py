@@ -5,8 +5,11 @@
    (this process: the pump, the journal, the fan-out and the follower).
 2. The same writer with 100 followers on the proc: every follower gets every line, and
    the pump reads each byte of the file once (bytes read / bytes written ≈ 1, not 100).
+3. The same through the REST door: `lain-console serve` in a process of its own, the
+   writer deployed as an app, followers on `GET …/logs/?follow=1` (one parses and times
+   every line, the others count bytes); the server process's CPU is printed.
 
-    python -m bench.logs [--seconds 10] [--rate 10000] [--followers 100]
+    python -m bench.logs [--seconds 10] [--rate 10000] [--followers 100] [--no-rest]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from backends.local import LocalScheduler
 from backends.logs import LogLine, LogsDropped
 from backends.types import ProcJob
+from bench import logs_rest as rest_door
 from bench.report import Table, percentile, verdict
 
 WRITER = """
@@ -127,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--followers", type=int, default=100)
+    parser.add_argument("--no-rest", action="store_true", help="skip the REST door")
     args = parser.parse_args(argv)
     table = Table(
         f"Following one instance writing {args.rate} lines/s for {args.seconds:g} s",
@@ -155,6 +160,24 @@ def main(argv: list[str] | None = None) -> None:
         )
     table.note("read/written: bytes the pump read from the output file per byte written.")
     print(table.render())
+    if args.no_rest:
+        return
+    rest = Table(
+        f"Through REST (?follow=1): one instance writing {args.rate} lines/s, {args.seconds:g} s",
+        ["followers", "lines/s seen", "p50 ms", "p99 ms", "server cpu %", "p99 ≤ 200 ms"],
+    )
+    for count in (1, args.followers):
+        figures = asyncio.run(rest_door.run(args.seconds, args.rate, count, WRITER))
+        rest.add(
+            count,
+            f"{figures['lines/s seen']:.0f}",
+            f"{figures['p50 ms']:.1f}",
+            f"{figures['p99 ms']:.1f}",
+            f"{figures['cpu %']:.0f}",
+            verdict(figures["p99 ms"] <= 200),
+        )
+    rest.note("server cpu %: the lain-console process only (the writer runs on its own).")
+    print(rest.render())
 
 
 if __name__ == "__main__":

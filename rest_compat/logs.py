@@ -7,6 +7,7 @@ an app. Errors keep LAIN's envelope and its 404s.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -24,7 +25,9 @@ _TEXT = "text/plain; charset=utf-8"
 _FOLLOW = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False, "": False}
 
 
+@functools.lru_cache(maxsize=4096)
 def _time(when: datetime | None) -> str:
+    # Cached: the lines of one read share their time, and every follower renders them.
     if when is None:
         return "-"
     return when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
