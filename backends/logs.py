@@ -348,6 +348,20 @@ class LogFanout:
         self._followers.setdefault(job_id, set()).add(follower)
         return LogSubscription(self, job_id, follower)
 
+    def follow(
+        self,
+        job_id: str,
+        instance: int | None,
+        read_tail: Callable[[int], Awaitable[list[LogLine]]],
+        *,
+        tail: int,
+        after: LogPosition | None,
+    ) -> AsyncIterator[list[LogItem]]:
+        """`follow_lines` over a subscription to this fan-out (made on first read)."""
+        return follow_lines(
+            lambda: self.subscribe(job_id, instance), read_tail, tail=tail, after=after
+        )
+
     def _forget(self, job_id: str, follower: _Follower) -> None:
         followers = self._followers.get(job_id)
         if followers is not None:

@@ -36,7 +36,7 @@ from backends.local.process import PortAllocator, terminate
 from backends.local.recovery import RecoveredSlot, Recovery, recover
 from backends.local.store import LocalStore
 from backends.local.threads import ThreadBridge
-from backends.logs import LogItem, LogLine, LogPosition, LogStream, LogSubscription, follow_lines
+from backends.logs import LogItem, LogLine, LogPosition, LogStream
 from backends.types import (
     BackendHealth,
     EventKind,
@@ -376,13 +376,10 @@ class LocalScheduler:
         """Followers share the pump's one read of each file (see `logs`)."""
         self._require_open()
 
-        def subscribe() -> LogSubscription:
-            return self._logs.fanout.subscribe(job_id, instance)
-
         def read_tail(count: int) -> Awaitable[list[LogLine]]:
             return self.log_tail(job_id, instance=instance, lines=count)
 
-        return follow_lines(subscribe, read_tail, tail=tail, after=after)
+        return self._logs.fanout.follow(job_id, instance, read_tail, tail=tail, after=after)
 
     # Beyond the protocol.
 

@@ -14,8 +14,6 @@ from backends.logs import (
     LogLine,
     LogPosition,
     LogStream,
-    LogSubscription,
-    follow_lines,
 )
 from backends.types import (
     BackendHealth,
@@ -84,13 +82,10 @@ class FakeScheduler:
     ) -> AsyncIterator[list[LogItem]]:
         self._check()
 
-        def subscribe() -> LogSubscription:
-            return self.log_fanout.subscribe(job_id, instance)
-
         def read_tail(count: int) -> Awaitable[list[LogLine]]:
             return self.log_tail(job_id, instance=instance, lines=count)
 
-        return follow_lines(subscribe, read_tail, tail=tail, after=after)
+        return self.log_fanout.follow(job_id, instance, read_tail, tail=tail, after=after)
 
     async def __aenter__(self) -> FakeScheduler:
         return self
