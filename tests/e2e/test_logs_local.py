@@ -121,6 +121,7 @@ async def test_rest_tail_formats_lines_and_shows_odd_bytes_safely(
     live: tuple[str, GraphQLHttp, httpx.AsyncClient],
 ) -> None:
     _, _, client = live
+    await _until_text(client, LOGS + "?tail=50", "complaint 1")
     text = await _until_text(client, LOGS + "?tail=50", "complaint 2")
     response = await client.get(LOGS + "?tail=50")
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
