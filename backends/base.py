@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from backends.logs import LogItem, LogLine, LogPosition, LogStream
 from backends.types import BackendHealth, InstanceAction, ProcJob, ProcState, SchedulerEvent
 
 __all__ = ["Scheduler"]
@@ -58,6 +59,33 @@ class Scheduler(Protocol):
 
     def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
         """State changes in cursor order: those after `after` still in history, then live."""
+        ...
+
+    async def log_tail(
+        self,
+        job_id: str,
+        *,
+        instance: int | None = None,
+        lines: int = 100,
+        stream: LogStream | None = None,
+    ) -> list[LogLine]:
+        """The newest `lines` lines of one instance or of all, merged in time order, oldest
+        first. Output is kept after an instance exits, is replaced or the job is removed,
+        so an unknown job or an instance that never ran answers [], never an error."""
+        ...
+
+    def log_follow(
+        self,
+        job_id: str,
+        *,
+        instance: int | None = None,
+        tail: int = 0,
+        after: LogPosition | None = None,
+    ) -> AsyncIterator[list[LogItem]]:
+        """The newest `tail` lines (or, with `after`, the lines after that position), then
+        every new line as it is written, across restarts and replacements of the instances,
+        until the caller stops iterating; in batches, as they were read. A follower that
+        falls behind gets `LogsDropped` where lines are missing."""
         ...
 
     async def __aenter__(self) -> Scheduler: ...

@@ -50,6 +50,10 @@ def _operation(endpoint: Endpoint, verb: str, method: Method) -> dict[str, Any]:
         {"name": name, "in": "path", "required": True, "type": "string"}
         for name in endpoint.parameters
     ]
+    parameters.extend(
+        {"name": name, "in": "query", "required": False, "type": kind, "description": text}
+        for name, kind, text in method.query
+    )
     if method.body:
         parameters.append(
             {

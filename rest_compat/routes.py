@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from rest_compat import apps, misc, notify, procs, repos
+from rest_compat import apps, logs, misc, notify, procs, repos
 from rest_compat.auth import Level
 from rest_compat.routing import Call, Endpoint, Fatal, Method
 
@@ -294,6 +294,30 @@ _PROC = Endpoint(
     },
 )
 
+_LOGS = Endpoint(
+    "apps/{app}/procs/{proc}/logs/",
+    "logs",
+    {
+        "GET": Method(
+            logs.proc_logs,
+            _MAINTAIN,
+            Fatal("logs", "get app {app} proc {proc} logs", "/v1/apps/{app}/procs/{proc}/"),
+            summary="An extension: the proc's output as text/plain, one line each, "
+            "'<time> <proc>.<instance> <stream> <text>'. ?instance=<n> one instance (all by "
+            "default, merged in time order); ?tail=<0..10000> the newest lines (100); "
+            "?follow=1 keeps the response open and sends each new line as it is written "
+            "(chunked; `curl -N`), through restarts and rollouts; a reader too slow gets "
+            "'[N lines dropped …]'.",
+            statuses=(200, 400, 401, 403, 404),
+            query=(
+                ("instance", "integer", "one instance, numbered from 1 (all by default)"),
+                ("tail", "integer", "the newest lines to send first, 0 to 10000 (100)"),
+                ("follow", "integer", "1: keep the response open and send new lines"),
+            ),
+        )
+    },
+)
+
 _HISTORIES = Endpoint(
     "apps/{app}/procs/{proc}/instance/{instance}/histories/",
     "proc",
@@ -442,6 +466,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _APP,
     _PROCS,
     _PROC,
+    _LOGS,
     _HISTORIES,
     _INSTANCES,
     _AUTH_STATUS,

@@ -95,6 +95,7 @@ class Method:
     summary: str = ""
     body: str = ""
     statuses: tuple[int, ...] = (200,)
+    query: tuple[tuple[str, str, str], ...] = ()  # (name, Swagger type, description)
 
 
 _PARAM = re.compile(r"\{(\w+)\}")

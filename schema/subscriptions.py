@@ -9,6 +9,7 @@ import strawberry
 from resolvers import watch
 from resolvers.events import AppEvent, AppEventKind
 from schema.errors import raise_as_graphql
+from schema.logs import LogEntry, follow_logs
 from schema.types import App, Instance, Proc
 
 __all__ = ["Event", "Subscription"]
@@ -80,3 +81,10 @@ class Subscription:
             events = await watch.proc_events(info.context.op, app=app, proc=proc, after=after)
         async for event in _stream(info, events, app=app):
             yield event
+
+    logs: AsyncGenerator[LogEntry] = strawberry.subscription(
+        resolver=follow_logs,
+        description="A proc's output (every instance, or one): the newest `tail` lines merged "
+        "in time order, then each new line, through restarts and rollouts. `after` resumes "
+        "after an entry's cursor instead of sending the tail.",
+    )

@@ -12,6 +12,7 @@ from strawberry import Private
 from resolvers import health as readmodel
 from resolvers import maintainers, usage
 from resolvers.audit import AuditView, list_audit
+from resolvers.logs import names_of_job
 from resolvers.maintainers import MaintainerView
 from resolvers.releases import list_releases
 from resolvers.views import (
@@ -29,6 +30,7 @@ from resolvers.views import (
 )
 from schema.connections import Connection, connection
 from schema.errors import CodedError, raise_as_graphql
+from schema.logs import LogLine, LogStream, instance_logs
 from spec import ProcSpec
 
 __all__ = [
@@ -119,10 +121,21 @@ class Instance:
     release: str = strawberry.field(
         description="The meta version the instance was started with; empty when unknown."
     )
+    job_id: Private[str] = ""
+
+    @strawberry.field(
+        description="The newest lines it printed, oldest first; kept after it is gone."
+    )
+    async def logs(
+        self, info: strawberry.Info, tail: int = 100, stream: LogStream = LogStream.BOTH
+    ) -> list[LogLine]:
+        app, proc = names_of_job(self.job_id)
+        return await instance_logs(info, app, proc, self.number, tail, stream)
 
     @classmethod
     def from_state(cls, state: InstanceState) -> Instance:
         return cls(
+            job_id=state.job_id,
             number=state.number,
             status=state.status,
             healthy=state.healthy,

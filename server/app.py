@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 import anyio
@@ -20,6 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from backends.base import Scheduler
 from resolvers.context import SYSTEM, OpContext, Services
 from resolvers.events import EventBus
+from resolvers.log_archive import DatabaseLogArchive
 from resolvers.reconcile import reconcile_forever
 from resolvers.sso import SsoSettings
 from resolvers.webhooks import WebhookSender
@@ -56,7 +58,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
         async with (
             open_engine(settings.database_url) as engine,
-            scheduler or make_scheduler(settings) as opened,
+            scheduler or make_scheduler(settings, log_archive=_log_archive(engine)) as opened,
             # One client for every call out (userinfo, notify subscribers): pooled, closed at
             # shutdown; redirects are never followed.
             httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http,
@@ -98,6 +100,10 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
             tasks.cancel_scope.cancel()
             bus.close()
         log.info("lain-console stopped")
+
+    def _log_archive(engine: AsyncEngine) -> DatabaseLogArchive:
+        retention = timedelta(days=settings.instance_log_retention_days)
+        return DatabaseLogArchive(make_sessionmaker(engine), retention=retention)
 
     graphql = ControlPlaneGraphQL(
         graphiql=settings.graphiql, recheck_seconds=settings.subscription_recheck_seconds

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 
 from backends.base import Scheduler
+from backends.logs import LogArchive
 from server.settings import Settings, SettingsError
 
 __all__ = ["check_isolation", "make_scheduler"]
@@ -35,24 +36,43 @@ def check_isolation(settings: Settings, *, euid: int | None = None) -> None:
         raise SettingsError(_UNISOLATED)
 
 
-def make_scheduler(settings: Settings, environ: Mapping[str, str] = os.environ) -> Scheduler:
+def make_scheduler(
+    settings: Settings,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    log_archive: LogArchive | None = None,
+) -> Scheduler:
     """An unopened scheduler; the lifespan enters it.
 
     Raises ValueError on bad Nomad settings, SettingsError (see `check_isolation`).
+    `log_archive` keeps the output of Nomad allocations that end (the local backend keeps
+    its own files).
     """
     check_isolation(settings)
     if settings.backend == "nomad":
         from backends.nomad import NomadScheduler, NomadSettings
 
-        return NomadScheduler(NomadSettings.from_environ(environ))
-    from backends.local import LocalScheduler
+        return NomadScheduler(
+            NomadSettings.from_environ(environ),
+            log_archive=log_archive,
+            log_follow_buffer=settings.log_follow_buffer_lines,
+        )
+    from backends.local import LocalScheduler, LogRetention
 
     if os.geteuid() != 0:
         _log.warning("apps of the local backend run as the console's own user (it is not root)")
+    retention = LogRetention(
+        max_age_seconds=settings.instance_log_retention_days * 86400,
+        max_total_bytes=settings.instance_log_retention_bytes,
+    )
     return LocalScheduler(
         data_dir=settings.data_dir,
         stop_on_exit=settings.local_stop_on_exit,
         app_uids=settings.local_app_uids,
         min_healthy_time=settings.min_healthy_time,
         rollout_timeout=settings.rollout_timeout,
+        log_max_bytes=settings.instance_log_max_bytes,
+        log_files=settings.instance_log_files,
+        log_retention=retention,
+        log_follow_buffer=settings.log_follow_buffer_lines,
     )

@@ -72,6 +72,13 @@ class Settings:
     # passed) before it replaces an old one, and how long to wait for that before stopping.
     min_healthy_time: int = 3
     rollout_timeout: int = 60
+    # Instance output (local backend): journal cap and generations per stream and
+    # instance, retention of what gone instances printed, and each follower's buffer.
+    instance_log_max_bytes: int = 10 * 1024 * 1024
+    instance_log_files: int = 3
+    instance_log_retention_days: int = 7
+    instance_log_retention_bytes: int = 1024 * 1024 * 1024
+    log_follow_buffer_lines: int = 10_000
 
     @property
     def default_database_url(self) -> str:
@@ -135,6 +142,19 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         header_timeout=reader.integer("HEADER_TIMEOUT", 10, low=1, high=3600),
         min_healthy_time=reader.integer("MIN_HEALTHY_TIME", 3, low=0, high=3600),
         rollout_timeout=reader.integer("ROLLOUT_TIMEOUT", 60, low=1, high=86400),
+        instance_log_max_bytes=reader.integer(
+            "INSTANCE_LOG_MAX_BYTES", 10 * 1024 * 1024, low=4096, high=1024**4
+        ),
+        instance_log_files=reader.integer("INSTANCE_LOG_FILES", 3, low=1, high=100),
+        instance_log_retention_days=reader.integer(
+            "INSTANCE_LOG_RETENTION_DAYS", 7, low=1, high=3650
+        ),
+        instance_log_retention_bytes=reader.integer(
+            "INSTANCE_LOG_RETENTION_BYTES", 1024**3, low=1024 * 1024, high=1024**5
+        ),
+        log_follow_buffer_lines=reader.integer(
+            "LOG_FOLLOW_BUFFER_LINES", 10_000, low=10, high=1_000_000
+        ),
     )
     _check_sso(settings)
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -34,6 +35,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "IdempotencyRecord",
+    "LogArchiveEntry",
     "Maintainer",
     "MaintainerRole",
     "NotifySubscriber",
@@ -302,3 +304,21 @@ class AuditEntry(Base):
     app: Mapped[str] = mapped_column(String(200))
     meta_version: Mapped[str] = mapped_column(String(80), default="")
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class LogArchiveEntry(Base):
+    """The last part of one output stream of an instance that ended (Nomad forgets them)."""
+
+    __tablename__ = "log_archive"
+    __table_args__ = (
+        UniqueConstraint("origin", "stream", name="uq_log_archive_origin_stream"),
+        Index("ix_log_archive_job_id_instance", "job_id", "instance"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(400))
+    instance: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(100))
+    stream: Mapped[str] = mapped_column(String(8))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime())

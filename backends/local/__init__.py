@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.local.logs import LogLine
+from backends.local.logs import LogRetention
 from backends.local.scheduler import LocalScheduler
 
-__all__ = ["LocalScheduler", "LogLine"]
+__all__ = ["LocalScheduler", "LogRetention"]

@@ -19,7 +19,7 @@ import functools
 import logging
 import os
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -38,11 +38,12 @@ from backends.local import launch
 from backends.local.instance import InstanceSupervisor, SupervisorContext
 from backends.local.isolation import DEFAULT_APP_UIDS, AppSandbox
 from backends.local.jobs import JobEntry
-from backends.local.logs import LogLine, LogPump
+from backends.local.logs import LogPump, LogRetention, journaled_instances, read_tail
 from backends.local.process import PortAllocator, terminate
 from backends.local.recovery import RecoveredSlot, Recovery, recover
 from backends.local.store import LocalStore
 from backends.local.threads import ThreadBridge
+from backends.logs import LogItem, LogLine, LogPosition, LogStream
 from backends.types import (
     BackendHealth,
     EventKind,
@@ -85,7 +86,11 @@ class LocalScheduler:
             range (see `isolation`); otherwise as the console.
         stop_on_exit: leaving the context stops every process; by default they keep
             running and the next scheduler on the same data dir adopts them.
-        log_max_bytes: an instance's stdout or stderr file is rotated at this size.
+        log_max_bytes: an instance's stdout or stderr journal is rotated at this size.
+        log_files: journal generations kept per stream and instance, the current one included.
+        log_retention: how long and how much output of gone instances is kept.
+        log_interval: seconds between two reads of the output files.
+        log_follow_buffer: lines queued for one follower before it loses lines.
         log_lines: recent lines of output kept in memory per instance.
         clock: the time source for `started_at` (UTC, aware).
     """
@@ -106,6 +111,10 @@ class LocalScheduler:
         app_uids: range = DEFAULT_APP_UIDS,
         stop_on_exit: bool = False,
         log_max_bytes: int = 10 * 1024 * 1024,
+        log_files: int = 3,
+        log_retention: LogRetention | None = None,
+        log_interval: float = 0.05,
+        log_follow_buffer: int = 10_000,
         log_lines: int = 1000,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -127,7 +136,16 @@ class LocalScheduler:
         self._store = LocalStore(data_dir)
         self._sandbox = AppSandbox(data_dir, app_uids)
         self._ports = PortAllocator()
-        self._logs = LogPump(blocking=self._bridge, max_bytes=log_max_bytes, ring_lines=log_lines)
+        self._logs = LogPump(
+            blocking=self._bridge,
+            root=self._store.log_root,
+            interval=log_interval,
+            max_bytes=log_max_bytes,
+            files=log_files,
+            ring_lines=log_lines,
+            retention=log_retention,
+            follow_buffer=log_follow_buffer,
+        )
         self._jobs: dict[str, JobEntry] = {}
         # Per job id and kept after a remove, so a waiting apply still serializes with it.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -192,6 +210,7 @@ class LocalScheduler:
         supervisors.extend(self._retiring)
         await asyncio.gather(*(sup.close(terminate=self._stop_on_exit) for sup in supervisors))
         await self._logs.flush()
+        self._logs.fanout.close()
         if self._http is not None:
             await self._http.aclose()
         self._feed.close()
@@ -316,6 +335,7 @@ class LocalScheduler:
                 entry.removed = True  # a oneshot finishing now must not write it back
             del self._jobs[job_id]
             await asyncio.gather(*(sup.close(terminate=True) for sup in entry.slots.values()))
+            await self._logs.flush()  # the last words of the processes, before letting go
             for number in entry.slots:
                 self._logs.detach(job_id, number)
             await self._store_call(functools.partial(self._store.forget_processes, job_id))
@@ -375,7 +395,48 @@ class LocalScheduler:
     def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
         return self._feed.subscribe(after)
 
+    async def log_tail(
+        self,
+        job_id: str,
+        *,
+        instance: int | None = None,
+        lines: int = 100,
+        stream: LogStream | None = None,
+    ) -> list[LogLine]:
+        """From the journals under the data dir, which outlive instances and jobs."""
+        if self._state is _State.OPENED:
+            await self._logs.flush()  # what was written a moment ago is part of the tail
+        directory = self._store.log_dir(job_id)
+        streams = [stream] if stream is not None else list(LogStream)
+
+        def read() -> list[LogLine]:
+            numbers = [instance] if instance is not None else journaled_instances(directory)
+            return read_tail(directory, job_id, numbers, streams, lines)
+
+        return await self._bridge(read)
+
+    def log_follow(
+        self,
+        job_id: str,
+        *,
+        instance: int | None = None,
+        tail: int = 0,
+        after: LogPosition | None = None,
+    ) -> AsyncIterator[list[LogItem]]:
+        """Followers share the pump's one read of each file (see `logs`)."""
+        self._require_open()
+
+        def read_tail(count: int) -> Awaitable[list[LogLine]]:
+            return self.log_tail(job_id, instance=instance, lines=count)
+
+        return self._logs.fanout.follow(job_id, instance, read_tail, tail=tail, after=after)
+
     # Beyond the protocol.
+
+    @property
+    def log_bytes_read(self) -> int:
+        """Bytes read from output files so far (the benchmark checks followers share it)."""
+        return self._logs.bytes_read
 
     def logs(self, job_id: str, instance: int, *, limit: int | None = None) -> list[LogLine]:
         """Recent output lines of one instance, oldest first (stdout and stderr).
@@ -546,6 +607,7 @@ class LocalScheduler:
     async def _drop_slot(self, entry: JobEntry, number: int) -> None:
         supervisor = entry.slots.pop(number)
         await supervisor.close(terminate=True)
+        await self._logs.flush()
         self._logs.detach(entry.job.job_id, number)
 
     async def _save(self, entry: JobEntry) -> None:

@@ -3,7 +3,7 @@
     <data_dir>/local/jobs/<job_id>.json            desired state of a job (JobFile)
     <data_dir>/local/run/<job_id>/<n>.<token>.json one per process start (ProcessRecord)
     <data_dir>/local/run/<job_id>/<n>.<token>.pid  "<pid> <start time>", by the process itself
-    <data_dir>/local/logs/<job_id>/<n>.std{out,err}.log   instance output, rotated to .1
+    <data_dir>/local/logs/<job_id>/<n>.std{out,err}.*      instance output (see `logs`)
     <data_dir>/apps/<app>/                         the app's working directory
     <data_dir>/local/uids.json                     which app runs as which uid (`isolation`)
 
@@ -99,6 +99,10 @@ class LocalStore:
 
     def app_dir(self, app: str) -> Path:
         return self._apps / app
+
+    @property
+    def log_root(self) -> Path:
+        return self._logs
 
     def log_dir(self, job_id: str) -> Path:
         return self._logs / job_id

@@ -31,16 +31,19 @@ import httpx
 
 from backends.errors import JobNotFound, SchedulerError, SchedulerRejected
 from backends.feed import EventFeed
+from backends.logs import LogArchive, LogItem, LogLine, LogPosition, LogStream
 from backends.nomad.allocs import JobView, is_live
 from backends.nomad.client import NomadClient
 from backends.nomad.events import EventStream
 from backends.nomad.jobs import DEFAULT_CPU_MHZ_PER_UNIT, DRIVERS, render_job
+from backends.nomad.logs import NomadLogs
 from backends.nomad.reads import JobRead, read_jobs
 from backends.nomad.settings import NomadSettings
 from backends.nomad.tracker import Tracker
 from backends.types import (
     BackendHealth,
     InstanceAction,
+    InstanceState,
     InstanceStatus,
     ProcJob,
     ProcState,
@@ -73,6 +76,8 @@ class NomadScheduler:
             must exceed Nomad's 30 s heartbeat.
         reconnect_backoff: first and longest wait between event stream attempts.
         history: events the feed keeps for `events(after=...)`.
+        log_archive: where the output of allocations that end is kept (see `logs`).
+        log_follow_buffer: lines queued for one log follower before it loses lines.
 
     Events (while open) cover every lain-console job of the namespace: PROC with the
     whole ProcState when a job's count, spec, stop state or deployment error changes,
@@ -94,6 +99,8 @@ class NomadScheduler:
         heartbeat_timeout: float = 45.0,
         reconnect_backoff: tuple[float, float] = (0.5, 30.0),
         history: int = 10_000,
+        log_archive: LogArchive | None = None,
+        log_follow_buffer: int = 10_000,
     ) -> None:
         if cpu_mhz_per_unit < 1:
             raise ValueError("cpu_mhz_per_unit must be at least 1")
@@ -112,6 +119,19 @@ class NomadScheduler:
         self._runner: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
         self._lifecycle = _Lifecycle.UNOPENED
+        params = {"namespace": settings.namespace}
+        if settings.region:
+            params["region"] = settings.region
+        self._logs = NomadLogs(
+            http=lambda: self._http,
+            params=params,
+            task_of=self._task_of,
+            instances=self._current_instances,
+            events=self._feed.subscribe,
+            archive=log_archive,
+            follow_buffer=log_follow_buffer,
+        )
+        self._archiver: asyncio.Task[None] | None = None
 
     @property
     def event_stream(self) -> EventStream | None:
@@ -136,19 +156,22 @@ class NomadScheduler:
         # different tasks (an app's lifespan, a test fixture), which a cancel scope forbids.
         self._runner = asyncio.create_task(self._stream.run(), name="nomad-event-stream")
         self._runner.add_done_callback(_report_crash)
+        self._archiver = asyncio.create_task(self._logs.run_archiver(), name="nomad-log-archiver")
         self._lifecycle = _Lifecycle.OPENED
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._lifecycle = _Lifecycle.CLOSED
         try:
-            if self._runner is not None:
-                self._runner.cancel()
-                await asyncio.wait([self._runner])
+            await self._logs.close()
+            for task in (self._runner, self._archiver):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.wait([task])
             if self._http is not None:
                 await self._http.aclose()
         finally:
-            self._runner = self._http = self._stream = None
+            self._runner = self._archiver = self._http = self._stream = None
             self._feed.close()
             self._client.close()
 
@@ -281,7 +304,43 @@ class NomadScheduler:
         """Instance and proc changes seen on Nomad's event stream, in cursor order."""
         return self._feed.subscribe(after)
 
+    async def log_tail(
+        self,
+        job_id: str,
+        *,
+        instance: int | None = None,
+        lines: int = 100,
+        stream: LogStream | None = None,
+    ) -> list[LogLine]:
+        """From Nomad's fs/logs, and from the archive for allocations that ended."""
+        self._check_usable()
+        return await self._logs.tail(job_id, instance=instance, lines=lines, stream=stream)
+
+    def log_follow(
+        self,
+        job_id: str,
+        *,
+        instance: int | None = None,
+        tail: int = 0,
+        after: LogPosition | None = None,
+    ) -> AsyncIterator[list[LogItem]]:
+        """One fs/logs reader per allocation and stream, whatever the followers."""
+        self._check_usable()
+        return self._logs.follow(job_id, instance=instance, tail=tail, after=after)
+
     # -- helpers ------------------------------------------------------------------------
+
+    async def _task_of(self, job_id: str) -> str | None:
+        view = self._tracker.view(job_id)
+        if view is None:
+            job = await self._client.read_job(job_id)
+            if job is None:
+                return None
+            view = JobView.from_job(job)
+        return view.task
+
+    async def _current_instances(self, job_id: str) -> tuple[InstanceState, ...]:
+        return (await self.state(job_id)).instances
 
     def _render(self, job: ProcJob, *, stopped: bool = False) -> dict[str, Any]:
         return render_job(

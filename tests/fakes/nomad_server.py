@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from tests.fakes.nomad import FakeNomad
+from tests.fakes.nomad_logs import logs_response
 from tests.fakes.nomad_objects import FakeError
 
 __all__ = ["FakeNomadServer", "Seen"]
@@ -262,6 +263,9 @@ def _app(server: FakeNomadServer) -> Starlette:
             body, media_type="application/json", headers=_index(server.fake.index)
         )
 
+    async def task_logs(request: Request) -> Response:
+        return logs_response(server.fake, request, heartbeat=server.heartbeat)
+
     write = ["POST", "PUT"]
     routes = [
         Route("/v1/status/leader", endpoint(leader)),
@@ -282,6 +286,7 @@ def _app(server: FakeNomadServer) -> Starlette:
         ),
         Route("/v1/deployments", endpoint(deployments)),
         Route("/v1/event/stream", endpoint(event_stream)),
+        Route("/v1/client/fs/logs/{alloc_id}", endpoint(task_logs)),
     ]
     return Starlette(routes=routes)
 

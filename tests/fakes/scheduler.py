@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from backends.errors import JobNotFound, SchedulerRejected, SchedulerUnavailable
 from backends.feed import EventFeed
+from backends.logs import (
+    LogFanout,
+    LogItem,
+    LogLine,
+    LogPosition,
+    LogStream,
+)
 from backends.types import (
     BackendHealth,
     EventKind,
@@ -34,12 +42,60 @@ class FakeScheduler:
     restarts: dict[tuple[str, int], int] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     feed: EventFeed = field(default_factory=EventFeed)
+    printed: dict[str, list[LogLine]] = field(default_factory=dict)
+    log_fanout: LogFanout = field(default_factory=LogFanout)
+
+    def print_lines(self, job_id: str, instance: int, stream: LogStream, *texts: str) -> None:
+        """Lines as if instance `instance` of the job had printed them now."""
+        kept = self.printed.setdefault(job_id, [])
+        seq = 1 + max(
+            (line.seq for line in kept if line.source == (instance, str(stream), "")),
+            default=0,
+        )
+        now = datetime.now(UTC)
+        lines = [
+            LogLine(job_id, instance, stream, now, text, seq + n) for n, text in enumerate(texts)
+        ]
+        kept.extend(lines)
+        self.log_fanout.publish(job_id, lines)
+
+    async def log_tail(
+        self,
+        job_id: str,
+        *,
+        instance: int | None = None,
+        lines: int = 100,
+        stream: LogStream | None = None,
+    ) -> list[LogLine]:
+        self._check()
+        found = [
+            line
+            for line in self.printed.get(job_id, [])
+            if instance in (None, line.instance) and stream in (None, line.stream)
+        ]
+        return found[-lines:] if lines > 0 else []
+
+    def log_follow(
+        self,
+        job_id: str,
+        *,
+        instance: int | None = None,
+        tail: int = 0,
+        after: LogPosition | None = None,
+    ) -> AsyncIterator[list[LogItem]]:
+        self._check()
+
+        def read_tail(count: int) -> Awaitable[list[LogLine]]:
+            return self.log_tail(job_id, instance=instance, lines=count)
+
+        return self.log_fanout.follow(job_id, instance, read_tail, tail=tail, after=after)
 
     async def __aenter__(self) -> FakeScheduler:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.feed.close()
+        self.log_fanout.close()
 
     def _check(self) -> None:
         if self.down:

@@ -132,7 +132,7 @@ async def test_swagger_documents_every_route(rest: Rest, base_url: str) -> None:
     assert spec["host"] == base_url.removeprefix("http://")
     assert set(spec["paths"]["/apps/{app}/procs/{proc}/"]) == {"get", "patch", "delete"}
     assert set(spec["paths"]["/repos/{app}/versions/"]) == {"get", "post"}
-    assert len(spec["paths"]) == 22
+    assert len(spec["paths"]) == 23
     patch = spec["paths"]["/apps/{app}/procs/{proc}/"]["patch"]
     assert [p["name"] for p in patch["parameters"]] == ["app", "proc", "body"]
     assert set(patch["responses"]) == {"202", "400", "404", "405", "500", "503"}

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from backends.local import LocalScheduler, LogRetention
+from server.scheduler import make_scheduler
 from server.settings import SettingsError, load_settings
 
 
@@ -63,6 +65,27 @@ def test_app_uids_are_a_range_with_both_ends_included() -> None:
     assert settings.local_app_uids == range(200000, 200010)
 
 
+def test_instance_log_settings_reach_the_local_scheduler(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "LAIN_CONSOLE_DATA_DIR": str(tmp_path),
+            "LAIN_CONSOLE_INSTANCE_LOG_MAX_BYTES": "65536",
+            "LAIN_CONSOLE_INSTANCE_LOG_FILES": "5",
+            "LAIN_CONSOLE_INSTANCE_LOG_RETENTION_DAYS": "2",
+            "LAIN_CONSOLE_INSTANCE_LOG_RETENTION_BYTES": "2097152",
+            "LAIN_CONSOLE_LOG_FOLLOW_BUFFER_LINES": "500",
+        }
+    )
+    defaults = load_settings({})
+    assert (defaults.instance_log_max_bytes, defaults.instance_log_files) == (10 * 1024**2, 3)
+    scheduler = make_scheduler(settings)
+    assert isinstance(scheduler, LocalScheduler)
+    pump = scheduler._logs
+    assert (pump._max_bytes, pump._files) == (65536, 5)
+    assert pump._retention == LogRetention(max_age_seconds=2 * 86400, max_total_bytes=2097152)
+    assert pump.fanout._queue_lines == 500
+
+
 def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:
     settings = load_settings({"LAIN_CONSOLE_DATA_DIR": str(tmp_path)})
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'lain-console.db'}"
@@ -120,6 +143,16 @@ def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:
             "LAIN_CONSOLE_MIN_HEALTHY_TIME must be between 0 and 3600",
         ),
         ("LAIN_CONSOLE_ROLLOUT_TIMEOUT", "0", "LAIN_CONSOLE_ROLLOUT_TIMEOUT must be between 1"),
+        (
+            "LAIN_CONSOLE_INSTANCE_LOG_FILES",
+            "0",
+            "LAIN_CONSOLE_INSTANCE_LOG_FILES must be between 1 and 100, got 0",
+        ),
+        (
+            "LAIN_CONSOLE_LOG_FOLLOW_BUFFER_LINES",
+            "many",
+            "LAIN_CONSOLE_LOG_FOLLOW_BUFFER_LINES must be an integer, got 'many'",
+        ),
         (
             "LAIN_CONSOLE_DATABASE_URL",
             "mysql://root:secret@db/x",

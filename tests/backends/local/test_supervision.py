@@ -141,21 +141,27 @@ async def test_output_is_kept_in_ring_and_files(
     assert (logs / "2.stderr.log").read_text() == "worker stderr line\n"
 
 
-async def test_log_files_are_rotated_at_their_cap(data_dir: Path, marker: str) -> None:
-    chatty = "import time\nfor n in range(400):\n    print(f'line {n:04d}', 'x' * 80)\n"
+async def test_log_journals_are_rotated_at_their_cap(data_dir: Path, marker: str) -> None:
+    chatty = "import time\nfor n in range(1000):\n    print(f'line {n:04d}', 'x' * 80)\n"
     chatty += "print('last line', flush=True)\ntime.sleep(60)\n"
     job = make_job(marker, cmd=script(chatty))
-    async with scheduler(data_dir, log_max_bytes=8192, log_lines=50) as sched:
+    async with scheduler(data_dir, log_max_bytes=8192, log_files=3, log_lines=50) as sched:
         await sched.apply(job)
         await wait_until(
             lambda: any(line.text == "last line" for line in sched.logs(job.job_id, 1)),
             what="the last line",
         )
         lines = sched.logs(job.job_id, 1)
-        log_file = data_dir / "local" / "logs" / job.job_id / "1.stdout.log"
+        journal = data_dir / "local" / "logs" / job.job_id / "1.stdout.journal"
         assert len(lines) == 50  # the ring keeps only the newest
-        assert (log_file.parent / "1.stdout.log.1").stat().st_size >= 8192
-        assert log_file.stat().st_size < 8192
+        # Three generations in all, the current one included; the oldest lines are gone.
+        generations = sorted(p.name for p in journal.parent.glob("1.stdout.journal*"))
+        assert generations == ["1.stdout.journal", "1.stdout.journal.1", "1.stdout.journal.2"]
+        assert journal.stat().st_size <= 8192 + 100 * 1000
+        tail = await sched.log_tail(job.job_id, instance=1, lines=10_000)
+        assert tail[-1].text == "last line"
+        assert tail[0].text != "line 0000 " + "x" * 80
+        assert [line.seq for line in tail] == list(range(tail[0].seq, tail[-1].seq + 1))
 
 
 async def test_adopted_child_exits_are_reaped(sched: LocalScheduler, marker: str) -> None:
