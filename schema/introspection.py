@@ -8,7 +8,7 @@ from graphql import DocumentNode, FieldNode, GraphQLError, visit
 from graphql.language import Visitor
 from strawberry.extensions import SchemaExtension
 
-__all__ = ["SignedInIntrospection"]
+__all__ = ["SignedInIntrospection", "may_introspect"]
 
 _INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})  # `__typename` stays open
 
@@ -23,6 +23,11 @@ class _FindsIntrospection(Visitor):
             self.found = True
             return Visitor.BREAK
         return None
+
+
+def may_introspect(*, auth_enabled: bool, authenticated: bool) -> bool:
+    """Whether a caller may read the schema: anyone, or only signed-in callers with auth on."""
+    return authenticated or not auth_enabled
 
 
 def _asks_for_introspection(document: DocumentNode) -> bool:
@@ -46,8 +51,10 @@ class SignedInIntrospection(SchemaExtension):
         if (
             run.graphql_document is not None
             and context is not None
-            and context.services.auth_enabled
-            and not context.principal.authenticated
+            and not may_introspect(
+                auth_enabled=context.services.auth_enabled,
+                authenticated=context.principal.authenticated,
+            )
             and _asks_for_introspection(run.graphql_document)
         ):
             run.pre_execution_errors = [

@@ -33,6 +33,7 @@ from server.limits import BodySizeLimit
 from server.logging import RequestIdMiddleware
 from server.scheduler import make_scheduler
 from server.settings import Settings
+from server.ui import ui_mount
 from store.engine import check_database, make_sessionmaker, open_engine
 
 __all__ = ["AppState", "create_app"]
@@ -106,13 +107,17 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
         return DatabaseLogArchive(make_sessionmaker(engine), retention=retention)
 
     graphql = ControlPlaneGraphQL(
-        graphiql=settings.graphiql, recheck_seconds=settings.subscription_recheck_seconds
+        graphiql=settings.graphiql,
+        recheck_seconds=settings.subscription_recheck_seconds,
+        graphiql_assets_url=settings.graphiql_assets_url,
     )
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/graphql/schema.graphql", graphql.schema_document, methods=["GET"]),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            ui_mount(),
             *rest_routes(),
         ],
         # The request id first, so that a CORS preflight answered before routing has one.

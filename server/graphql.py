@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.websockets import WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -21,7 +23,9 @@ from resolvers.watch import Credentials
 from rest_compat import jsonbody
 from schema.build import build_schema
 from schema.context import GraphQLContext
+from schema.introspection import may_introspect
 from server.auth import AuthUnavailable
+from server.graphiql import DEFAULT_ASSETS_URL, graphiql_page
 
 __all__ = ["ControlPlaneGraphQL"]
 
@@ -50,10 +54,19 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
 
     websocket_adapter_class = _WebSocket  # type: ignore[assignment]
 
-    def __init__(self, *, graphiql: bool, recheck_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        graphiql: bool,
+        recheck_seconds: float = 30.0,
+        graphiql_assets_url: str = DEFAULT_ASSETS_URL,
+    ) -> None:
         self._recheck_seconds = recheck_seconds
+        self._graphiql_page = graphiql_page(graphiql_assets_url)
+        schema = build_schema()
+        self._sdl = schema.as_str() + "\n"
         super().__init__(
-            build_schema(),
+            schema,
             graphql_ide="graphiql" if graphiql else None,
             allow_queries_via_get=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
@@ -62,6 +75,25 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
             keep_alive=True,
             keep_alive_interval=15,
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self._graphiql_page)
+
+    async def schema_document(self, request: Request) -> Response:
+        """The schema as SDL, for those who may introspect it (GraphiQL's offline page links
+        here; codegen tools read it)."""
+        principal = getattr(request.state, "principal", None) or ANONYMOUS
+        auth_enabled = request.state.lain.services.auth_enabled
+        if not may_introspect(auth_enabled=auth_enabled, authenticated=principal.authenticated):
+            return JSONResponse(
+                {
+                    "error": "the schema needs a signed-in caller while access control is on",
+                    "code": "UNAUTHENTICATED",
+                },
+                status_code=401,
+                headers={"www-authenticate": "Bearer"},
+            )
+        return PlainTextResponse(self._sdl)
 
     def decode_json(self, data: str | bytes) -> object:
         return jsonbody.loads(data)

@@ -12,6 +12,7 @@ from typing import Literal, TypeVar
 
 from backends.local.isolation import DEFAULT_APP_UIDS
 from resolvers.webhooks import Network
+from server.graphiql import DEFAULT_ASSETS_URL
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -24,6 +25,8 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # What a TZ variable holds: a zone name (Asia/Shanghai) or a POSIX rule (CST-8, <+08>-8).
 _TZ = re.compile(r"[A-Za-z0-9_+\-/:.,<>]+")
+# A mirror of unpkg.com: another server, or a path on this one; it goes into HTML attributes.
+_ASSETS_URL = re.compile(r"(https?://[^\s\"'<>`]+|/[^\s\"'<>`]*)")
 _MAX_ID = 2**32 - 2  # (uid_t)-1 means "no change" to setresuid
 
 
@@ -44,6 +47,8 @@ class Settings:
     domain: str = "lain.local"
     timezone: str = "Asia/Shanghai"
     graphiql: bool = True
+    # Where GraphiQL's page loads React and GraphiQL from: unpkg.com, or a mirror of it.
+    graphiql_assets_url: str = DEFAULT_ASSETS_URL
     auth: bool = False
     auth_userinfo_url: str | None = None
     auth_cache_seconds: int = 60
@@ -111,6 +116,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         domain=domain,
         timezone=reader.text("TIMEZONE", "Asia/Shanghai"),
         graphiql=reader.flag("GRAPHIQL", True),
+        graphiql_assets_url=reader.text("GRAPHIQL_ASSETS_URL", DEFAULT_ASSETS_URL),
         auth=reader.flag("AUTH", False),
         auth_userinfo_url=reader.text("AUTH_USERINFO_URL", "") or None,
         auth_cache_seconds=reader.integer("AUTH_CACHE_SECONDS", 60, low=0, high=3600),
@@ -162,6 +168,11 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     ):
         raise SettingsError(
             f"{_PREFIX}AUTH_USERINFO_URL must be an http(s) URL, got {settings.auth_userinfo_url!r}"
+        )
+    if not _ASSETS_URL.fullmatch(settings.graphiql_assets_url):
+        raise SettingsError(
+            f"{_PREFIX}GRAPHIQL_ASSETS_URL must be an http(s) URL or a path starting with /, "
+            f"without spaces, quotes or angle brackets, got {settings.graphiql_assets_url!r}"
         )
     if not _TZ.fullmatch(settings.timezone):
         raise SettingsError(
