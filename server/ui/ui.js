@@ -484,7 +484,7 @@ async function start() {
     await loadApps();
   } catch (error) {
     if (error instanceof Unauthenticated) {
-      signedOut(token() ? error.message : "");
+      signedOut(token() ? `That token was not accepted (${error.message}).` : "");
       return;
     }
     showProblem(`Cannot load apps: ${error.message}`);
