@@ -23,6 +23,7 @@ worker:
     - |
       import os, time
       print("hello from", os.environ["DEPLOYD_POD_INSTANCE_NO"], flush=True)
+      print('<img src=x onerror="window.pwned=1">', flush=True)
       time.sleep(3600)
   memory: 256m
 """
@@ -100,6 +101,11 @@ async def test_status_page_follows_a_scale_live_and_asks_for_a_token(
             # The proc's log tail, followed live.
             driver.find_element(By.CSS_SELECTOR, '[data-app="hello"] [data-logs="worker"]').click()
             await until(lambda: "hello from 2" in _text(driver, "logs"), deadline=30)
+            # What an app prints is shown as text, never run as markup.
+            payload = '<img src=x onerror="window.pwned=1">'
+            await until(lambda: payload in _text(driver, "logs"))
+            assert _count(driver, "#logs img") == 0
+            assert driver.execute_script("return window.pwned === undefined")
             driver.save_screenshot(str(tmp_path / "status-page.png"))
             # The page lives within its Content-Security-Policy and throws nothing.
             problems = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
