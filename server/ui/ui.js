@@ -209,10 +209,16 @@ class Live {
   }
 
   showState() {
-    const live = this.sockets.length && this.sockets.every((s) => s.acked);
     const badge = $("connection");
+    if (!this.sockets.length) {
+      // Nothing to follow yet: new apps are picked up by the periodic refresh.
+      badge.dataset.state = "idle";
+      badge.textContent = "no apps to follow";
+      return;
+    }
+    const live = this.sockets.every((s) => s.acked);
     badge.dataset.state = live ? "live" : "down";
-    badge.textContent = live ? "live" : "reconnecting…";
+    badge.textContent = live ? "live" : "connecting…";
   }
 
   close() {
@@ -396,6 +402,7 @@ async function loadApps() {
     }
   }
   $("viewer").textContent = viewer ? `${viewer.name}${viewer.isAdmin ? " (admin)" : ""}` : "";
+  state.live.showState();
   renderApps();
 }
 
