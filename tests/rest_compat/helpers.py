@@ -63,7 +63,8 @@ web:
   port: 8080
   memory: 64m
 worker.{worker}:
-  cmd: {APP_PYTHON} -c "import time; time.sleep(3600)"
+  # A list: a string cmd is split on white space (LAIN's rule), which would cut the code.
+  cmd: [{APP_PYTHON}, -c, "import time; time.sleep(3600)"]
 """
 
 
