@@ -60,7 +60,7 @@ async def deploy_app(ctx: OpContext, *, name: str, meta_version: str | None = No
     """
     await access.check_app(ctx, name)
     await ensure_available(ctx)
-    with ctx.services.guard.app(name, "a deploy"):
+    async with ctx.services.guard.app(name, "a deploy"):
         return await _deploy(ctx, name, meta_version, update=False)
 
 
@@ -76,7 +76,7 @@ async def update_app(ctx: OpContext, *, name: str, meta_version: str | None = No
     """
     await access.check_app(ctx, name)
     await ensure_available(ctx)
-    with ctx.services.guard.app(name, "an update"):
+    async with ctx.services.guard.app(name, "an update"):
         return await _deploy(ctx, name, meta_version, update=True)
 
 
@@ -89,7 +89,7 @@ async def undeploy_app(ctx: OpContext, *, name: str) -> AppView:
     """
     await access.check_app(ctx, name)
     await ensure_available(ctx)
-    with ctx.services.guard.app(name, "an undeploy"):
+    async with ctx.services.guard.app(name, "an undeploy"):
         return await _undeploy(ctx, name)
 
 

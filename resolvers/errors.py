@@ -6,6 +6,7 @@ DomainError
  ├── Forbidden             the principal may not do this
  ├── Unauthenticated       no valid credentials where they are required
  ├── InvalidInput(field)   the input breaks a rule; `field` names the input field
+ │    └── CursorExpired    an event cursor older than what the event log still keeps
  └── BackendUnavailable    the scheduler cannot take the request now
 """
 
@@ -16,6 +17,7 @@ from typing import ClassVar
 __all__ = [
     "BackendUnavailable",
     "Conflict",
+    "CursorExpired",
     "DomainError",
     "Forbidden",
     "InvalidInput",
@@ -56,6 +58,21 @@ class Unauthenticated(DomainError):
 
 class InvalidInput(DomainError):
     code = "INVALID"
+
+
+class CursorExpired(InvalidInput):
+    """The events after this cursor were pruned; `oldest_cursor` is where a client can
+    resume from (after it re-reads the state it missed)."""
+
+    code = "CURSOR_EXPIRED"
+
+    def __init__(self, cursor: int, oldest_cursor: int) -> None:
+        super().__init__(
+            f"after: cursor {cursor} has expired: the events after it are no longer kept; "
+            f"the oldest cursor to resume after is {oldest_cursor}",
+            field="after",
+        )
+        self.oldest_cursor = oldest_cursor
 
 
 class BackendUnavailable(DomainError):

@@ -253,7 +253,7 @@ async def _operate(
     """
     await access.check_app(ctx, app)
     await ensure_available(ctx)
-    with ctx.services.guard.proc(app, proc, operation.lower()):
+    async with ctx.services.guard.proc(app, proc, operation.lower()):
         async with ctx.sessions.begin() as session:
             app_row = await _deployed(session, app)
             if app_row.status is AppStatus.DEPLOYING:

@@ -118,7 +118,7 @@ async def reconcile(ctx: OpContext) -> ReconcileReport:
         if app.apptype == AppType.RESOURCE:
             continue
         try:
-            with ctx.services.guard.app(app.name, "reconciliation"):
+            async with ctx.services.guard.app(app.name, "reconciliation"):
                 desired |= await _reconcile_app(ctx, app.name, report)
         except Conflict:
             report.skipped.append(app.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
@@ -14,8 +14,8 @@ from resolvers import loading
 from resolvers.apps import get_app
 from resolvers.context import SYSTEM, OpContext, Principal
 from resolvers.errors import BackendUnavailable, Forbidden, InvalidInput, Unauthenticated
-from resolvers.events import AppEvent
-from resolvers.views import AppView, ProcView
+from resolvers.events import AppEvent, EventSnapshot
+from resolvers.views import AppView
 
 __all__ = [
     "Credentials",
@@ -24,6 +24,7 @@ __all__ = [
     "event_snapshot",
     "parse_event_cursor",
     "proc_events",
+    "take_snapshots",
     "while_permitted",
 ]
 
@@ -39,14 +40,6 @@ class Credentials:
     key: str
     # The principal they stand for now; None when they are no longer valid.
     ask: Callable[[], Awaitable[Principal | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class EventSnapshot:
-    """The app and the proc as they were when the event was delivered."""
-
-    app: AppView | None
-    proc: ProcView | None
 
 
 class _Shared(Generic[V]):
@@ -80,26 +73,42 @@ def _shared(table: WeakKeyDictionary[object, _Shared[V]], ctx: OpContext) -> _Sh
     return found
 
 
-async def _take_snapshot(ctx: OpContext, event: AppEvent) -> EventSnapshot:
-    # Shared by every subscriber, so read as the system: each subscriber's own access is
-    # checked before the snapshot reaches it.
+async def take_snapshots(ctx: OpContext, events: Sequence[AppEvent]) -> list[EventSnapshot]:
+    """The snapshots a batch of events shows, as the event log stores them: two reads for
+    the whole batch (its apps, and the procs of those that name a proc).
+
+    Read as the system: each subscriber's own access is checked before a snapshot reaches it.
+    """
     system = OpContext(services=ctx.services, principal=SYSTEM)
-    app = event.app_view
-    if app is None:
-        found = (await loading.apps_by_name(system, [event.app])).get(event.app)
-        app = found if isinstance(found, AppView) else None
-    proc = None
-    if event.proc is not None and app is not None:
-        procs = (await loading.procs_by_app(system, [event.app])).get(event.app, [])
-        if isinstance(procs, list):
-            proc = next((p for p in procs if p.name == event.proc), None)
-    return EventSnapshot(app=app, proc=proc)
+    names = sorted({event.app for event in events if event.app_view is None})
+    apps = await loading.apps_by_name(system, names) if names else {}
+    with_procs = sorted({event.app for event in events if event.proc is not None})
+    procs = await loading.procs_by_app(system, with_procs) if with_procs else {}
+    snapshots = []
+    for event in events:
+        app = event.app_view
+        if app is None:
+            found = apps.get(event.app)
+            app = found if isinstance(found, AppView) else None
+        proc = None
+        of_app = procs.get(event.app, [])
+        if event.proc is not None and app is not None and isinstance(of_app, list):
+            proc = next((p for p in of_app if p.name == event.proc), None)
+        snapshots.append(EventSnapshot(app=app, proc=proc))
+    return snapshots
+
+
+async def _take_snapshot(ctx: OpContext, event: AppEvent) -> EventSnapshot:
+    if event.snapshot is not None:
+        return event.snapshot
+    return (await take_snapshots(ctx, [event]))[0]
 
 
 async def event_snapshot(ctx: OpContext, event: AppEvent) -> EventSnapshot:
-    """The app and proc views an event shows, read once per event for all subscribers.
+    """The app and proc views an event shows: those it was stored with, or (for an event
+    that never went through the log) read; either once per event for all subscribers.
 
-    The subscriber's access was checked when it subscribed (`app_events`, `proc_events`).
+    The subscriber's access is checked apart (`app_events`, `while_permitted`).
     """
     return await _shared(_snapshots, ctx).get(event.cursor, lambda: _take_snapshot(ctx, event))
 
@@ -116,21 +125,24 @@ def parse_event_cursor(after: str | None) -> int | None:
 async def app_events(
     ctx: OpContext, *, name: str, after: str | None = None
 ) -> AsyncIterator[AppEvent]:
-    """Every event of the app after `after` still held in history, then live events.
+    """Every event of the app after `after`, then live events.
 
-    Raises (before the first event): NotFound, InvalidInput.
+    Raises (before the first event): NotFound, InvalidInput (a cursor no event had),
+    CursorExpired (a cursor whose events were pruned).
     """
     cursor = parse_event_cursor(after)
     await get_app(ctx, name=name)
+    await ctx.services.bus.check_cursor(cursor)
     return ctx.services.bus.subscribe(app=name, after=cursor)
 
 
 async def proc_events(
     ctx: OpContext, *, app: str, proc: str, after: str | None = None
 ) -> AsyncIterator[AppEvent]:
-    """Like `app_events`, for one proc. Raises: NotFound, InvalidInput."""
+    """Like `app_events`, for one proc. Raises: NotFound, InvalidInput, CursorExpired."""
     cursor = parse_event_cursor(after)
     await get_app(ctx, name=app)
+    await ctx.services.bus.check_cursor(cursor)
     return ctx.services.bus.subscribe(app=app, proc=proc, after=cursor)
 
 

@@ -9,7 +9,7 @@ from enum import Enum
 import strawberry
 from graphql import GraphQLError
 
-from resolvers.errors import DomainError
+from resolvers.errors import CursorExpired, DomainError
 
 __all__ = ["CodedError", "ErrorCode", "UserError", "coded", "raise_as_graphql", "user_errors"]
 
@@ -19,6 +19,7 @@ class ErrorCode(Enum):
     NOT_FOUND = "NOT_FOUND"
     CONFLICT = "CONFLICT"
     INVALID = "INVALID"
+    CURSOR_EXPIRED = "CURSOR_EXPIRED"
     FORBIDDEN = "FORBIDDEN"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
@@ -44,6 +45,8 @@ def coded(exc: DomainError) -> CodedError:
     extensions: dict[str, object] = {"code": exc.code}
     if exc.field is not None:
         extensions["field"] = exc.field
+    if isinstance(exc, CursorExpired):
+        extensions["oldestCursor"] = str(exc.oldest_cursor)
     return CodedError(exc.message, extensions=extensions)
 
 

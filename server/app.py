@@ -20,10 +20,12 @@ from starlette.routing import Route, WebSocketRoute
 
 from backends.base import Scheduler
 from resolvers.context import SYSTEM, OpContext, Services
-from resolvers.events import EventBus
+from resolvers.events import EventBus, EventRetention
+from resolvers.guard import OperationGuard
 from resolvers.log_archive import DatabaseLogArchive
 from resolvers.reconcile import reconcile_forever
 from resolvers.sso import SsoSettings
+from resolvers.watch import take_snapshots
 from resolvers.webhooks import WebhookSender
 from rest_compat import EXCEPTION_HANDLERS, PreflightMiddleware, rest_routes
 from server.auth import Authenticator
@@ -31,10 +33,12 @@ from server.caller import CallerGate
 from server.graphql import ControlPlaneGraphQL
 from server.limits import BodySizeLimit
 from server.logging import RequestIdMiddleware
+from server.replicas import hold_local_backend, lead_when_elected
 from server.scheduler import make_scheduler
 from server.settings import Settings
 from server.ui import ui_mount
 from store.engine import check_database, make_sessionmaker, open_engine
+from store.postgres import AdvisoryLocks, listen_for_events, postgres_dsn
 
 __all__ = ["AppState", "create_app"]
 
@@ -57,17 +61,34 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
-        async with (
-            open_engine(settings.database_url) as engine,
-            scheduler or make_scheduler(settings, log_archive=_log_archive(engine)) as opened,
+        dsn = postgres_dsn(settings.database_url)
+        async with contextlib.AsyncExitStack() as stack:
+            if dsn is not None and settings.backend == "local":
+                await stack.enter_async_context(hold_local_backend(dsn))
+            engine = await stack.enter_async_context(open_engine(settings.database_url))
+            opened = await stack.enter_async_context(
+                scheduler or make_scheduler(settings, log_archive=_log_archive(engine))
+            )
             # One client for every call out (userinfo, notify subscribers): pooled, closed at
             # shutdown; redirects are never followed.
-            httpx.AsyncClient(timeout=5.0, follow_redirects=False) as http,
-            anyio.create_task_group() as tasks,
-        ):
-            bus = EventBus()
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+            )
+            locks = None
+            if dsn is not None:
+                locks = AdvisoryLocks(dsn)
+                stack.push_async_callback(locks.close)
+            sessions = make_sessionmaker(engine)
+            bus = EventBus(
+                sessions,
+                retention=EventRetention(
+                    count=settings.event_retention_count,
+                    seconds=settings.event_retention_seconds,
+                ),
+            )
+            await bus.start()
             services = Services(
-                sessions=make_sessionmaker(engine),
+                sessions=sessions,
                 scheduler=opened,
                 bus=bus,
                 registry=settings.registry,
@@ -76,6 +97,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                 sso=_sso(settings),
                 auth_enabled=settings.auth,
                 webhooks=WebhookSender(http, settings.notify_allow_networks),
+                guard=OperationGuard(locks),
             )
             authenticator = Authenticator(
                 services,
@@ -83,23 +105,48 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                 cache_seconds=settings.auth_cache_seconds,
                 http=http,
             )
-            tasks.start_soon(bus.pump, opened)
-            if settings.reconcile_interval:
-                system = OpContext(services=services, principal=SYSTEM)
-                tasks.start_soon(
-                    partial(reconcile_forever, system, interval=settings.reconcile_interval)
-                )
-            log.info("lain-console ready (backend=%s)", settings.backend)
-            yield {
-                "lain": AppState(
-                    settings=settings,
-                    engine=engine,
-                    services=services,
-                    authenticator=authenticator,
-                )
-            }
-            tasks.cancel_scope.cancel()
-            bus.close()
+            system = OpContext(services=services, principal=SYSTEM)
+            snapshots = partial(take_snapshots, system)
+
+            async def lead() -> None:
+                async with anyio.create_task_group() as duties:
+                    duties.start_soon(bus.pump, opened)
+                    if settings.reconcile_interval:
+                        duties.start_soon(
+                            partial(reconcile_forever, system, interval=settings.reconcile_interval)
+                        )
+
+            async with anyio.create_task_group() as event_tasks:
+                event_tasks.start_soon(bus.run, snapshots)
+                if dsn is not None:
+                    event_tasks.start_soon(listen_for_events, dsn, bus.wake)
+                async with anyio.create_task_group() as leading:
+                    if dsn is None:  # SQLite: one console, always the leader
+                        leading.start_soon(lead)
+                    else:
+                        leading.start_soon(
+                            partial(
+                                lead_when_elected,
+                                dsn,
+                                takeover_seconds=settings.leader_takeover_seconds,
+                                lead=lead,
+                            )
+                        )
+                    log.info("lain-console ready (backend=%s)", settings.backend)
+                    yield {
+                        "lain": AppState(
+                            settings=settings,
+                            engine=engine,
+                            services=services,
+                            authenticator=authenticator,
+                        )
+                    }
+                    leading.cancel_scope.cancel()
+                # What the last requests and the scheduler published is kept, then the
+                # subscriptions end.
+                await bus.stop()
+                event_tasks.cancel_scope.cancel()
+                bus.close()
         log.info("lain-console stopped")
 
     def _log_archive(engine: AsyncEngine) -> DatabaseLogArchive:

@@ -84,6 +84,9 @@ class Settings:
     instance_log_retention_days: int = 7
     instance_log_retention_bytes: int = 1024 * 1024 * 1024
     log_follow_buffer_lines: int = 10_000
+    event_retention_count: int = 100_000
+    event_retention_seconds: int = 7 * 24 * 3600
+    leader_takeover_seconds: int = 10
 
     @property
     def default_database_url(self) -> str:
@@ -161,6 +164,11 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         log_follow_buffer_lines=reader.integer(
             "LOG_FOLLOW_BUFFER_LINES", 10_000, low=10, high=1_000_000
         ),
+        event_retention_count=reader.integer("EVENT_RETENTION_COUNT", 100_000, low=100, high=10**9),
+        event_retention_seconds=reader.integer(
+            "EVENT_RETENTION_SECONDS", 7 * 24 * 3600, low=60, high=10 * 365 * 24 * 3600
+        ),
+        leader_takeover_seconds=reader.integer("LEADER_TAKEOVER_SECONDS", 10, low=2, high=600),
     )
     _check_sso(settings)
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(

@@ -34,6 +34,7 @@ __all__ = [
     "AppStatus",
     "AuditEntry",
     "Base",
+    "EventRecord",
     "IdempotencyRecord",
     "LogArchiveEntry",
     "Maintainer",
@@ -322,3 +323,25 @@ class LogArchiveEntry(Base):
     stream: Mapped[str] = mapped_column(String(8))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     ended_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EventRecord(Base):
+    """One event of the durable log; its id is the cursor clients resume from.
+
+    The payload holds the event with the snapshots it shows, serialized when it was written,
+    so every replica (and a console restarted later) delivers the same thing.
+    """
+
+    __tablename__ = "event_log"
+    # AUTOINCREMENT on SQLite: an id is never reused once pruned, or old cursors would
+    # silently mean new events.
+    __table_args__ = (Index("ix_event_log_app_id", "app", "id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    app: Mapped[str] = mapped_column(String(200))
+    proc: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, object]] = mapped_column(_JSON)

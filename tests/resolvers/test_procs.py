@@ -103,8 +103,9 @@ class TestScaleProc:
         self, ctx: OpContext, sessions: async_sessionmaker[AsyncSession]
     ) -> None:
         before = await _rows(sessions)
-        with ctx.services.guard.proc("hello", "web", "a resize"), pytest.raises(Conflict):
-            await scale_proc(ctx, app="hello", proc="web", num_instances=2)
+        async with ctx.services.guard.proc("hello", "web", "a resize"):
+            with pytest.raises(Conflict):
+                await scale_proc(ctx, app="hello", proc="web", num_instances=2)
         assert await _rows(sessions) == before
 
     async def test_scale_proc_job_lost_by_the_scheduler_is_reapplied(

@@ -130,7 +130,7 @@ async def test_busy_apps_are_left_for_the_next_round(
 ) -> None:
     await _deployed(ctx)
     scheduler.jobs.clear()
-    with ctx.services.guard.app("hello", "a deploy"):
+    async with ctx.services.guard.app("hello", "a deploy"):
         report = await reconcile(_system(ctx))
     assert report.skipped == ["hello"]
     assert scheduler.jobs == {}
