@@ -1,0 +1,103 @@
+"""The event bus on the durable log: a subscriber far behind reads the log, then the live
+window, exactly once and in order; the writer applies the retention."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+import anyio
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from resolvers.errors import CursorExpired
+from resolvers.events import AppEvent, EventBus, EventRetention, EventSnapshot
+from resolvers.views import AppStatus, AppType, AppView
+from store import eventlog
+
+
+def _view(name: str, error: str = "") -> AppView:
+    now = datetime.now(UTC)
+    return AppView(
+        name=name,
+        apptype=AppType.APP,
+        meta_version=None,
+        status=AppStatus.UNDEPLOYED,
+        last_error=error,
+        created_at=now,
+        updated_at=now,
+        giturl="",
+    )
+
+
+async def _as_published(events: Sequence[AppEvent]) -> list[EventSnapshot]:
+    return [EventSnapshot(app=event.app_view, proc=None) for event in events]
+
+
+@contextlib.asynccontextmanager
+async def _running(bus: EventBus) -> AsyncIterator[None]:
+    await bus.start()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(bus.run, _as_published)
+        yield
+        await bus.stop()
+        tasks.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def newest(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return (await eventlog.event_bounds(session)).newest or 0
+
+
+async def test_a_subscriber_behind_the_window_reads_the_log_then_live_events(
+    sessions: async_sessionmaker[AsyncSession], newest: int
+) -> None:
+    bus = EventBus(sessions, history=8)  # far fewer than what the subscriber missed
+    async with _running(bus):
+        for n in range(60):
+            bus.publish_app(_view("hello" if n % 2 else "other", error=str(n)))
+        await bus.drain()
+        received: list[AppEvent] = []
+
+        async def read() -> None:
+            async for event in bus.subscribe(app="hello", after=newest):
+                received.append(event)
+                if len(received) == 31:
+                    return
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(read)
+                await bus.drain()
+                bus.publish_app(_view("hello", error="live"))
+        assert [e.app_view.last_error for e in received if e.app_view] == [
+            *(str(n) for n in range(1, 60, 2)),
+            "live",
+        ]
+        cursors = [e.cursor for e in received]
+        assert cursors == sorted(set(cursors))
+        assert cursors[0] > newest
+
+
+async def test_the_writer_keeps_the_newest_events_of_the_retention(
+    sessions: async_sessionmaker[AsyncSession], newest: int
+) -> None:
+    bus = EventBus(sessions, retention=EventRetention(count=100, seconds=3600, every=0))
+    async with _running(bus):
+        for n in range(150):
+            bus.publish_app(_view("hello", error=str(n)))
+            if n % 10 == 0:
+                await asyncio.sleep(0)  # several batches, each followed by a prune
+        await bus.drain()
+        bus.publish_app(_view("hello", error="last"))  # the prune after this batch sees all
+        await bus.drain()
+    async with sessions() as session:
+        bounds = await eventlog.event_bounds(session)
+    assert bounds.newest is not None
+    assert bounds.oldest is not None
+    assert bounds.newest - bounds.oldest + 1 == 100
+    with pytest.raises(CursorExpired):
+        await bus.check_cursor(newest)
