@@ -12,6 +12,7 @@ from dataclasses import replace
 from resolvers.errors import DomainError
 from server.datadir import DataDirInUse, hold_data_dir
 from server.listen import CannotListen, bind, serve
+from server.replicas import ReplicaRefused
 from server.settings import Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -68,6 +69,17 @@ def _needs_data_dir_lock(settings: Settings) -> bool:
     return settings.backend == "local" or settings.database_url.startswith("sqlite")
 
 
+def _refuse_a_second_local_console(settings: Settings) -> None:
+    """Raises ReplicaRefused, with a message rather than a traceback from the lifespan
+    (which takes the same lock for the console's lifetime)."""
+    from server.replicas import local_backend_free
+    from store.postgres import postgres_dsn
+
+    dsn = postgres_dsn(settings.database_url)
+    if settings.backend == "local" and dsn is not None:
+        asyncio.run(local_backend_free(dsn))
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from server.app import create_app
     from server.logging import configure_logging
@@ -85,6 +97,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     # The lock and the socket come first: a console that cannot serve must not migrate,
     # adopt processes or reconcile anything.
     with claim, bind(settings.host, settings.port) as sock:
+        _refuse_a_second_local_console(settings)
         if not args.no_migrate:
             _migrate(settings)
         _prepare_data_dir(settings)
@@ -110,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DomainError as exc:
         print(f"lain-console: {exc.message}", file=sys.stderr)
         return 1
-    except (DataDirInUse, CannotListen) as exc:
+    except (DataDirInUse, CannotListen, ReplicaRefused) as exc:
         print(f"lain-console: {exc}", file=sys.stderr)
         return 1
     return 0

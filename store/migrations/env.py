@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 from sqlalchemy.pool import NullPool
@@ -24,9 +25,17 @@ def _configure(connection: Connection | None = None) -> None:
     )
 
 
+# pg_advisory_xact_lock key of migrations ("lainMig" in ASCII).
+_MIGRATION_LOCK = 0x6C61696E4D6967
+
+
 def _run_sync(connection: Connection) -> None:
     _configure(connection)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas start together and each migrates first: one at a time, and the
+            # later ones find the schema at head (DDL is transactional on PostgreSQL).
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         context.run_migrations()
 
 

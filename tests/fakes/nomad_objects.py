@@ -188,6 +188,7 @@ class Faults:
       after k more have been answered normally.
     - `hang`: requests wait `hang_seconds` (or until `hang` is cleared) and then answer
       504 without doing anything, as a server that never answers in time.
+      `hang_writes`: the same for writes only (PUT, POST, DELETE); reads still answer.
     - `refuse_connections()` / `accept_connections()`: close and reopen the listening
       socket (connections are refused meanwhile; open streams are cut).
     - `drop_stream_after(n)`: the event stream ends after n more frames (0: at the next).
@@ -201,6 +202,7 @@ class Faults:
         self._lock = threading.Lock()
         self.http_500 = False
         self.hang = False
+        self.hang_writes = False
         self.hang_seconds = 30.0
         self.stream_silent = False
         self.deployment_running = False
@@ -265,6 +267,7 @@ class Faults:
     def reset(self) -> None:
         """Every switch off (a closed socket stays closed: see accept_connections)."""
         self.http_500 = self.hang = self.stream_silent = self.deployment_running = False
+        self.hang_writes = False
         self.crashing_images.clear()
         self.fail_next(0)
         with self._lock:

@@ -37,6 +37,7 @@ from tests.fakes.nomad_objects import FakeError
 __all__ = ["FakeNomadServer", "Seen"]
 
 _POLL = 0.01
+_WRITES = ("PUT", "POST", "DELETE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,10 +294,10 @@ def _app(server: FakeNomadServer) -> Starlette:
 
 async def _guard(server: FakeNomadServer, request: Request) -> Response | None:
     faults = server.faults
-    if faults.hang:
+    if faults.hang or (faults.hang_writes and request.method in _WRITES):
         # Polled: the switch is flipped from the test's thread, not this event loop.
         for _ in range(int(faults.hang_seconds / _POLL)):
-            if not faults.hang or server.closing.is_set():
+            if not (faults.hang or faults.hang_writes) or server.closing.is_set():
                 break
             await asyncio.sleep(_POLL)
         return PlainTextResponse("fake: injected hang, nothing was done", status_code=504)
