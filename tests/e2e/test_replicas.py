@@ -233,6 +233,24 @@ async def test_no_event_is_lost_or_repeated_when_every_console_restarts(
     assert cursors == sorted(set(cursors))
 
 
+async def test_a_retry_sent_to_another_console_gets_the_first_answer(
+    group: Consoles, http: httpx.AsyncClient
+) -> None:
+    a, b = await group.start("a"), await group.start("b")
+    register = (
+        'mutation { registerRepo(input: {name: "hello", idempotencyKey: "k-1"}) '
+        "{ repo { name createdAt } errors { code } } }"
+    )
+    first = await call(http, a, register)
+    retried = await call(http, b, register)
+    assert first["registerRepo"]["errors"] == []
+    assert retried == first  # not "already exists": the operation ran once
+    again = await call(
+        http, b, 'mutation { registerRepo(input: {name: "hello"}) { errors { code } } }'
+    )
+    assert again["registerRepo"]["errors"] == [{"code": "CONFLICT"}]
+
+
 async def test_a_second_console_with_the_local_backend_is_refused(
     group: Consoles, tmp_path: Path
 ) -> None:
