@@ -160,9 +160,10 @@ async def test_overlapping_operations_on_two_consoles_conflict(
     assert await deploy(http, a) == []
     await wait_for(lambda: _is(status(http, b), "DEPLOYED"))
     nomad.faults.hang_writes = True  # a's scale stays in flight at Nomad
+    writes = _writes(nomad)
     on_a = asyncio.create_task(scale(http, a, "web", 2))
     try:
-        await wait_for(lambda: _seen_write(nomad))
+        await wait_for(lambda: _in_flight(nomad, writes + 1, on_a))
         same_proc = await scale(http, b, "web", 3)
         assert [e["code"] for e in same_proc] == ["CONFLICT"]
         assert "busy with an operation on another console" in same_proc[0]["message"]
@@ -171,7 +172,7 @@ async def test_overlapping_operations_on_two_consoles_conflict(
         )
         assert whole_app["undeployApp"]["errors"] == [{"code": "CONFLICT"}]
         other_proc = asyncio.create_task(scale(http, b, "jobs", 1))  # not in the way
-        await wait_for(lambda: _seen_writes(nomad, 2))
+        await wait_for(lambda: _in_flight(nomad, writes + 2, other_proc))
     finally:
         nomad.faults.hang_writes = False
     # The hung writes end in a timeout at Nomad: neither is a conflict.
@@ -265,12 +266,15 @@ async def _is(value: Any, expected: str) -> bool:
     return bool(await value == expected)
 
 
-async def _seen_write(nomad: FakeNomadServer) -> bool:
-    return await _seen_writes(nomad, 1)
+def _writes(nomad: FakeNomadServer) -> int:
+    return sum(1 for seen in list(nomad.seen) if seen.method in ("PUT", "POST", "DELETE"))
 
 
-async def _seen_writes(nomad: FakeNomadServer, count: int) -> bool:
-    return sum(1 for s in nomad.seen if s.method in ("PUT", "POST") and "scale" in s.path) >= count
+async def _in_flight(nomad: FakeNomadServer, writes: int, mutation: asyncio.Task[Any]) -> bool:
+    """Whether Nomad has received `writes` writes; fails if the mutation ended first."""
+    if mutation.done():
+        raise AssertionError(f"the mutation ended before reaching Nomad: {mutation.result()}")
+    return _writes(nomad) >= writes
 
 
 async def _one_leads(candidates: list[Console]) -> bool:
