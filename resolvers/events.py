@@ -18,10 +18,10 @@ import bisect
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -45,6 +45,7 @@ __all__ = [
     "EventRetention",
     "EventSnapshot",
     "Snapshotter",
+    "decode_snapshot",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,9 @@ class AppEvent:
     # The proc's whole running state after this change (instances included).
     proc_state: ProcState | None = None
     app_view: AppView | None = None
-    # Taken when the event was persisted; None for events that never were (no database).
-    snapshot: EventSnapshot | None = None
+    # The snapshots taken when the event was persisted, as stored (decoded on demand, once
+    # per event for all subscribers: see `resolvers.watch`); None without a database.
+    stored_snapshot: Mapping[str, Any] | None = None
     job_id: str | None = None  # the scheduler job, for scheduler events
 
 
@@ -361,16 +363,22 @@ class EventBus:
         assert self._sessions is not None
         taken = await snapshots(batch)
         now = utcnow()
-        rows = [
-            eventlog.NewEvent(
-                kind=event.kind.value,
-                app=event.app,
-                proc=event.proc,
-                payload=_payload(event, snapshot),
-                at=now,
+        # Events of one proc in a batch share their views: encode each pair once.
+        encoded: dict[tuple[int, int], object] = {}
+        rows = []
+        for event, snapshot in zip(batch, taken, strict=True):
+            key = (id(snapshot.app), id(snapshot.proc))
+            if key not in encoded:
+                encoded[key] = encode(snapshot)
+            rows.append(
+                eventlog.NewEvent(
+                    kind=event.kind.value,
+                    app=event.app,
+                    proc=event.proc,
+                    payload=_payload(event, encoded[key]),
+                    at=now,
+                )
             )
-            for event, snapshot in zip(batch, taken, strict=True)
-        ]
         async with self._sessions.begin() as session:
             await eventlog.append_events(session, rows)
 
@@ -502,27 +510,31 @@ class EventBus:
             self._states.clear()
 
 
-def _payload(event: AppEvent, snapshot: EventSnapshot) -> dict[str, object]:
+def decode_snapshot(event: AppEvent) -> EventSnapshot | None:
+    """The snapshots stored with a persisted event."""
+    if event.stored_snapshot is None:
+        return None
+    return decode(EventSnapshot, event.stored_snapshot)
+
+
+def _payload(event: AppEvent, snapshot: object) -> dict[str, object]:
     return {
         "job_id": event.job_id,
         "instance": encode(event.instance),
         "proc_state": encode(event.proc_state),
-        "snapshot": encode(snapshot),
+        "snapshot": snapshot,
     }
 
 
 def _event_of(row: EventRecord) -> AppEvent:
     payload = row.payload
-    snapshot = decode(EventSnapshot, payload["snapshot"])
-    kind = AppEventKind(row.kind)
     return AppEvent(
         cursor=row.id,
-        kind=kind,
+        kind=AppEventKind(row.kind),
         app=row.app,
         proc=row.proc,
         instance=decode(InstanceState, payload.get("instance")),
         proc_state=decode(ProcState, payload.get("proc_state")),
-        app_view=snapshot.app if kind is AppEventKind.APP else None,
-        snapshot=snapshot,
+        stored_snapshot=payload["snapshot"],  # type: ignore[arg-type]
         job_id=payload.get("job_id"),  # type: ignore[arg-type]
     )

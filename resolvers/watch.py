@@ -14,7 +14,7 @@ from resolvers import loading
 from resolvers.apps import get_app
 from resolvers.context import SYSTEM, OpContext, Principal
 from resolvers.errors import BackendUnavailable, Forbidden, InvalidInput, Unauthenticated
-from resolvers.events import AppEvent, EventSnapshot
+from resolvers.events import AppEvent, EventSnapshot, decode_snapshot
 from resolvers.views import AppView
 
 __all__ = [
@@ -99,8 +99,9 @@ async def take_snapshots(ctx: OpContext, events: Sequence[AppEvent]) -> list[Eve
 
 
 async def _take_snapshot(ctx: OpContext, event: AppEvent) -> EventSnapshot:
-    if event.snapshot is not None:
-        return event.snapshot
+    stored = decode_snapshot(event)
+    if stored is not None:
+        return stored
     return (await take_snapshots(ctx, [event]))[0]
 
 
