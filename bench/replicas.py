@@ -167,6 +167,7 @@ async def _two_replicas(group: Consoles) -> tuple[str, str]:
             "mutation($a: String!) { deployApp(input: {name: $a}) { errors { code } } }",
             a=_APP,
         )
+        await _scale(http, 1)  # accepted once the deploy's Nomad deployment has finished
     return a.url, b.url
 
 

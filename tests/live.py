@@ -15,6 +15,8 @@ import uvicorn
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.releases import V1, two_proc_yaml
+
 RECEIVE_TIMEOUT = 30.0
 
 
@@ -71,6 +73,17 @@ class GraphQLHttp:
         body: dict[str, Any] = response.json()
         assert "errors" not in body, body["errors"]
         return body["data"]
+
+
+async def register_hello(gql: GraphQLHttp) -> None:
+    """Register the app hello and publish its release V1 (two procs), through GraphQL."""
+    await gql('mutation { registerRepo(input: {name: "hello"}) { errors { code } } }')
+    await gql(
+        "mutation($y: String!, $v: String!) { publishRelease(input: "
+        '{app: "hello", metaVersion: $v, lainYaml: $y}) { errors { code } } }',
+        y=two_proc_yaml(),
+        v=V1,
+    )
 
 
 class Subscriber:

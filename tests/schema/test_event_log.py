@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.app import create_app
 from server.settings import Settings, load_settings
 from store import eventlog
 from tests.fakes.scheduler import FakeScheduler
-from tests.live import GraphQLHttp, serve, subscribe
-from tests.releases import V1, two_proc_yaml
+from tests.live import GraphQLHttp, register_hello, serve, subscribe
 from tests.schema.test_subscriptions import APP_EVENTS
 
 DEPLOY = 'mutation { deployApp(input: {name: "hello"}) { errors { code } } }'
@@ -41,16 +41,6 @@ def _settings(database_url: str, data_dir: Path) -> Settings:
     # No reconciler: the events are only those the test causes.
     return replace(
         load_settings({}), data_dir=data_dir, database_url=database_url, reconcile_interval=0
-    )
-
-
-async def _registered(gql: GraphQLHttp) -> None:
-    await gql('mutation { registerRepo(input: {name: "hello"}) { errors { code } } }')
-    await gql(
-        "mutation($y: String!, $v: String!) { publishRelease(input: "
-        '{app: "hello", metaVersion: $v, lainYaml: $y}) { errors { code } } }',
-        y=two_proc_yaml(),
-        v=V1,
     )
 
 
@@ -82,7 +72,7 @@ async def test_a_client_resumes_after_a_restart_with_the_same_events(
     settings = _settings(database_url, data_dir)
     start = await _newest(sessions)
     async with console(settings) as (base_url, gql):
-        await _registered(gql)
+        await register_hello(gql)
         await gql(DEPLOY)
         before = await _events(base_url, start, 4)  # APP, PROC, PROC, APP
     async with console(settings) as (base_url, gql):
@@ -99,37 +89,43 @@ async def test_a_client_resumes_after_a_restart_with_the_same_events(
     assert cursors == sorted(set(cursors))
 
 
-async def test_a_cursor_no_event_had_is_invalid(
+@pytest.fixture
+async def deployed(
     database_url: str, data_dir: Path, sessions: async_sessionmaker[AsyncSession]
-) -> None:
+) -> AsyncIterator[tuple[str, GraphQLHttp, list[dict[str, Any]]]]:
+    """A console with hello deployed, and the four events of the deploy."""
     start = await _newest(sessions)
     async with console(_settings(database_url, data_dir)) as (base_url, gql):
-        await _registered(gql)
+        await register_hello(gql)
         await gql(DEPLOY)
-        newest = (await _events(base_url, start, 4))[-1]["cursor"]
-        error = await _error(base_url, str(int(newest) + 1000))
-        assert error["extensions"] == {"code": "INVALID", "field": "after"}
-        assert f"newer than the newest event ({newest})" in error["message"]
-        # The newest cursor itself is fine: nothing yet, then what comes.
-        async with subscribe(base_url, APP_EVENTS, {"name": "hello", "after": newest}) as sub:
-            await gql(SCALE, n=2)
-            assert (await sub.next_event())["appEvents"]["cursor"] == str(int(newest) + 1)
+        yield base_url, gql, await _events(base_url, start, 4)
+
+
+async def test_a_cursor_no_event_had_is_invalid(
+    deployed: tuple[str, GraphQLHttp, list[dict[str, Any]]],
+) -> None:
+    base_url, gql, events = deployed
+    newest = events[-1]["cursor"]
+    error = await _error(base_url, str(int(newest) + 1000))
+    assert error["extensions"] == {"code": "INVALID", "field": "after"}
+    assert f"newer than the newest event ({newest})" in error["message"]
+    # The newest cursor itself is fine: nothing yet, then what comes.
+    async with subscribe(base_url, APP_EVENTS, {"name": "hello", "after": newest}) as sub:
+        await gql(SCALE, n=2)
+        assert (await sub.next_event())["appEvents"]["cursor"] == str(int(newest) + 1)
 
 
 async def test_a_pruned_cursor_has_expired_and_names_the_oldest_one(
-    database_url: str, data_dir: Path, sessions: async_sessionmaker[AsyncSession]
+    deployed: tuple[str, GraphQLHttp, list[dict[str, Any]]],
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    start = await _newest(sessions)
-    async with console(_settings(database_url, data_dir)) as (base_url, gql):
-        await _registered(gql)
-        await gql(DEPLOY)
-        events = await _events(base_url, start, 4)
-        async with sessions.begin() as session:  # the retention ran: two events remain
-            await eventlog.prune_events(session, keep=2, max_age_seconds=3600)
-        error = await _error(base_url, events[0]["cursor"])
-        assert error["extensions"] == {
-            "code": "CURSOR_EXPIRED",
-            "field": "after",
-            "oldestCursor": events[1]["cursor"],
-        }
-        assert await _events(base_url, events[1]["cursor"], 2) == events[2:]
+    base_url, _, events = deployed
+    async with sessions.begin() as session:  # the retention ran: two events remain
+        await eventlog.prune_events(session, keep=2, max_age_seconds=3600)
+    error = await _error(base_url, events[0]["cursor"])
+    assert error["extensions"] == {
+        "code": "CURSOR_EXPIRED",
+        "field": "after",
+        "oldestCursor": events[1]["cursor"],
+    }
+    assert await _events(base_url, events[1]["cursor"], 2) == events[2:]

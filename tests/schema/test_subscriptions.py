@@ -10,8 +10,7 @@ import pytest
 from server.app import create_app
 from server.settings import load_settings
 from tests.fakes.scheduler import FakeScheduler
-from tests.live import GraphQLHttp, serve, subscribe
-from tests.releases import V1, two_proc_yaml
+from tests.live import GraphQLHttp, register_hello, serve, subscribe
 
 APP_EVENTS = """subscription($name: String!, $after: String) {
   appEvents(name: $name, after: $after) {
@@ -32,13 +31,7 @@ async def live(
         httpx.AsyncClient(base_url=base_url) as client,
     ):
         gql = GraphQLHttp(client)
-        await gql('mutation { registerRepo(input: {name: "hello"}) { errors { code } } }')
-        await gql(
-            "mutation($y: String!, $v: String!) { publishRelease(input: "
-            '{app: "hello", metaVersion: $v, lainYaml: $y}) { errors { code } } }',
-            y=two_proc_yaml(),
-            v=V1,
-        )
+        await register_hello(gql)
         yield base_url, gql, scheduler
 
 
