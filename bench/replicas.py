@@ -223,6 +223,20 @@ async def _cross_replica(url_a: str, url_b: str, rounds: int) -> Latencies:
     return Latencies(tuple(latencies))
 
 
+def _scale_accepted(http: httpx.Client, count: int) -> int:
+    """`_scale` for the fan-out's synchronous client: monotonic ns of the accepted send."""
+    deadline = time.monotonic() + 60
+    while True:
+        sent = time.monotonic_ns()
+        body = http.post("/graphql", json={"query": _SCALE, "variables": {"n": count}}).json()
+        errors = body.get("errors") or body["data"]["scaleProc"]["errors"]
+        if not errors:
+            return sent
+        if errors[0].get("code") != "CONFLICT" or time.monotonic() > deadline:
+            raise RuntimeError(f"scaleProc failed: {body}")
+        time.sleep(0.2)
+
+
 def _fanout(url_a: str, url_b: str, subscribers: int, rounds: int) -> Latencies:
     """Mutation on A; half the subscribers on A, half on B: milliseconds per subscriber."""
     latencies: list[float] = []
@@ -235,10 +249,7 @@ def _fanout(url_a: str, url_b: str, subscribers: int, rounds: int) -> Latencies:
         sent: dict[int, int] = {}
         for n in range(rounds):
             count = 2 + n % 2
-            sent[n] = time.monotonic_ns()
-            body = http.post("/graphql", json={"query": _SCALE, "variables": {"n": count}}).json()
-            if body.get("errors") or body["data"]["scaleProc"]["errors"]:
-                raise RuntimeError(f"scaleProc failed: {body}")
+            sent[n] = _scale_accepted(http, count)
             on_a.expect("complete", 30.0)
             on_b.expect("complete", 30.0)
             time.sleep(0.05)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store.engine import make_engine, make_sessionmaker
@@ -40,10 +40,12 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(database_url)
     async with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
-            # The event log is kept, as a console keeps it when rows go: emptied, it could
-            # no longer tell a pruned cursor from one that never was.
-            if table.name != "event_log":
-                await connection.execute(delete(table))
+            await connection.execute(delete(table))
+        # Like a new database, cursors start at 1 again (a console never empties its log).
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("ALTER SEQUENCE event_log_id_seq RESTART WITH 1"))
+        else:
+            await connection.execute(text("DELETE FROM sqlite_sequence WHERE name = 'event_log'"))
     try:
         yield engine
     finally:
