@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,8 +44,7 @@ from store import eventlog
 from store.engine import make_sessionmaker, open_engine
 from store.migrate import upgrade
 from tests.databases import scratch_database
-from tests.e2e.replicas import Consoles, consoles
-from tests.fakes.nomad_server import FakeNomadServer
+from tests.e2e.replicas import Consoles, consoles, shared_nomad
 from tests.fakes.scheduler import FakeScheduler
 from tests.releases import meta_version
 
@@ -135,15 +132,6 @@ def _persist_table(urls: dict[str, str], events: int, workdir: Path) -> Table:
 
 
 # -- replicas ---------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _nomad() -> Iterator[FakeNomadServer]:
-    server = FakeNomadServer(auto_settle=0.05).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _two_replicas(group: Consoles) -> tuple[str, str]:
@@ -287,7 +275,7 @@ def _fanout(url_a: str, url_b: str, subscribers: int, rounds: int) -> Latencies:
 
 
 def _replica_tables(pg_url: str, rounds: int, subscribers: int, workdir: Path) -> list[Table]:
-    with scratch_database(pg_url, workdir) as scratch, _nomad() as nomad:
+    with scratch_database(pg_url, workdir) as scratch, shared_nomad() as nomad:
         upgrade(scratch)
         environ = {
             "LAIN_CONSOLE_DATABASE_URL": scratch,

@@ -21,9 +21,10 @@ from pathlib import Path
 import anyio
 import httpx
 
+from tests.fakes.nomad_server import FakeNomadServer
 from tests.live import free_port
 
-__all__ = ["LEADS", "Console", "Consoles", "consoles", "wait_for"]
+__all__ = ["LEADS", "Console", "Consoles", "consoles", "shared_nomad", "wait_for"]
 
 LEADS = "this console leads"
 _READY_SECONDS = 60.0
@@ -110,6 +111,16 @@ async def _ready(console: Console) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{console.name} did not start:\n{console.output}")
             await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def shared_nomad() -> Iterator[FakeNomadServer]:
+    """One fake Nomad for all the consoles, stepping on its own like a real cluster."""
+    server = FakeNomadServer(auto_settle=0.05).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import pytest
 from store.migrate import upgrade
 from tests.conftest import TEST_DATABASE_URL
 from tests.databases import scratch_database
-from tests.e2e.replicas import LEADS, Console, Consoles, consoles, wait_for
+from tests.e2e.replicas import LEADS, Console, Consoles, consoles, shared_nomad, wait_for
 from tests.fakes.nomad_server import FakeNomadServer
 from tests.live import subscribe
 from tests.releases import V1, two_proc_yaml
@@ -48,11 +48,8 @@ def database(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def nomad() -> Iterator[FakeNomadServer]:
-    server = FakeNomadServer(auto_settle=0.05).start()
-    try:
+    with shared_nomad() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
