@@ -41,6 +41,12 @@ T = TypeVar("T")
 # Job IDs per `filter=` expression on list endpoints, so URLs stay well under 8 KiB.
 _FILTER_CHUNK = 20
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
+# nomad/structs/job.go, RegisterEnforceIndexErrPrefix.
+_ENFORCE_INDEX = "Enforcing job modify index"
+# hashicorp/go-multierror's ListFormatFunc: "N error(s) occurred:\n\t* a\n\t* b\n\n".
+# validateJobUpdate (nomad/job_endpoint.go): changes a job may never make, plain errors.
+_UPDATE_REFUSED = ("cannot update job from type", "cannot update non-periodic job")
+_MULTIERROR = re.compile(r"^\d+ errors? occurred:\n\t\* (.*)$", re.DOTALL)
 
 
 class _Api:
@@ -296,18 +302,9 @@ class NomadClient:
                 raise JobNotFound(job_id) from exc
             raise SchedulerUnavailable(f"{where} has no such object ({what}): 404") from exc
         except nomad_exceptions.BadRequestNomadException as exc:
-            text = _text(exc)
-            if "active deployment" in text:
-                raise SchedulerConflict(
-                    f"Nomad refused to {what}: a deployment of the job is still running "
-                    f"({text}); retry when it has finished"
-                ) from exc
-            if "job modify index" in text:
-                raise SchedulerConflict(
-                    f"Nomad refused to {what}: the job changed meanwhile ({text}); read it "
-                    "again and retry"
-                ) from exc
-            raise SchedulerRejected(f"Nomad rejected {what}: {text}") from exc
+            raise _refusal(what, _text(exc)) or SchedulerRejected(
+                f"Nomad rejected {what}: {_text(exc)}"
+            ) from exc
         except nomad_exceptions.URLNotAuthorizedNomadException as exc:
             raise SchedulerUnavailable(
                 f"{where} denied {what} ({_text(exc)}); check NOMAD_TOKEN and its ACL policy"
@@ -315,6 +312,12 @@ class NomadClient:
         except nomad_exceptions.BaseNomadException as exc:
             cause = exc.nomad_resp
             if isinstance(cause, requests.Response):
+                # Nomad answers 500 for every uncoded RPC error (command/agent/http.go,
+                # errCodeFromHandler), among them a stale check-and-set and a job that
+                # fails validation: only the body tells those from a server in trouble.
+                refused = _refusal(what, _text(exc))
+                if refused is not None:
+                    raise refused from exc
                 raise SchedulerUnavailable(
                     f"{where} answered {cause.status_code} to {what}: {_text(exc)}"
                 ) from exc
@@ -326,6 +329,29 @@ class NomadClient:
             raise SchedulerUnavailable(
                 f"{where} gave an unexpected answer to {what}: {exc}"
             ) from exc
+
+
+def _refusal(what: str, text: str) -> SchedulerError | None:
+    """The error a Nomad answer body means when it refuses the request itself (whatever
+    its status), or None when it says the server failed."""
+    if "active deployment" in text:
+        # nomad/job_endpoint.go, Job.Scale: "job scaling blocked due to active deployment".
+        return SchedulerConflict(
+            f"Nomad refused to {what}: a deployment of the job is still running "
+            f"({text}); retry when it has finished"
+        )
+    if _ENFORCE_INDEX in text:
+        return SchedulerConflict(
+            f"Nomad refused to {what}: the job changed meanwhile ({text}); read it again and retry"
+        )
+    if text.startswith(_UPDATE_REFUSED):
+        return SchedulerRejected(f"Nomad rejected {what}: {text}")
+    found = _MULTIERROR.match(text)
+    if found:
+        # Job validation (nomad/job_endpoint_hooks.go) answers a go-multierror list.
+        reasons = [line.strip() for line in found.group(1).split("\n\t* ") if line.strip()]
+        return SchedulerRejected(f"Nomad rejected {what}: {'; '.join(reasons)}")
+    return None
 
 
 class _Malformed(Exception):

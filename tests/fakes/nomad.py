@@ -38,7 +38,7 @@ from tests.fakes.nomad_objects import (
     now_ns,
 )
 from tests.fakes.nomad_progress import Progress
-from tests.fakes.nomad_schema import JobInvalid, canonicalize, validate_job
+from tests.fakes.nomad_schema import JobInvalid, JobMalformed, canonicalize, validate_job
 
 __all__ = ["FakeNomad"]
 
@@ -228,13 +228,20 @@ class FakeNomad(Progress):
                     raise FakeError(400, f"{key}: unknown field in the register request")
             try:
                 validate_job(body["Job"])
-            except JobInvalid as exc:
+            except JobMalformed as exc:
                 raise FakeError(400, str(exc)) from None
+            except JobInvalid as exc:
+                raise FakeError(500, multierror([str(exc)])) from None
             if path_id is not None and body["Job"]["ID"] != path_id:
                 raise FakeError(400, "Job ID does not match name")
             if namespace not in self.namespaces:
+                # An admission validator (nomad/job_endpoint_validators.go): part of the
+                # validation multierror, answered with 500.
                 raise FakeError(
-                    400, f'job "{body["Job"]["ID"]}" is in nonexistent namespace "{namespace}"'
+                    500,
+                    multierror(
+                        [f'job "{body["Job"]["ID"]}" is in nonexistent namespace "{namespace}"']
+                    ),
                 )
             spec = canonicalize(body["Job"], namespace)
             existing = self.jobs.get((namespace, spec["ID"]))
@@ -243,8 +250,9 @@ class FakeNomad(Progress):
             if existing is not None:
                 old_type, new_type = existing.spec["Type"], spec["Type"]
                 if old_type != new_type:
+                    # validateJobUpdate inside the Register RPC: uncoded, so 500.
                     raise FakeError(
-                        400, f'cannot update job from type "{old_type}" to "{new_type}"'
+                        500, f'cannot update job from type "{old_type}" to "{new_type}"'
                     )
                 if body.get("PreserveCounts"):
                     counts = {g["Name"]: g["Count"] for g in existing.spec["TaskGroups"]}
@@ -387,17 +395,27 @@ class FakeNomad(Progress):
         return alloc
 
 
+def multierror(errors: list[str]) -> str:
+    """hashicorp/go-multierror's ListFormatFunc, the text of Nomad's validation errors."""
+    points = "\n\t* ".join(errors)
+    if len(errors) == 1:
+        return f"1 error occurred:\n\t* {points}\n\n"
+    return f"{len(errors)} errors occurred:\n\t* {points}\n\n"
+
+
 def _enforce(existing: FakeJob | None, expected: int) -> None:
+    # structs.Job.EnforceIndex (nomad/structs/job.go, RegisterEnforceIndexErrPrefix) fails
+    # the Register RPC with a plain error, which the HTTP agent answers with 500.
     prefix = "Enforcing job modify index"
     if existing is None:
         if expected != 0:
-            raise FakeError(400, f"{prefix} {expected}: job does not exist")
+            raise FakeError(500, f"{prefix} {expected}: job does not exist")
         return
     if expected == 0:
-        raise FakeError(400, f"{prefix} 0: job already exists")
+        raise FakeError(500, f"{prefix} 0: job already exists")
     if expected != existing.job_modify_index:
         raise FakeError(
-            400,
+            500,
             f"{prefix} {expected}: job exists with conflicting job modify index: "
             f"{existing.job_modify_index}",
         )

@@ -13,7 +13,7 @@ import copy
 import re
 from typing import Any
 
-__all__ = ["JobInvalid", "canonicalize", "validate_job"]
+__all__ = ["JobInvalid", "JobMalformed", "canonicalize", "validate_job"]
 
 SECOND = 1_000_000_000
 
@@ -199,13 +199,23 @@ _ACTIVE_KINDS = ("service", "batch", "system", "sysbatch")
 
 
 class JobInvalid(Exception):
-    """The job cannot be registered; the message is what the fake answers with a 400."""
+    """`Job.Validate` refused a value. Nomad's validation runs inside the Job.Register RPC
+    and returns a plain go-multierror (nomad/job_endpoint_hooks.go, jobValidate), which the
+    HTTP agent answers with 500 (command/agent/http.go, errCodeFromHandler)."""
+
+
+class JobMalformed(JobInvalid):
+    """The request body has the wrong shape: refused before any RPC, with a 400 (the
+    agent's `CodedError(400, ...)` on decode errors, command/agent/job_endpoint.go). The
+    fake is stricter than Go's decoder about unknown fields on purpose: a typo in what we
+    render must fail a test, not be silently dropped."""
 
 
 def validate_job(job: Any) -> None:
-    """Raise JobInvalid for an unknown field anywhere or a value Nomad would refuse."""
+    """Raise JobMalformed for an unknown field anywhere, JobInvalid for a value Nomad would
+    refuse."""
     if not isinstance(job, dict):
-        raise JobInvalid("Job must be an object")
+        raise JobMalformed("Job must be an object")
     _fields(job, _JOB, "Job")
     _job_values(job)
 
@@ -249,20 +259,20 @@ def canonicalize(job: dict[str, Any], namespace: str) -> dict[str, Any]:
 def _fields(value: dict[str, Any], schema: Schema, path: str) -> None:
     for key, item in value.items():
         if key not in schema:
-            raise JobInvalid(f"{path}.{key}: unknown field")
+            raise JobMalformed(f"{path}.{key}: unknown field")
         sub = schema[key]
         if item is None or sub is None:
             continue
         if isinstance(sub, list):
             if not isinstance(item, list):
-                raise JobInvalid(f"{path}.{key}: must be a list")
+                raise JobMalformed(f"{path}.{key}: must be a list")
             for position, element in enumerate(item):
                 if not isinstance(element, dict):
-                    raise JobInvalid(f"{path}.{key}[{position}]: must be an object")
+                    raise JobMalformed(f"{path}.{key}[{position}]: must be an object")
                 _fields(element, sub[0], f"{path}.{key}[{position}]")
         else:
             if not isinstance(item, dict):
-                raise JobInvalid(f"{path}.{key}: must be an object")
+                raise JobMalformed(f"{path}.{key}: must be an object")
             _fields(item, sub, f"{path}.{key}")
 
 

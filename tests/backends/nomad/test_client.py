@@ -6,6 +6,7 @@ import dataclasses
 
 import anyio
 import pytest
+import requests
 
 from backends.errors import (
     JobNotFound,
@@ -68,8 +69,56 @@ async def test_wrong_token_is_unavailable_and_says_to_check_the_token(
 async def test_validation_error_is_rejected_with_nomads_words(client: NomadClient) -> None:
     job = _rendered()
     job["Priority"] = 500
-    with pytest.raises(SchedulerRejected, match=r"Nomad rejected register job .*Job.Priority"):
+    with pytest.raises(SchedulerRejected) as caught:
         await client.register(job)
+    # The go-multierror wrapping is taken off; Nomad's own sentence stays.
+    assert str(caught.value) == (
+        "Nomad rejected register job hello.web.web: Job.Priority: must be <= 100, got 500"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "starts"),
+    [
+        ({"EnforceIndex": True, "JobModifyIndex": 1}, 500, "Enforcing job modify index 1"),
+        ({"EnforceIndex": True, "JobModifyIndex": 0}, 500, "Enforcing job modify index 0"),
+        ({"Priority": 500}, 500, "1 error occurred:\n\t* Job.Priority"),
+        ({"Bogus": 1}, 400, "Job.Bogus: unknown field"),
+    ],
+)
+async def test_fake_answers_refusals_with_nomads_status_codes(
+    nomad_server: FakeNomadServer, body: dict[str, object], status: int, starts: str
+) -> None:
+    # What the client must classify: a stale check-and-set and a failed validation are
+    # uncoded RPC errors, so 500 (command/agent/http.go); a body that does not decode is 400.
+    job = _rendered()
+    await anyio.to_thread.run_sync(
+        lambda: requests.post(f"{nomad_server.url}/v1/jobs", json={"Job": job}, timeout=5)
+    )
+    extra = {k: v for k, v in body.items() if k in ("EnforceIndex", "JobModifyIndex")}
+    job.update({k: v for k, v in body.items() if k not in extra})
+    answer = await anyio.to_thread.run_sync(
+        lambda: requests.post(f"{nomad_server.url}/v1/jobs", json={"Job": job, **extra}, timeout=5)
+    )
+    assert (answer.status_code, answer.text[: len(starts)]) == (status, starts)
+
+
+async def test_stale_check_and_set_is_a_conflict_not_an_outage(
+    client: NomadClient, fake: FakeNomad
+) -> None:
+    await client.register(_rendered())
+    with pytest.raises(SchedulerConflict, match="the job changed meanwhile") as caught:
+        await client.register(_rendered(), enforce_index=0)
+    assert "Enforcing job modify index 0: job already exists" in str(caught.value)
+
+
+async def test_changing_the_job_type_is_rejected(client: NomadClient) -> None:
+    await client.register(_rendered())
+    batch = _rendered()
+    batch["Type"] = "batch"
+    del batch["Update"]
+    with pytest.raises(SchedulerRejected, match='cannot update job from type "service"'):
+        await client.register(batch)
 
 
 async def test_unknown_job_is_job_not_found(client: NomadClient) -> None:
