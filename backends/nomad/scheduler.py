@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import httpx
 
-from backends.errors import JobNotFound, SchedulerError, SchedulerRejected
+from backends.errors import JobNotFound, SchedulerConflict, SchedulerError, SchedulerRejected
 from backends.feed import EventFeed
 from backends.logs import LogArchive, LogItem, LogLine, LogPosition, LogStream
 from backends.nomad.allocs import JobView, is_live
@@ -54,6 +54,9 @@ from backends.types import (
 __all__ = ["NomadScheduler"]
 
 logger = logging.getLogger(__name__)
+
+# A check-and-set write that finds the job changed is read again and tried once more.
+_WRITE_ATTEMPTS = 2
 
 
 class _Lifecycle(StrEnum):
@@ -183,10 +186,24 @@ class NomadScheduler:
 
     async def apply(self, job: ProcJob) -> None:
         """Register the proc's job with exactly `job.num_instances` instances (no
-        PreserveCounts: the caller's count is the desired one). Raises SchedulerRejected
-        for a job Nomad refuses, SchedulerUnavailable."""
+        PreserveCounts: the caller's count is the desired one).
+
+        Check-and-set against the job as just read (or "create only" when there is none),
+        so a write by someone else in between is never overwritten unseen: on such a clash
+        the job is read again and the write tried once more; a second clash raises
+        SchedulerConflict. Raises SchedulerRejected for a job Nomad refuses,
+        SchedulerUnavailable."""
         self._check_usable()
-        await self._client.register(self._render(job))
+        rendered = self._render(job)
+        for attempt in range(_WRITE_ATTEMPTS):
+            current = await self._client.read_job(job.job_id)
+            index = int(current.get("JobModifyIndex") or 0) if current is not None else 0
+            try:
+                await self._client.register(rendered, enforce_index=index)
+                return
+            except SchedulerConflict:
+                if attempt + 1 == _WRITE_ATTEMPTS:
+                    raise
 
     async def scale(self, job_id: str, num_instances: int) -> None:
         """Set the count through Nomad's scale endpoint. Raises JobNotFound, and

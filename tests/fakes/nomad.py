@@ -245,6 +245,8 @@ class FakeNomad(Progress):
                 )
             spec = canonicalize(body["Job"], namespace)
             existing = self.jobs.get((namespace, spec["ID"]))
+            if self.faults.take_race():
+                existing = self._write_as_operator(namespace, spec, existing)
             if body.get("EnforceIndex"):
                 _enforce(existing, int(body.get("JobModifyIndex") or 0))
             if existing is not None:
@@ -262,6 +264,15 @@ class FakeNomad(Progress):
                     # Nomad only creates an evaluation for an unchanged job.
                     return self.write_reply(existing.job_modify_index)
             return self.upsert(namespace, spec, existing)
+
+    def _write_as_operator(
+        self, namespace: str, spec: dict[str, Any], existing: FakeJob | None
+    ) -> FakeJob:
+        """Another writer (`nomad job run`, a second console) registers the job first."""
+        other = copy.deepcopy(existing.spec if existing is not None else spec)
+        other["Meta"] = {**(other.get("Meta") or {}), "edited-by": f"operator@{self.index}"}
+        self.upsert(namespace, other, existing)
+        return self.jobs[(namespace, spec["ID"])]
 
     def deregister(self, namespace: str, job_id: str, *, purge: bool) -> dict[str, Any]:
         with self.lock:

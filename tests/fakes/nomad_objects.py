@@ -196,6 +196,8 @@ class Faults:
     - `deployment_running`: scaling answers 400 "job scaling blocked due to active
       deployment", whatever the deployments really are.
     - `crash_image(image)`: allocations running that image fail on start (exit code 1).
+    - `race_registers(n)`: the next n job registrations each find that another writer
+      (an operator's `nomad job run`) registered the job just before them.
     """
 
     def __init__(self) -> None:
@@ -210,6 +212,7 @@ class Faults:
         self._fail_next = 0
         self._pass_first = 0
         self._drop_after: int | None = None
+        self._races = 0
         self._refuse: Any = None
         self._accept: Any = None
 
@@ -230,6 +233,17 @@ class Faults:
                 self._fail_next -= 1
                 return True
             return False
+
+    def race_registers(self, count: int) -> None:
+        with self._lock:
+            self._races = count
+
+    def take_race(self) -> bool:
+        with self._lock:
+            if self._races <= 0:
+                return False
+            self._races -= 1
+            return True
 
     def drop_stream_after(self, frames: int) -> None:
         with self._lock:
@@ -272,3 +286,4 @@ class Faults:
         self.fail_next(0)
         with self._lock:
             self._drop_after = None
+            self._races = 0

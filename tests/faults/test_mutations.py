@@ -78,7 +78,8 @@ class MidFault:
 MID_FAULTS = [
     MidFault(MUTATIONS[1], "scale job hello.web.web to 3", {"numInstances": 3}, "scaled"),
     MidFault(MUTATIONS[2], "read job hello.web.web", {"memory": "128m"}, "applied"),
-    MidFault(MUTATIONS[3], "register job hello.web.web", {}, "applied"),
+    # A deploy reads the job first: its register is a check-and-set on what it read.
+    MidFault(MUTATIONS[3], "read job hello.web.web", {}, "applied"),
 ]
 
 
@@ -123,8 +124,8 @@ async def test_fault_after_the_health_check_keeps_the_desired_state_and_the_reco
 
 
 async def test_first_deploy_failing_midway_is_undone_and_can_be_retried(console: Console) -> None:
-    # Health check, web registered, then jobs refused: web must go again.
-    console.nomad.faults.fail_next(1, after=2)
+    # Health check, web read and registered, jobs read, then jobs refused: web must go again.
+    console.nomad.faults.fail_next(1, after=4)
 
     payload = await console.mutate("deployApp", name="hello", metaVersion=V1)
 

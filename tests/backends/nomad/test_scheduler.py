@@ -96,6 +96,36 @@ class TestApply:
             with pytest.raises(SchedulerRejected, match='nonexistent namespace "missing"'):
                 await scheduler.apply(make_job())
 
+    async def test_apply_after_another_writer_rereads_and_writes_over_it_knowingly(
+        self, scheduler: NomadScheduler, fake: FakeNomad
+    ) -> None:
+        await _deployed(scheduler, fake)
+        fake.faults.race_registers(1)
+        await scheduler.apply(make_job(image="registry.lain.local/hello:release-2"))
+        job = fake.job("default", JOB_ID)
+        # The operator's write landed (version 1), then ours on top of it (version 2).
+        assert job.version == 2
+        assert "edited-by" in job.history[1][0]["Meta"]
+        assert "edited-by" not in job.spec["Meta"]
+
+    async def test_apply_racing_twice_is_a_conflict_and_keeps_the_other_write(
+        self, scheduler: NomadScheduler, fake: FakeNomad
+    ) -> None:
+        await _deployed(scheduler, fake)
+        fake.faults.race_registers(2)
+        with pytest.raises(SchedulerConflict, match="changed meanwhile"):
+            await scheduler.apply(make_job(image="registry.lain.local/hello:release-2"))
+        job = fake.job("default", JOB_ID)
+        assert job.spec["Meta"]["edited-by"]
+        assert job.spec["TaskGroups"][0]["Tasks"][0]["Config"]["image"].endswith("release-1")
+
+    async def test_apply_creating_a_job_another_writer_just_created_is_checked_too(
+        self, scheduler: NomadScheduler, fake: FakeNomad
+    ) -> None:
+        fake.faults.race_registers(2)
+        with pytest.raises(SchedulerConflict, match="Enforcing job modify index"):
+            await scheduler.apply(make_job())
+
     async def test_apply_oneshot_runs_to_complete(
         self, scheduler: NomadScheduler, fake: FakeNomad
     ) -> None:
