@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backends.errors import JobNotFound, SchedulerError
+from backends.errors import JobNotFound, SchedulerConflict, SchedulerError
 from backends.types import InstanceAction
 from resolvers import access, audit
 from resolvers.backend import (
@@ -86,14 +86,23 @@ async def scale_proc(ctx: OpContext, *, app: str, proc: str, num_instances: int)
             field="numInstances",
         )
 
+    previous: list[int] = []
+
     async def change(row: Proc, current: ProcView) -> str:
+        previous.append(row.num_instances)
         row.num_instances = num_instances
         return f"num_instances={num_instances}"
 
     async def run(view: ProcView) -> None:
         await ctx.scheduler.scale(view.job_id, num_instances)
 
-    return await _operate(ctx, app, proc, "SCALE", change, run)
+    def undo(row: Proc) -> None:
+        # Nomad refused (a deployment is running): nothing changed there, so nothing
+        # changes here either; the answer (CONFLICT) and the stored count agree, and the
+        # reconciler has nothing to apply later behind the user's back.
+        row.num_instances = previous[0]
+
+    return await _operate(ctx, app, proc, "SCALE", change, run, undo_on_conflict=undo)
 
 
 async def resize_proc(
@@ -245,11 +254,14 @@ async def _operate(
     run: _Run,
     *,
     require_deployed: bool = True,
+    undo_on_conflict: Callable[[Proc], None] | None = None,
 ) -> ProcView:
     """The shape of every proc mutation.
 
     Check the scheduler, then in one transaction apply `change` to the row and write the audit
     entry; commit; call `run` with the new desired state; record its outcome on the proc.
+    When the scheduler refuses with a conflict and `undo_on_conflict` is given, the row is
+    put back instead (the refused request changed nothing).
     """
     await access.check_app(ctx, app)
     await ensure_available(ctx)
@@ -295,7 +307,12 @@ async def _operate(
         async with ctx.sessions.begin() as session:
             app_row = await require_app(session, app)
             row, view = await _proc(ctx, session, app_row, proc)
-            row.last_error = "" if error is None else str(error)
+            if isinstance(error, SchedulerConflict) and undo_on_conflict is not None:
+                undo_on_conflict(row)
+                await session.flush()
+                _, view = await _proc(ctx, session, app_row, proc)
+            else:
+                row.last_error = "" if error is None else str(error)
         if error is not None:
             raise translate(error) from error
         return view

@@ -2,9 +2,10 @@
 
 When the console has seen the deployment (its events say the proc is rolling out), the
 mutation answers CONFLICT before anything is stored. When Nomad refuses one the console
-has not seen yet, the mutation answers CONFLICT and the count asked for stays the desired
-one (a mutation writes the desired state before it calls the scheduler; DESIGN
-"Decisions"); the reconciler applies it once the deployment is over, and not before."""
+has not seen yet, the mutation answers CONFLICT and the stored count goes back to what it
+was, so the answer and the stored state agree and the reconciler never applies the refused
+count later behind the user's back. The same request goes through once the deployment is
+over."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ async def test_scale_during_a_deployment_the_console_has_seen_stores_nothing(
     assert await console.converged()
 
 
-async def test_scale_refused_by_nomad_is_a_conflict_and_is_applied_after_the_deployment(
+async def test_scale_refused_by_nomad_is_a_conflict_and_changes_nothing(
     console: Console,
 ) -> None:
     await console.ok("deployApp", name="hello", metaVersion=V1)
@@ -53,19 +54,24 @@ async def test_scale_refused_by_nomad_is_a_conflict_and_is_applied_after_the_dep
 
     assert payload["errors"] == [{"code": "CONFLICT", "field": None, "message": REFUSED}]
     web = (await console.app())["procs"]["web"]
-    assert (web["numInstances"], web["lastError"]) == (3, REFUSED)
+    assert (web["numInstances"], web["lastError"]) == (1, "")
     assert console.nomad_jobs()["hello.web.web"].count == 1
 
-    # While the deployment runs, the reconciler is refused too and changes nothing.
+    # Nothing is left for the reconciler to apply, during the deployment or after it.
     report = await console.reconcile()
-    assert "active deployment" in report.failed["hello.web.web"]
-    assert console.nomad_jobs()["hello.web.web"].count == 1
-
+    assert (report.scaled, report.failed) == ([], {})
     console.nomad.faults.deployment_running = False
     report = await console.reconcile()
-
-    assert (report.scaled, report.failed) == (["hello.web.web"], {})
+    assert (report.scaled, report.failed) == ([], {})
+    assert console.nomad_jobs()["hello.web.web"].count == 1
     assert await console.converged()
+
+    # Asked again once the deployment is over, it is done.
+    payload = await console.mutate(
+        "scaleProc", "proc { numInstances lastError }", app="hello", proc="web", numInstances=3
+    )
+    assert payload["errors"] == []
+    assert payload["proc"] == {"numInstances": 3, "lastError": ""}
     await console.settle()
     procs = await console.graphql(
         '{ app(name: "hello") { procs { name instances { number status healthy } } } }'

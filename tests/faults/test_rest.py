@@ -95,6 +95,9 @@ async def test_patch_proc_during_a_deployment_relays_the_conflict_in_a_500(
         "is still running (job scaling blocked due to active deployment); retry when it has "
         "finished"
     )
+    # Refused, so nothing changed: not in Nomad, not in the stored count.
+    assert (await console.app())["procs"]["web"]["numInstances"] == 1
     console.nomad.faults.deployment_running = False
-    assert (await console.reconcile()).scaled == ["hello.web.web"]
+    assert (await console.reconcile()).scaled == []
     assert await console.converged()
+    assert console.nomad_jobs()["hello.web.web"].count == 1
