@@ -15,13 +15,19 @@ One connection at a time, forever, until cancelled:
    stalls the read (Nomad drops readers that fall behind its buffer; then we start over).
 4. On any end (EOF, an error status, bad JSON, no line for `heartbeat_timeout` seconds
    while Nomad sends `{}` every 30 s, a failed reconcile) wait with exponential backoff
-   and start again at 1.
+   and start again at 1. The backoff starts over only after a connection proved itself:
+   it delivered an event, or it stayed up past a heartbeat (Nomad sends one `{}` at once
+   on connect, nomad/stream/ndjson.go, so the second one is the proof). A stream that
+   opens and drops at once (a proxy cutting long requests) therefore backs off to the
+   cap instead of reconnecting, and reconciling, every half second. Each wait is
+   jittered, so consoles cut off together do not come back together.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 from typing import Any
 
 import anyio
@@ -72,6 +78,9 @@ class EventStream:
         self._heartbeat_timeout = heartbeat_timeout
         self._backoff_min, self._backoff_max = backoff
         self._connected_this_round = False
+        # The longest wait before the next attempt; back to the minimum once a connection
+        # proves itself, doubled (up to the maximum) after each attempt.
+        self.backoff = self._backoff_min
         self.connected = False
         self.connections = 0
         self.reconciles = 0
@@ -80,15 +89,14 @@ class EventStream:
 
     async def run(self) -> None:
         """Subscribe, reconcile, follow, repeat; returns only by cancellation."""
-        delay = self._backoff_min
         while True:
             self.last_failure = await self._connect_once()
             self.connected = False
-            if self._connected_this_round:
-                delay = self._backoff_min
-            logger.warning("Nomad event stream: %s; retrying in %.1fs", self.last_failure, delay)
-            await anyio.sleep(delay)
-            delay = min(delay * 2, self._backoff_max)
+            # Between half and all of the backoff ("equal jitter").
+            wait = self.backoff * random.uniform(0.5, 1.0)
+            logger.warning("Nomad event stream: %s; retrying in %.1fs", self.last_failure, wait)
+            await anyio.sleep(wait)
+            self.backoff = min(self.backoff * 2, self._backoff_max)
 
     async def _connect_once(self) -> str:
         """One connection's life; returns why it ended."""
@@ -172,6 +180,7 @@ class EventStream:
                 self._connected_this_round = True
                 self.connections += 1
                 subscribed.set()
+                heartbeats = 0
                 async for line in response.aiter_lines():
                     if not line.strip():
                         continue
@@ -180,7 +189,11 @@ class EventStream:
                     except ValueError:
                         return f"{where} sent a line that is not JSON on the event stream"
                     if not isinstance(frame, dict) or not frame:
-                        continue  # {} is a heartbeat
+                        heartbeats += 1  # {} is a heartbeat; the first comes at once
+                        if heartbeats > 1:
+                            self.backoff = self._backoff_min  # proven: start over
+                        continue
+                    self.backoff = self._backoff_min
                     index = frame.get("Index")
                     if not isinstance(index, int) or index <= after:
                         continue  # replayed

@@ -193,6 +193,8 @@ class Faults:
       socket (connections are refused meanwhile; open streams are cut).
     - `drop_stream_after(n)`: the event stream ends after n more frames (0: at the next).
     - `stream_silent`: event streams send nothing, not even heartbeats.
+    - `stream_flaps`: event streams open, send the initial heartbeat and end at once (a
+      proxy or load balancer that cuts long requests).
     - `deployment_running`: scaling answers 400 "job scaling blocked due to active
       deployment", whatever the deployments really are.
     - `crash_image(image)`: allocations running that image fail on start (exit code 1).
@@ -207,6 +209,7 @@ class Faults:
         self.hang_writes = False
         self.hang_seconds = 30.0
         self.stream_silent = False
+        self.stream_flaps = False
         self.deployment_running = False
         self.crashing_images: set[str] = set()
         self._fail_next = 0
@@ -282,6 +285,7 @@ class Faults:
         """Every switch off (a closed socket stays closed: see accept_connections)."""
         self.http_500 = self.hang = self.stream_silent = self.deployment_running = False
         self.hang_writes = False
+        self.stream_flaps = False
         self.crashing_images.clear()
         self.fail_next(0)
         with self._lock:

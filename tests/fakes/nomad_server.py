@@ -321,7 +321,11 @@ async def _stream(
     topics = [_topic(raw) for raw in request.query_params.getlist("topic")] or [("*", "*")]
     after = max(after, 0)
     pending: list[dict[str, Any]] | None = first
+    # nomad/stream/ndjson.go: NewJsonStream sends a first heartbeat at once, then one per
+    # interval (30 s in Nomad; `server.heartbeat` here).
     yield b"{}\n"
+    if faults.stream_flaps:
+        return
     beat = time.monotonic()
     while not server.closing.is_set():
         if faults.stream_silent:

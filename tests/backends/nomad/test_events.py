@@ -268,3 +268,22 @@ async def test_events_after_a_cursor_replay_the_history(
         if event.cursor == event_log.last_cursor:
             break
     assert replayed == [e.cursor for e in event_log.events if e.cursor > cursor]
+
+
+async def test_a_stream_that_opens_and_drops_backs_off_to_the_cap(
+    settings: NomadSettings, nomad_server: FakeNomadServer
+) -> None:
+    # Each connection opens (Nomad's first heartbeat arrives) and ends at once. Opening
+    # alone proves nothing: without an event or a second heartbeat the backoff keeps
+    # growing instead of starting over at every reconnect (and reconcile).
+    nomad_server.faults.stream_flaps = True
+    async with open_scheduler(settings, reconnect_backoff=(0.01, 0.08)) as scheduler:
+        stream = scheduler.event_stream
+        assert stream is not None
+        await wait_until(lambda: stream.connections >= 5, message="five short connections")
+        assert stream.backoff == 0.08
+        # Once a connection stays up past a heartbeat, the backoff starts over.
+        nomad_server.faults.stream_flaps = False
+        await wait_until(
+            lambda: stream.connected and stream.backoff == 0.01, message="a proven connection"
+        )
