@@ -49,6 +49,9 @@ _FAILURE_EVENTS = frozenset(
     }
 )
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+# Nomad's defaults (api.Task / api.UpdateStrategy Canonicalize): 5 s and 5 min.
+_DEFAULT_KILL_TIMEOUT = 5.0
+_DEFAULT_HEALTHY_DEADLINE = 300.0
 _MIB = 1024 * 1024
 
 
@@ -72,6 +75,8 @@ class JobView:
     meta_version: str
     spec_hash: str
     spec: ProcJob | None  # None: a job lain-console did not render
+    kill_timeout: float = _DEFAULT_KILL_TIMEOUT  # seconds Nomad waits before SIGKILL
+    healthy_deadline: float = _DEFAULT_HEALTHY_DEADLINE  # seconds to become healthy
 
     @classmethod
     def from_job(cls, job: Mapping[str, Any]) -> JobView:
@@ -105,7 +110,15 @@ class JobView:
             meta_version=str(meta.get(META_META_VERSION, "")),
             spec_hash=str(meta.get(META_SPEC_HASH, "")),
             spec=spec,
+            kill_timeout=_seconds(task.get("KillTimeout"), _DEFAULT_KILL_TIMEOUT),
+            healthy_deadline=_seconds(
+                (job.get("Update") or {}).get("HealthyDeadline"), _DEFAULT_HEALTHY_DEADLINE
+            ),
         )
+
+
+def _seconds(nanoseconds: Any, default: float) -> float:
+    return nanoseconds / 1e9 if isinstance(nanoseconds, int) and nanoseconds > 0 else default
 
 
 def proc_state(

@@ -115,16 +115,20 @@ class NomadClient:
         *,
         job_id: str | None = None,
         missing: Callable[[], SchedulerError] | None = None,
+        request_timeout: float | None = None,
     ) -> T:
         """Run `fn` in a worker thread; `what` names the operation in error messages.
 
         A 404 becomes `missing()` when given, else JobNotFound(job_id) when a job is named.
+        `request_timeout` is what `fn` passes to its request when not the client's own.
         """
 
         def run() -> T:
             return fn(self._api())
 
-        with self._nomad_errors(what, job_id=job_id, missing=missing):
+        with self._nomad_errors(
+            what, job_id=job_id, missing=missing, timeout=request_timeout or self._timeout
+        ):
             # Not abandoned on cancellation: the token stays taken until the thread is
             # done, so the bound holds; the request timeout bounds the wait.
             return await anyio.to_thread.run_sync(run, limiter=self._limiter)
@@ -240,14 +244,31 @@ class NomadClient:
             lambda api, params: api.deployments.request(method="get", params=params),
         )
 
-    async def restart_allocation(self, alloc_id: str, task: str, *, what: str) -> None:
+    async def restart_allocation(
+        self, alloc_id: str, task: str, *, what: str, kill_timeout: float
+    ) -> None:
         """Restart a running allocation's task in place (python-nomad's wrapper sends no
-        body, so it could not name the task)."""
+        body, so it could not name the task).
+
+        Nomad answers only once the old task is dead (client/allocrunner/taskrunner/
+        lifecycle.go, Restart "blocks until existing task exits"), which can take the
+        task's whole `kill_timeout`: the request may take that much longer.
+        """
+        timeout = self._timeout + kill_timeout
         await self.call(
             what,
             lambda api: api.client_allocation.request(
-                alloc_id, "restart", method="post", json={"TaskName": task}
+                alloc_id, "restart", method="post", json={"TaskName": task}, timeout=timeout
             ),
+            missing=lambda: SchedulerConflict(f"{what}: the allocation is gone"),
+            request_timeout=timeout,
+        )
+
+    async def read_allocation(self, alloc_id: str, *, what: str) -> dict[str, Any]:
+        """One allocation in full; SchedulerConflict when it is gone."""
+        return await self.call(
+            what,
+            lambda api: _object(api.allocation.get_allocation(alloc_id)),
             missing=lambda: SchedulerConflict(f"{what}: the allocation is gone"),
         )
 
@@ -291,6 +312,7 @@ class NomadClient:
         *,
         job_id: str | None,
         missing: Callable[[], SchedulerError] | None,
+        timeout: float,
     ) -> Iterator[None]:
         where = f"Nomad at {self._settings.address}"
         try:
@@ -321,10 +343,10 @@ class NomadClient:
                 raise SchedulerUnavailable(
                     f"{where} answered {cause.status_code} to {what}: {_text(exc)}"
                 ) from exc
-            raise SchedulerUnavailable(_transport(where, what, cause, self._timeout)) from exc
+            raise SchedulerUnavailable(_transport(where, what, cause, timeout)) from exc
         except requests.RequestException as exc:
             # Includes nomad's TimeoutNomadException, which is not a BaseNomadException.
-            raise SchedulerUnavailable(_transport(where, what, exc, self._timeout)) from exc
+            raise SchedulerUnavailable(_transport(where, what, exc, timeout)) from exc
         except _Malformed as exc:
             raise SchedulerUnavailable(
                 f"{where} gave an unexpected answer to {what}: {exc}"

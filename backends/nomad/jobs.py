@@ -24,6 +24,7 @@ from backends.types import ProcJob
 __all__ = [
     "DEFAULT_CPU_MHZ_PER_UNIT",
     "DRIVERS",
+    "KILL_SIGNAL",
     "MANAGED_BY",
     "META_APP",
     "META_MANAGED_BY",
@@ -33,6 +34,7 @@ __all__ = [
     "META_SPEC",
     "META_SPEC_HASH",
     "PORT_LABEL",
+    "WEB_SHUTDOWN_DELAY",
     "cpu_mhz",
     "decode_spec",
     "is_managed",
@@ -53,6 +55,8 @@ META_SPEC_HASH = "lain-spec-hash"
 META_SPEC = "lain-spec"
 
 PORT_LABEL = "main"
+KILL_SIGNAL = "SIGTERM"
+WEB_SHUTDOWN_DELAY = 5  # seconds between service deregistration and the kill signal
 DRIVERS = ("docker", "raw_exec")
 
 # A LAIN cpu "level" is a share of a node (deployd: 0 means 2, at most 8). Nomad reserves
@@ -120,6 +124,9 @@ def render_job(
             "MemoryMB": memory_mb(job.memory_bytes),
         },
         "KillTimeout": job.kill_timeout * NS_PER_SECOND,
+        # LAIN stopped containers as `docker stop` does: SIGTERM, SIGKILL after
+        # kill_timeout. Nomad's own default signal is SIGINT, which many apps ignore.
+        "KillSignal": KILL_SIGNAL,
     }
     if job.user:
         task["User"] = job.user
@@ -138,6 +145,10 @@ def render_job(
         group["Networks"] = [{"Mode": "host", "DynamicPorts": [port]}]
         if job.port_protocol == "tcp":
             group["Services"] = [_service(job)]
+            if job.proc_type == "web":
+                # Deregister the service first and let routers drain it before the kill
+                # signal, so a stop or a rolling update drops no requests.
+                group["ShutdownDelay"] = WEB_SHUTDOWN_DELAY * NS_PER_SECOND
     if not job.is_service:
         # A oneshot runs once: a failed run is reported, not retried elsewhere.
         group["ReschedulePolicy"] = {"Attempts": 0, "Unlimited": False}

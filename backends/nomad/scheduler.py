@@ -81,6 +81,8 @@ class NomadScheduler:
         history: events the feed keeps for `events(after=...)`.
         log_archive: where the output of allocations that end is kept (see `logs`).
         log_follow_buffer: lines queued for one log follower before it loses lines.
+        restart_poll: seconds between looks at a restarted instance before the next one
+            of a restart-all is restarted.
 
     Events (while open) cover every lain-console job of the namespace: PROC with the
     whole ProcState when a job's count, spec, stop state or deployment error changes,
@@ -104,6 +106,7 @@ class NomadScheduler:
         history: int = 10_000,
         log_archive: LogArchive | None = None,
         log_follow_buffer: int = 10_000,
+        restart_poll: float = 1.0,
     ) -> None:
         if cpu_mhz_per_unit < 1:
             raise ValueError("cpu_mhz_per_unit must be at least 1")
@@ -115,6 +118,7 @@ class NomadScheduler:
         self._timeout = timeout
         self._heartbeat_timeout = heartbeat_timeout
         self._backoff = reconnect_backoff
+        self._restart_poll = restart_poll
         self._client = NomadClient(settings, max_threads=max_threads, timeout=timeout)
         self._feed = EventFeed(history=history)
         self._tracker = Tracker(self._feed)
@@ -270,13 +274,18 @@ class NomadScheduler:
         if instance is not None and not targets:
             raise SchedulerRejected(f"{job_id} has no instance {instance}")
         if action is InstanceAction.RESTART:
-            for target in targets:
-                if target.status is InstanceStatus.RUNNING:
-                    await self._client.restart_allocation(
-                        target.instance_id,
-                        read.view.task,
-                        what=f"restart instance {target.number} of {job_id}",
-                    )
+            running = [target for target in targets if target.status is InstanceStatus.RUNNING]
+            for position, target in enumerate(running):
+                await self._client.restart_allocation(
+                    target.instance_id,
+                    read.view.task,
+                    what=f"restart instance {target.number} of {job_id}",
+                    kill_timeout=read.view.kill_timeout,
+                )
+                if position + 1 < len(running):
+                    # As `nomad job restart` does: the next one only once this one is
+                    # back, so a restart never takes down more than one instance.
+                    await self._wait_back(read.view, target)
         if any(target.status is InstanceStatus.FAILED for target in targets):
             await self._client.force_reschedule(job_id)
 
@@ -382,6 +391,39 @@ class NomadScheduler:
             enforce_index=int(read.job.get("JobModifyIndex") or 0),
             preserve_counts=True,
         )
+
+    async def _wait_back(self, view: JobView, target: InstanceState) -> None:
+        """Wait until a restarted instance runs again and, with a check, passes it.
+
+        Raises SchedulerConflict when it stops instead or is not back within the job's
+        healthy deadline: the instances after it are then left alone.
+        """
+        what = f"instance {target.number} of {view.job_id}"
+        deadline = anyio.current_time() + view.healthy_deadline
+        while True:
+            alloc = await self._client.read_allocation(
+                target.instance_id, what=f"read {what} after its restart"
+            )
+            status = alloc.get("ClientStatus")
+            if status in ("complete", "failed", "lost"):
+                raise SchedulerConflict(
+                    f"{what} stopped after its restart ({status}: "
+                    f"{alloc.get('ClientDescription') or 'no reason given'}); the instances "
+                    "after it were not restarted"
+                )
+            if status == "running" and (not view.has_check or await self._passes(target)):
+                return
+            if anyio.current_time() > deadline:
+                raise SchedulerConflict(
+                    f"{what} was not running and healthy {view.healthy_deadline:g}s after "
+                    "its restart; the instances after it were not restarted"
+                )
+            await anyio.sleep(self._restart_poll)
+
+    async def _passes(self, target: InstanceState) -> bool:
+        found = await self._client.allocation_checks(target.instance_id)
+        statuses = [result.get("Status") for result in found.values() if isinstance(result, dict)]
+        return bool(statuses) and all(status == "success" for status in statuses)
 
     async def _checks(self, reads: list[JobRead]) -> dict[str, bool]:
         """Check results of running allocations no deployment has judged (placed by a

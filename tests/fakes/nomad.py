@@ -74,6 +74,8 @@ class FakeNomad(Progress):
         self.frames: deque[dict[str, Any]] = deque(maxlen=event_buffer)
         self.evicted = 0  # index of the newest frame pushed out of the buffer
         self.next_port = 20000
+        # Each restart request: (alloc ID, the ClientStatus of the job's allocations then).
+        self.restarts: list[tuple[str, dict[str, str]]] = []
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -327,7 +329,20 @@ class FakeNomad(Progress):
                 self.force_reschedule(job)
             return {"EvalID": new_id(), "EvalCreateIndex": self.index, "JobModifyIndex": 0}
 
+    def kill_seconds(self, alloc_id: str) -> float:
+        """How long a restart of this allocation blocks: the task's KillTimeout when the
+        `slow_kill` fault makes tasks ignore their kill signal, else no time."""
+        with self.lock:
+            alloc = self.allocs.get(alloc_id)
+            job = alloc and self.jobs.get((alloc.doc["Namespace"], alloc.doc["JobID"]))
+            if not self.faults.slow_kill or job is None:
+                return 0.0
+            tasks = [t for g in job.spec["TaskGroups"] for t in g["Tasks"]]
+            return max(int(t.get("KillTimeout") or 0) for t in tasks) / 1e9
+
     def restart_allocation(self, alloc_id: str, body: Any) -> dict[str, Any]:
+        """The restart once the old task is dead: the task is pending until the next
+        step starts it again (taskrunner restartImpl: kill, then run again)."""
         with self.lock:
             alloc = self._alloc(alloc_id)
             if alloc.client != "running":
@@ -336,20 +351,31 @@ class FakeNomad(Progress):
             states = alloc.doc["TaskStates"]
             if task_name and task_name not in states:
                 raise FakeError(400, f'Failed to restart task "{task_name}": unknown task')
+            self.restarts.append(
+                (
+                    alloc_id,
+                    {
+                        a.id: a.client
+                        for a in self.allocs.values()
+                        if a.doc["JobID"] == alloc.doc["JobID"] and a.desired == "run"
+                    },
+                )
+            )
             for name, state in states.items():
                 if task_name and name != task_name:
                     continue
-                now = now_ns()
+                state["State"] = "pending"
                 state["Restarts"] += 1
-                state["LastRestart"] = self.time(now)
-                state["StartedAt"] = self.time(now)
+                state["LastRestart"] = self.time(now_ns())
                 state["Events"] += [
                     self.task_event("Restart Signaled", "User requested running tasks to restart"),
                     self.task_event("Terminated", "Exit Code: 0", ExitCode=0),
                     self.task_event("Restarting", "Task restarting in 0s"),
-                    self.task_event("Started", "Task started by client"),
                 ]
                 state["Events"] = state["Events"][-10:]  # Nomad keeps the last 10
+            # An allocation with a pending task is pending (client/allocrunner, getClientStatus).
+            alloc.doc["ClientStatus"] = "pending"
+            alloc.doc["ClientDescription"] = "Tasks are restarting"
             self.touch(alloc)
             return {}
 

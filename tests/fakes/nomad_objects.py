@@ -197,6 +197,8 @@ class Faults:
       proxy or load balancer that cuts long requests).
     - `deployment_running`: scaling answers 400 "job scaling blocked due to active
       deployment", whatever the deployments really are.
+    - `slow_kill`: tasks ignore their kill signal, so an allocation restart blocks for the
+      task's whole KillTimeout before it answers.
     - `crash_image(image)`: allocations running that image fail on start (exit code 1).
     - `race_registers(n)`: the next n job registrations each find that another writer
       (an operator's `nomad job run`) registered the job just before them.
@@ -210,6 +212,7 @@ class Faults:
         self.hang_seconds = 30.0
         self.stream_silent = False
         self.stream_flaps = False
+        self.slow_kill = False
         self.deployment_running = False
         self.crashing_images: set[str] = set()
         self._fail_next = 0
@@ -285,7 +288,7 @@ class Faults:
         """Every switch off (a closed socket stays closed: see accept_connections)."""
         self.http_500 = self.hang = self.stream_silent = self.deployment_running = False
         self.hang_writes = False
-        self.stream_flaps = False
+        self.stream_flaps = self.slow_kill = False
         self.crashing_images.clear()
         self.fail_next(0)
         with self._lock:

@@ -32,6 +32,9 @@ class Progress(Placement):
                 return False
             self._finish(alloc, "All tasks have completed", killed=True)
             return True
+        if alloc.client == "pending" and alloc.doc["TaskStates"]:
+            self._resume(alloc)  # restarted: its task runs again
+            return True
         if alloc.client == "pending":
             if alloc.image in self.faults.crashing_images:
                 self._crash(alloc)
@@ -74,6 +77,20 @@ class Progress(Placement):
             }
             for name in alloc.doc["AllocatedResources"]["Tasks"]
         }
+        self.touch(alloc)
+
+    def _resume(self, alloc: FakeAlloc) -> None:
+        now = now_ns()
+        alloc.doc["ClientStatus"] = "running"
+        alloc.doc["ClientDescription"] = "Tasks are running"
+        for state in alloc.doc["TaskStates"].values():
+            if state["State"] == "pending":
+                state["State"] = "running"
+                state["StartedAt"] = self.time(now)
+                state["Events"] = [
+                    *state["Events"],
+                    self.task_event("Started", "Task started by client"),
+                ][-10:]
         self.touch(alloc)
 
     def _crash(self, alloc: FakeAlloc) -> None:

@@ -244,9 +244,12 @@ def _app(server: FakeNomadServer) -> Starlette:
         return _json(server.fake.allocation_checks(request.path_params["alloc_id"]))
 
     async def allocation_restart(request: Request) -> Response:
-        return _json(
-            server.fake.restart_allocation(request.path_params["alloc_id"], await _body(request))
-        )
+        alloc_id = request.path_params["alloc_id"]
+        body = await _body(request)
+        # The call returns only once the old task is dead (client/allocrunner/taskrunner/
+        # lifecycle.go: "Blocks until existing task exits"), up to its KillTimeout.
+        await asyncio.sleep(server.fake.kill_seconds(alloc_id))
+        return _json(server.fake.restart_allocation(alloc_id, body))
 
     async def deployments(request: Request) -> Response:
         found, index = server.fake.list_deployments(

@@ -72,6 +72,20 @@ def test_render_web_job_is_a_docker_service_with_a_nomad_check() -> None:
     assert update["ProgressDeadline"] >= update["HealthyDeadline"]
 
 
+def test_render_stops_like_lain_sigterm_then_kill_after_its_timeout() -> None:
+    # LAIN stopped containers as `docker stop` does; Nomad's default signal is SIGINT.
+    for job in (make_job(kill_timeout=30), make_job(proc="foo", proc_type="worker")):
+        [task] = _render(job)["TaskGroups"][0]["Tasks"]
+        assert (task["KillSignal"], task["KillTimeout"]) == ("SIGTERM", job.kill_timeout * SECOND)
+
+
+def test_render_web_deregisters_its_service_before_the_kill() -> None:
+    [web] = _render(make_job())["TaskGroups"]
+    assert web["ShutdownDelay"] == 5 * SECOND
+    [worker] = _render(make_job(proc="foo", proc_type="worker"))["TaskGroups"]
+    assert "ShutdownDelay" not in worker
+
+
 def test_render_meta_names_app_proc_version_and_spec_hash() -> None:
     job = make_job(extra_meta=(("team", "infra"), ("managed-by", "someone-else")))
     meta = _render(job)["Meta"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import anyio
 import pytest
 
 from backends.errors import JobNotFound, SchedulerConflict, SchedulerRejected
 from backends.nomad import NomadScheduler, NomadSettings
 from backends.types import InstanceAction, InstanceState, InstanceStatus
-from tests.backends.nomad.helpers import MIB, make_job, open_scheduler
+from tests.backends.nomad.helpers import MIB, make_job, open_scheduler, wait_until
 from tests.fakes.nomad import FakeNomad
 from tests.fakes.nomad_server import FakeNomadServer
 
@@ -269,12 +270,55 @@ class TestControl:
         assert [i.restarts for i in after] == [0, 1]
         assert [i.instance_id for i in after] == [i.instance_id for i in before]
 
-    async def test_restart_all_restarts_every_running_instance(
-        self, scheduler: NomadScheduler, fake: FakeNomad
+    async def test_restart_all_restarts_every_running_instance_one_after_the_other(
+        self, settings: NomadSettings, nomad_server: FakeNomadServer
     ) -> None:
-        await _deployed(scheduler, fake, num_instances=3)
-        await scheduler.control(JOB_ID, InstanceAction.RESTART)
-        assert [i.restarts for i in (await scheduler.state(JOB_ID)).instances] == [1, 1, 1]
+        fake = nomad_server.fake
+        async with open_scheduler(settings, restart_poll=0.02) as scheduler:
+            await _deployed(scheduler, fake, num_instances=3)
+            nomad_server.auto_settle = 0.05  # the cluster moves on by itself now
+            await scheduler.control(JOB_ID, InstanceAction.RESTART)
+            fake.settle()
+            assert [i.restarts for i in (await scheduler.state(JOB_ID)).instances] == [1, 1, 1]
+        # Each restart was asked for only once every earlier one was running again.
+        assert len(fake.restarts) == 3
+        for alloc_id, statuses in fake.restarts:
+            assert statuses == dict.fromkeys(statuses, "running"), alloc_id
+
+    async def test_restart_waits_out_the_kill_timeout_of_a_task_that_ignores_its_signal(
+        self, settings: NomadSettings, nomad_server: FakeNomadServer
+    ) -> None:
+        # Nomad's restart call blocks until the old task is dead: up to its KillTimeout,
+        # here twice the client's request timeout.
+        fake = nomad_server.fake
+        async with open_scheduler(settings, restart_poll=0.02) as scheduler:
+            await _deployed(scheduler, fake, num_instances=2, kill_timeout=2)
+            fake.faults.slow_kill = True
+            nomad_server.auto_settle = 0.05
+            await scheduler.control(JOB_ID, InstanceAction.RESTART)
+            fake.settle()
+            assert [i.restarts for i in (await scheduler.state(JOB_ID)).instances] == [1, 1]
+
+    async def test_restart_all_stops_at_an_instance_that_does_not_come_back(
+        self, settings: NomadSettings, nomad_server: FakeNomadServer
+    ) -> None:
+        fake = nomad_server.fake
+        async with open_scheduler(settings, restart_poll=0.02) as scheduler:
+            await _deployed(scheduler, fake, num_instances=2)
+            first = _live_allocs(fake)[0]["ID"]
+
+            async def crash_after_restart() -> None:
+                await wait_until(lambda: bool(fake.restarts), message="the first restart")
+                with fake.lock:
+                    fake._crash(fake.allocs[first])
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(crash_after_restart)
+                with pytest.raises(
+                    SchedulerConflict, match=r"instance 1 of hello\.web\.web stopped"
+                ):
+                    await scheduler.control(JOB_ID, InstanceAction.RESTART)
+        assert [alloc_id for alloc_id, _ in fake.restarts] == [first]
 
     async def test_stop_all_stops_the_job_but_keeps_its_count(
         self, scheduler: NomadScheduler, fake: FakeNomad
