@@ -118,7 +118,7 @@ def render_job(
         "Name": job.proc,
         "Driver": job.driver,
         "Config": _driver_config(job),
-        "Env": dict(job.env),
+        "Env": _env(job),
         "Resources": {
             "CPU": cpu_mhz(job.cpu, cpu_mhz_per_unit),
             "MemoryMB": memory_mb(job.memory_bytes),
@@ -221,14 +221,30 @@ def _driver_config(job: ProcJob) -> dict[str, Any]:
             config["args"] = list(job.cmd)
         if job.port is not None:
             config["ports"] = [PORT_LABEL]
-    else:
-        argv = [*(job.entrypoint or ()), *(job.cmd or ())]
-        config["command"] = argv[0]
-        if argv[1:]:
-            config["args"] = argv[1:]
+        if job.working_dir:
+            config["work_dir"] = job.working_dir
+        return config
+    argv = [*(job.entrypoint or ()), *(job.cmd or ())]
     if job.working_dir:
-        config["work_dir"] = job.working_dir
+        # raw_exec has `work_dir` only from Nomad 1.9; on 1.6-1.8 the client refuses the
+        # whole task (drivers/rawexec/driver.go). A shell that changes directory and then
+        # execs the command works on every version and keeps the signals going to it.
+        argv = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', job.working_dir, *argv]
+    config["command"] = argv[0]
+    if argv[1:]:
+        config["args"] = argv[1:]
     return config
+
+
+def _env(job: ProcJob) -> dict[str, str]:
+    env = dict(job.env)
+    if job.port is not None and job.driver == "raw_exec":
+        # A raw_exec process shares the host's network: it must listen on the port Nomad
+        # picked, not the declared one. PORT says where, as in the local backend (Nomad
+        # interpolates it when the task starts). In a container the declared port is
+        # right: Docker maps Nomad's port to it.
+        env["PORT"] = f"${{NOMAD_PORT_{PORT_LABEL}}}"
+    return env
 
 
 def _service(job: ProcJob) -> dict[str, Any]:

@@ -74,6 +74,8 @@ class FakeNomad(Progress):
         self.frames: deque[dict[str, Any]] = deque(maxlen=event_buffer)
         self.evicted = 0  # index of the newest frame pushed out of the buffer
         self.next_port = 20000
+        # The Nomad version of the client node (drivers' options differ by version).
+        self.client_version = (1, 9)
         # Each restart request: (alloc ID, the ClientStatus of the job's allocations then).
         self.restarts: list[tuple[str, dict[str, str]]] = []
 

@@ -17,6 +17,8 @@ __all__ = ["Progress"]
 
 
 class Progress(Placement):
+    client_version: tuple[int, int]
+
     def advance(self) -> bool:
         changed = False
         for alloc in list(self.allocs.values()):
@@ -36,7 +38,10 @@ class Progress(Placement):
             self._resume(alloc)  # restarted: its task runs again
             return True
         if alloc.client == "pending":
-            if alloc.image in self.faults.crashing_images:
+            refused = self._driver_refusal(alloc)
+            if refused:
+                self._crash(alloc, event=("Failed Validation", refused))
+            elif alloc.image in self.faults.crashing_images:
                 self._crash(alloc)
             else:
                 self._start(alloc)
@@ -93,7 +98,25 @@ class Progress(Placement):
                 ][-10:]
         self.touch(alloc)
 
-    def _crash(self, alloc: FakeAlloc) -> None:
+    def _driver_refusal(self, alloc: FakeAlloc) -> str:
+        """Why the client's driver refuses the task config, or "". Nomad's servers do not
+        check driver configs (nomad/job_endpoint_hooks.go: "Validate the driver
+        configurations. These had to be removed"); the client decodes them against the
+        driver's hclspec when the task starts. raw_exec has `work_dir` only from 1.9
+        (drivers/rawexec/driver.go)."""
+        job = self.jobs.get((alloc.doc["Namespace"], alloc.doc["JobID"]))
+        if job is None or alloc.version not in job.history or self.client_version >= (1, 9):
+            return ""
+        for group in job.history[alloc.version][0]["TaskGroups"]:
+            for task in group["Tasks"]:
+                if task["Driver"] == "raw_exec" and "work_dir" in (task.get("Config") or {}):
+                    return (
+                        "failed to parse config: Unsupported argument: An argument named "
+                        '"work_dir" is not expected here.'
+                    )
+        return ""
+
+    def _crash(self, alloc: FakeAlloc, *, event: tuple[str, str] | None = None) -> None:
         now = now_ns()
         alloc.doc["ClientStatus"] = "failed"
         alloc.doc["ClientDescription"] = "Failed tasks"
@@ -105,15 +128,19 @@ class Progress(Placement):
                 "LastRestart": self.time(now),
                 "StartedAt": self.time(now),
                 "FinishedAt": self.time(now),
-                "Events": [
-                    self.task_event("Started", "Task started by client"),
-                    self.task_event("Terminated", "Exit Code: 1", ExitCode=1),
-                    self.task_event(
-                        "Not Restarting",
-                        'Exceeded allowed attempts 3 in interval 5m0s and mode is "fail"',
-                        FailsTask=True,
-                    ),
-                ],
+                "Events": (
+                    [self.task_event(event[0], event[1], FailsTask=True)]
+                    if event
+                    else [
+                        self.task_event("Started", "Task started by client"),
+                        self.task_event("Terminated", "Exit Code: 1", ExitCode=1),
+                        self.task_event(
+                            "Not Restarting",
+                            'Exceeded allowed attempts 3 in interval 5m0s and mode is "fail"',
+                            FailsTask=True,
+                        ),
+                    ]
+                ),
             }
             for name in alloc.doc["AllocatedResources"]["Tasks"]
         }

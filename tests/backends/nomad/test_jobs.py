@@ -137,6 +137,23 @@ def test_render_raw_exec_runs_entrypoint_and_cmd_binding_the_nomad_port() -> Non
     assert group["Networks"][0]["DynamicPorts"] == [{"Label": "main"}]
 
 
+def test_render_raw_exec_tells_the_process_the_port_nomad_picked() -> None:
+    [group] = _render(make_job(driver="raw_exec", entrypoint=("/app",)))["TaskGroups"]
+    assert group["Tasks"][0]["Env"]["PORT"] == "${NOMAD_PORT_main}"
+    # In a container the declared port is right: Docker maps Nomad's port to it.
+    [group] = _render(make_job())["TaskGroups"]
+    assert "PORT" not in group["Tasks"][0]["Env"]
+
+
+def test_render_raw_exec_working_dir_without_work_dir_which_needs_nomad_1_9() -> None:
+    job = make_job(driver="raw_exec", entrypoint=("/app",), cmd=("serve",), working_dir="/srv/x")
+    [task] = _render(job)["TaskGroups"][0]["Tasks"]
+    assert task["Config"] == {
+        "command": "/bin/sh",
+        "args": ["-c", 'cd "$0" && exec "$@"', "/srv/x", "/app", "serve"],
+    }
+
+
 def test_render_empty_driver_takes_the_default_but_keeps_the_spec_as_given() -> None:
     job = make_job(driver="")
     rendered = _render(job, default_driver="raw_exec")

@@ -127,6 +127,18 @@ class TestApply:
         with pytest.raises(SchedulerConflict, match="Enforcing job modify index"):
             await scheduler.apply(make_job())
 
+    @pytest.mark.parametrize("version", [(1, 6), (1, 8), (1, 9)])
+    async def test_apply_raw_exec_with_a_working_dir_runs_on_nomad_before_1_9(
+        self, scheduler: NomadScheduler, fake: FakeNomad, version: tuple[int, int]
+    ) -> None:
+        fake.client_version = version
+        job = make_job(driver="raw_exec", entrypoint=("/app",), working_dir="/srv/hello")
+        await scheduler.apply(job)
+        fake.settle()
+        state = await scheduler.state(JOB_ID)
+        assert _statuses(state.instances) == [(1, RUNNING), (2, RUNNING)]
+        assert [i.last_error for i in state.instances] == ["", ""]
+
     async def test_apply_oneshot_runs_to_complete(
         self, scheduler: NomadScheduler, fake: FakeNomad
     ) -> None:
