@@ -146,6 +146,10 @@ class ProcState:
     instances: tuple[InstanceState, ...] = ()
     last_error: str = ""
     rollout: RolloutStatus = RolloutStatus.NONE
+    # The spec hash of a release the scheduler itself rolled back (its rollout failed and
+    # an earlier, stable spec runs again); "" when none. Applying that spec again would
+    # only fail and roll back again.
+    reverted_spec_hash: str = ""
 
     @classmethod
     def missing(cls, job_id: str) -> ProcState:

@@ -380,6 +380,7 @@ async def _stage(
     for proc in procs:
         proc.meta_version = release.meta_version
         proc.last_error = ""
+        proc.failed_spec_hash = ""  # deploying again is the retry of a rolled back release
         if proc.id is None:
             session.add(proc)
         view = proc_view(

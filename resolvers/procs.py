@@ -202,6 +202,7 @@ async def deploy_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
             raise Conflict(f"proc {proc} of app {app} is already deployed", field="proc")
         row.deployed = True
         clear_overrides(row)  # created from the current lain.yaml, as LAIN meant (COMPAT 4.7)
+        row.failed_spec_hash = ""
         return ""
 
     async def run(view: ProcView) -> None:

@@ -25,7 +25,7 @@ from resolvers.removals import retry_removals
 from resolvers.rows import app_view, default_image, proc_view, release_config
 from spec import AppType
 from store import queries
-from store.models import App, AppStatus
+from store.models import App, AppStatus, Proc
 
 __all__ = ["ReconcileReport", "reconcile", "reconcile_forever"]
 
@@ -40,6 +40,8 @@ class ReconcileReport:
     finished: list[str] = field(default_factory=list)  # apps whose interrupted deploy ended
     failed: dict[str, str] = field(default_factory=dict)  # job id -> error
     skipped: list[str] = field(default_factory=list)  # apps busy with an operation
+    # job id -> why its release is not applied again: the scheduler rolled it back.
+    held: dict[str, str] = field(default_factory=dict)
 
 
 async def _desired_jobs(ctx: OpContext, session: AsyncSession, app: App) -> list[ProcJob]:
@@ -79,14 +81,37 @@ async def _desired_jobs(ctx: OpContext, session: AsyncSession, app: App) -> list
     return jobs
 
 
+def _rolled_back(job: ProcJob, state: ProcState, failed_hash: str) -> bool:
+    """Whether the scheduler runs another spec because it rolled this one back (now, or as
+    recorded in an earlier round): applying it again would only fail and revert again,
+    forever, so it waits for the user's next deploy."""
+    desired = job.spec_hash()
+    return (
+        state.exists
+        and state.spec_hash != desired
+        and desired in (failed_hash, state.reverted_spec_hash)
+    )
+
+
 async def _converge(
-    ctx: OpContext, jobs: list[ProcJob], states: dict[str, ProcState], report: ReconcileReport
+    ctx: OpContext,
+    jobs: list[ProcJob],
+    states: dict[str, ProcState],
+    report: ReconcileReport,
+    failed_hashes: dict[str, str],
 ) -> list[str]:
     done: list[str] = []
     for job in jobs:
         state = states.get(job.job_id, ProcState.missing(job.job_id))
         if state.rollout is RolloutStatus.RUNNING:
             continue  # on its way to the desired state: overtaking it would fight it
+        if _rolled_back(job, state, failed_hashes.get(job.job_id, "")):
+            report.held[job.job_id] = (
+                f"release {job.meta_version} was rolled back by the scheduler "
+                f"({state.last_error or 'its rollout failed'}); the previous release keeps "
+                "running; deploy again to retry"
+            )
+            continue
         try:
             if not state.exists or state.spec_hash != job.spec_hash():
                 await ctx.scheduler.apply(job)
@@ -136,15 +161,29 @@ async def _reconcile_app(ctx: OpContext, name: str, report: ReconcileReport) -> 
             return set()
         jobs = await _desired_jobs(ctx, session, app)
         interrupted = app.status is AppStatus.DEPLOYING
+        failed_hashes = {
+            _job_id(name, proc): proc.failed_spec_hash
+            for proc in await queries.procs_of(session, app.id)
+            if proc.failed_spec_hash
+        }
     wanted = {job.job_id for job in jobs}
     try:
         states = await ctx.scheduler.states([job.job_id for job in jobs]) if jobs else {}
     except SchedulerError as exc:
         report.failed.update({job.job_id: str(exc) for job in jobs})
         return wanted
-    done = await _converge(ctx, jobs, states, report)
+    done = await _converge(ctx, jobs, states, report, failed_hashes)
     failed = {job.job_id: report.failed[job.job_id] for job in jobs if job.job_id in report.failed}
-    if not done and not interrupted:
+    hashes = {job.job_id: job.spec_hash() for job in jobs}
+    held = {job_id: hashes[job_id] for job_id in wanted if job_id in report.held}
+    # Newly held, or a recorded failure the desired spec has moved past: write them down.
+    changed_holds = {
+        job_id for job_id in wanted if held.get(job_id, "") != failed_hashes.get(job_id, "")
+    }
+    done += [
+        f"held back {job_id}: {report.held[job_id]}" for job_id in held if job_id in changed_holds
+    ]
+    if not done and not interrupted and not changed_holds:
         return wanted
     async with ctx.sessions.begin() as session:
         row = await queries.app_by_name(session, name)
@@ -154,12 +193,19 @@ async def _reconcile_app(ctx: OpContext, name: str, report: ReconcileReport) -> 
             row.status = AppStatus.DEPLOYED
             report.finished.append(name)
             done.append("finished an interrupted deploy")
+        for proc in await queries.procs_of(session, row.id):
+            job_id = _job_id(name, proc)
+            if job_id in changed_holds:
+                proc.failed_spec_hash = held.get(job_id, "")
+                if job_id in held:
+                    proc.last_error = report.held[job_id]
         if not failed:
             # Every job now matches the desired state: the errors that said otherwise are
-            # history (they stay in the audit log).
+            # history (they stay in the audit log); a release held back keeps its error.
             row.last_error = ""
             for proc in await queries.procs_of(session, row.id):
-                proc.last_error = ""
+                if _job_id(name, proc) not in held:
+                    proc.last_error = ""
         if done:
             audit.record(
                 session,
@@ -174,6 +220,10 @@ async def _reconcile_app(ctx: OpContext, name: str, report: ReconcileReport) -> 
     if row is not None:
         ctx.services.bus.publish_app(app_view(row))
     return wanted
+
+
+def _job_id(app: str, proc: Proc) -> str:
+    return f"{app}.{proc.proc_type}.{proc.name}"
 
 
 async def reconcile_forever(ctx: OpContext, *, interval: float) -> None:

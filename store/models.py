@@ -183,6 +183,9 @@ class Proc(Base):
     memory: Mapped[str | None] = mapped_column(String(32))
     deployed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # The spec hash of this proc's release that the scheduler rolled back (its rollout
+    # failed): the reconciler does not apply it again until a user deploys again.
+    failed_spec_hash: Mapped[str] = mapped_column(String(64), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     app: Mapped[App] = relationship(back_populates="procs", lazy="raise")

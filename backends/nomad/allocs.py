@@ -32,6 +32,7 @@ __all__ = [
     "instances",
     "is_live",
     "proc_state",
+    "reverted_version",
 ]
 
 _TERMINAL = frozenset({"complete", "failed", "lost"})
@@ -49,6 +50,8 @@ _FAILURE_EVENTS = frozenset(
     }
 )
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+# nomad/deploymentwatcher: "... - rolling back to job version N" on an auto-revert.
+_ROLLING_BACK = "rolling back"
 # Nomad's defaults (api.Task / api.UpdateStrategy Canonicalize): 5 s and 5 min.
 _DEFAULT_KILL_TIMEOUT = 5.0
 _DEFAULT_HEALTHY_DEADLINE = 300.0
@@ -127,6 +130,7 @@ def proc_state(
     *,
     last_error: str = "",
     rollout: RolloutStatus = RolloutStatus.NONE,
+    reverted_spec_hash: str = "",
 ) -> ProcState:
     """The proc as Nomad runs it; cpu is the LAIN level from the stored spec (0 if none)."""
     return ProcState(
@@ -141,6 +145,7 @@ def proc_state(
         instances=instances,
         last_error=last_error,
         rollout=rollout,
+        reverted_spec_hash=reverted_spec_hash,
     )
 
 
@@ -164,23 +169,37 @@ def deployment_error(deployments: Iterable[Mapping[str, Any]]) -> str:
     """The proc-level error a job's deployments leave: the latest one's failure, or the
     failure an auto-revert answered (the latest deployment rolls out the reverted version
     then, and the error must stay visible until a new release is deployed)."""
+    failed = _standing_failure(deployments)
+    return _failure(failed) if failed is not None else ""
+
+
+def reverted_version(deployments: Iterable[Mapping[str, Any]]) -> int | None:
+    """The job version whose failed deployment Nomad rolled back (Update.AutoRevert), while
+    that is still the latest word of the job's deployments; None otherwise."""
+    failed = _standing_failure(deployments)
+    if failed is None or _ROLLING_BACK not in str(failed.get("StatusDescription", "")):
+        return None
+    return int(failed.get("JobVersion") or 0)
+
+
+def _standing_failure(deployments: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     ordered = sorted(deployments, key=lambda d: int(d.get("CreateIndex") or 0), reverse=True)
     if not ordered:
-        return ""
+        return None
     latest = ordered[0]
     if latest.get("Status") == "failed":
-        return _failure(latest)
+        return latest
     if len(ordered) > 1:
         previous = ordered[1]
-        reverted = "rolling back" in str(previous.get("StatusDescription", ""))
+        reverted = _ROLLING_BACK in str(previous.get("StatusDescription", ""))
         next_version = int(previous.get("JobVersion") or 0) + 1
         if (
             previous.get("Status") == "failed"
             and reverted
             and latest.get("JobVersion") == next_version
         ):
-            return _failure(previous)
-    return ""
+            return previous
+    return None
 
 
 def _failure(deployment: Mapping[str, Any]) -> str:

@@ -174,6 +174,21 @@ class NomadClient:
         except JobNotFound:
             return None
 
+    async def job_versions(self, job_id: str) -> list[dict[str, Any]]:
+        """The versions Nomad keeps of a job (each a full job), newest first."""
+        body = await self.call(
+            f"read versions of job {job_id}",
+            lambda api: _object(api.job.get_versions(job_id)),
+            job_id=job_id,
+        )
+        versions = body.get("Versions")
+        if not isinstance(versions, list):
+            raise SchedulerUnavailable(
+                f"Nomad at {self.address} gave an unexpected answer to read versions of job "
+                f"{job_id}: no Versions list"
+            )
+        return [version for version in versions if isinstance(version, dict)]
+
     async def stop(self, job_id: str, *, purge: bool) -> None:
         """Stop a job (kept, with Stop=true) or stop and purge it. No error if it is gone."""
         what = f"{'purge' if purge else 'stop'} job {job_id}"

@@ -4,7 +4,7 @@ their allocations and deployments in one filtered list call each."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -16,8 +16,10 @@ from backends.nomad.allocs import (
     deployment_rollout,
     instances,
     proc_state,
+    reverted_version,
 )
 from backends.nomad.client import NomadClient
+from backends.nomad.jobs import META_SPEC_HASH
 from backends.types import ProcState
 
 __all__ = ["JobRead", "Snapshot", "read_jobs"]
@@ -31,6 +33,8 @@ class JobRead:
     view: JobView
     allocs: tuple[dict[str, Any], ...]
     deployments: tuple[dict[str, Any], ...]
+    # The lain spec hash of earlier versions, read only when a rollback needs naming.
+    version_hashes: dict[int, str] = field(default_factory=dict)
 
     @property
     def last_error(self) -> str:
@@ -43,8 +47,14 @@ class JobRead:
         releases: Mapping[int, str] | None = None,
     ) -> ProcState:
         found = instances(self.view, self.allocs, checks=checks, releases=releases)
-        rollout = deployment_rollout(self.deployments)
-        return proc_state(self.view, found, last_error=self.last_error, rollout=rollout)
+        reverted = reverted_version(self.deployments)
+        return proc_state(
+            self.view,
+            found,
+            last_error=self.last_error,
+            rollout=deployment_rollout(self.deployments),
+            reverted_spec_hash="" if reverted is None else self.version_hashes.get(reverted, ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +98,27 @@ async def read_jobs(client: NomadClient, job_ids: Sequence[str]) -> Snapshot:
             reads[job_id] = None
             continue
         view = JobView.from_job(job)
+        mine = incarnation_deployments(view, deployments)
         reads[job_id] = JobRead(
             job=job,
             view=view,
             allocs=tuple(allocs_by_job.get(job_id, ())),
-            deployments=incarnation_deployments(view, deployments),
+            deployments=mine,
+            # Rare (a release Nomad rolled back): one more call, for that job only.
+            version_hashes=(
+                await version_hashes(client, job_id) if reverted_version(mine) is not None else {}
+            ),
         )
     indexes = [index for index in (alloc_index, deploy_index) if index]
     return Snapshot(jobs=reads, index=min(indexes, default=0))
+
+
+async def version_hashes(client: NomadClient, job_id: str) -> dict[int, str]:
+    """The lain spec hash of each version Nomad keeps of the job."""
+    return {
+        int(version.get("Version") or 0): str((version.get("Meta") or {}).get(META_SPEC_HASH, ""))
+        for version in await client.job_versions(job_id)
+    }
 
 
 def incarnation_deployments(

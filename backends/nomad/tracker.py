@@ -24,6 +24,7 @@ from backends.nomad.allocs import (
     instances,
     is_live,
     proc_state,
+    reverted_version,
 )
 from backends.nomad.jobs import is_managed
 from backends.nomad.reads import JobRead
@@ -49,14 +50,19 @@ class _Job:
     envs: dict[int, tuple[str, ...]] = field(default_factory=dict)
     # The meta version of each version seen, for allocations a rollout has not replaced.
     releases: dict[int, str] = field(default_factory=dict)
+    # The lain spec hash of each version seen, to name a release Nomad rolled back.
+    hashes: dict[int, str] = field(default_factory=dict)
 
     def see(self, view: JobView) -> None:
         self.view = view
         self.envs[view.version] = view.env
         self.releases[view.version] = view.meta_version
+        self.hashes[view.version] = view.spec_hash
         for version in sorted(self.envs)[:-_ENV_VERSIONS]:
             del self.envs[version]
             self.releases.pop(version, None)
+        for version in sorted(self.hashes)[:-_ENV_VERSIONS]:
+            del self.hashes[version]
 
 
 class Tracker:
@@ -89,6 +95,8 @@ class Tracker:
             elif read.view.create_index != job.view.create_index:
                 job.envs.clear()  # another incarnation: its versions start again
                 job.releases.clear()
+                job.hashes.clear()
+            job.hashes.update(read.version_hashes)
             job.see(read.view)
             job.allocs = {str(alloc["ID"]): alloc for alloc in read.allocs if "ID" in alloc}
             job.deployments = {str(d.get("ID")): d for d in read.deployments}
@@ -114,6 +122,7 @@ class Tracker:
             job.deployments.clear()
             job.envs.clear()
             job.releases.clear()
+            job.hashes.clear()
         job.see(view)
         self._refresh(job)
 
@@ -161,7 +170,14 @@ class Tracker:
         current = instances(job.view, job.allocs.values(), envs=job.envs, releases=job.releases)
         last_error = deployment_error(job.deployments.values())
         rollout = deployment_rollout(job.deployments.values())
-        proc = proc_state(job.view, current, last_error=last_error, rollout=rollout)
+        reverted = reverted_version(job.deployments.values())
+        proc = proc_state(
+            job.view,
+            current,
+            last_error=last_error,
+            rollout=rollout,
+            reverted_spec_hash="" if reverted is None else job.hashes.get(reverted, ""),
+        )
         bare = dataclasses.replace(proc, instances=())
         if bare != job.proc:
             job.proc = bare

@@ -118,6 +118,19 @@ class FakeNomad(Progress):
             job = self.job(namespace, job_id)
             return job.document(self.job_status(job)), job.modify_index
 
+    def job_versions(self, namespace: str, job_id: str) -> tuple[dict[str, Any], int]:
+        """`GET /v1/job/:id/versions`: every version kept, newest first, each a full job
+        (command/agent/job_endpoint.go, jobVersions)."""
+        with self.lock:
+            job = self.job(namespace, job_id)
+            versions = []
+            for version, (spec, stable) in sorted(job.history.items(), reverse=True):
+                doc = job.document(self.job_status(job)) if version == job.version else spec
+                doc = copy.deepcopy(doc)
+                doc.update({"Version": version, "Stable": stable})
+                versions.append(doc)
+            return {"Versions": versions, "Diffs": None}, job.modify_index
+
     def job_allocations(self, namespace: str, job_id: str, *, all_: bool) -> tuple[list[Any], int]:
         with self.lock:
             job = self.job(namespace, job_id)

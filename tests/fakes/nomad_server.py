@@ -205,6 +205,9 @@ def _app(server: FakeNomadServer) -> Starlette:
             return _json(server.fake.deregister(namespace, job_id, purge=_flag(request, "purge")))
         return _json(server.fake.register(namespace, await _body(request), path_id=job_id))
 
+    async def job_versions(request: Request) -> Response:
+        return _json(*server.fake.job_versions(_namespace(request), request.path_params["job_id"]))
+
     async def job_allocations(request: Request) -> Response:
         found, index = server.fake.job_allocations(
             _namespace(request), request.path_params["job_id"], all_=_flag(request, "all")
@@ -275,6 +278,7 @@ def _app(server: FakeNomadServer) -> Starlette:
         Route("/v1/status/leader", endpoint(leader)),
         Route("/v1/jobs", endpoint(jobs), methods=["GET", *write]),
         Route("/v1/job/{job_id}", endpoint(job), methods=["GET", "DELETE", *write]),
+        Route("/v1/job/{job_id}/versions", endpoint(job_versions)),
         Route("/v1/job/{job_id}/allocations", endpoint(job_allocations)),
         Route("/v1/job/{job_id}/deployments", endpoint(job_deployments)),
         Route("/v1/job/{job_id}/deployment", endpoint(job_deployments)),

@@ -1,0 +1,61 @@
+"""A release whose rollout fails on Nomad: Nomad's auto-revert puts the last stable
+version back (Update.AutoRevert, nomad/deploymentwatcher), and the console must not undo
+that. The release is marked failed on the proc, on both doors, and the reconciler leaves
+the reverted version running until a user deploys again."""
+
+from __future__ import annotations
+
+from tests.faults.helpers import Console
+from tests.releases import V1, V2
+
+WEB, JOBS = "hello.web.web", "hello.worker.jobs"
+
+
+def _image(console: Console, job_id: str) -> str:
+    with console.fake.lock:
+        task = console.fake.jobs[("default", job_id)].spec["TaskGroups"][0]["Tasks"][0]
+        return str(task["Config"]["image"])
+
+
+async def test_a_release_nomad_rolled_back_is_marked_failed_and_not_applied_again(
+    console: Console,
+) -> None:
+    await console.ok("deployApp", name="hello", metaVersion=V1)
+    await console.settle()
+    stable = console.nomad_jobs()
+
+    await console.ok("updateApp", name="hello", metaVersion=V2)
+    broken = _image(console, WEB)
+    console.fake.faults.crash_image(broken)
+    await console.settle()
+    # Both procs run the app's image: Nomad failed both deployments and registered V1's
+    # specs again.
+    assert console.nomad_jobs() == stable
+    versions = [console.fake.job("default", job_id).version for job_id in (WEB, JOBS)]
+
+    for _ in range(2):  # the mark is stored: later rounds hold back too, quietly
+        report = await console.reconcile()
+        assert (report.applied, report.failed) == ([], {})
+        assert sorted(report.held) == [WEB, JOBS]
+    assert [console.fake.job("default", job_id).version for job_id in (WEB, JOBS)] == versions
+    await console.settle()
+    assert console.nomad_jobs() == stable
+
+    web = (await console.app())["procs"]["web"]
+    assert web["lastError"].startswith(f"release {V2} was rolled back by the scheduler (")
+    assert "rolling back to job version" in web["lastError"]
+    assert (await console.app())["procs"]["jobs"]["lastError"].startswith(f"release {V2} was")
+    # LAIN's lasterror is the scheduler's own word while it has one.
+    rest = (await console.http.get("/api/v1/apps/hello/procs/web/")).json()
+    assert "rolling back to job version" in rest["proc"]["lasterror"]
+
+    # Deploying again is the retry: this time the image starts.
+    console.fake.faults.crashing_images.clear()
+    await console.ok("updateApp", name="hello", metaVersion=V2)
+    await console.settle()
+    assert console.nomad_jobs() != stable
+    report = await console.reconcile()
+    assert (report.applied, report.held, report.failed) == ([], {}, {})
+    assert await console.converged()
+    procs = (await console.app())["procs"]
+    assert (procs["web"]["lastError"], procs["jobs"]["lastError"]) == ("", "")
