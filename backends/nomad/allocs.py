@@ -27,6 +27,7 @@ from backends.types import InstanceState, InstanceStatus, ProcJob, ProcState, Ro
 __all__ = [
     "JobView",
     "alloc_index",
+    "check_verdict",
     "deployment_error",
     "deployment_rollout",
     "instances",
@@ -236,8 +237,8 @@ def instances(
 
     Allocations of an earlier job with the same ID (created before this one) are ignored.
     An index at or beyond the count shows only while its allocation is still live, i.e.
-    until a scale-down has finished stopping it. `checks` maps alloc IDs to the result of
-    their Nomad-native checks, for allocations no deployment has judged. `envs` and
+    until a scale-down has finished stopping it. `checks` maps alloc IDs to the live result
+    of their Nomad-native checks, which wins over what a deployment once judged. `envs` and
     `releases` give the env and meta version of earlier versions of the job, for
     allocations that run one of them (a rolling update under way or stopped).
     """
@@ -313,9 +314,22 @@ def _status(view: JobView, alloc: Mapping[str, Any], events: list[Any]) -> Insta
     return InstanceStatus.FAILED
 
 
+def check_verdict(results: Mapping[str, Any]) -> bool | None:
+    """What `/v1/allocation/:id/checks` says of an allocation: healthy when every check
+    passes, None while any is still pending or none has run."""
+    statuses = [result.get("Status") for result in results.values() if isinstance(result, dict)]
+    if not statuses or "pending" in statuses:
+        return None
+    return all(status == "success" for status in statuses)
+
+
 def _healthy(view: JobView, alloc: Mapping[str, Any], checked: bool | None) -> bool | None:
     if not view.has_check:
         return None
+    if alloc.get("ClientStatus") == "running" and checked is not None:
+        # The live check result wins: Nomad sets DeploymentStatus.Healthy once per
+        # deployment and then stops watching (client/allocrunner/health_hook.go).
+        return checked
     deployment = alloc.get("DeploymentStatus") or {}
     healthy = deployment.get("Healthy")
     if isinstance(healthy, bool):

@@ -32,6 +32,7 @@ from backends.errors import (
     SchedulerRejected,
     SchedulerUnavailable,
 )
+from backends.nomad.allocs import check_verdict
 from backends.nomad.settings import NomadSettings
 
 __all__ = ["NomadClient"]
@@ -294,6 +295,25 @@ class NomadClient:
             lambda api: _object(api.allocation.request(alloc_id, "checks", method="get").json()),
             missing=lambda: SchedulerUnavailable(f"allocation {alloc_id} is gone"),
         )
+
+    async def check_verdicts(self, alloc_ids: Sequence[str]) -> dict[str, bool]:
+        """The live health of each allocation whose checks have all run (see
+        `check_verdict`); one that cannot be read or is still pending is left out."""
+        results: dict[str, bool] = {}
+
+        async def check(alloc_id: str) -> None:
+            try:
+                verdict = check_verdict(await self.allocation_checks(alloc_id))
+            except SchedulerError:
+                return  # health stays as it was; the rest of the answer is still good
+            if verdict is not None:
+                results[alloc_id] = verdict
+
+        # The limiter bounds how many of these run at once.
+        async with anyio.create_task_group() as group:
+            for alloc_id in alloc_ids:
+                group.start_soon(check, alloc_id)
+        return results
 
     async def leader(self) -> str:
         """The address of the region's Raft leader; empty when there is none."""

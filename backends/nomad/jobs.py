@@ -68,6 +68,7 @@ _MIN_MEMORY_MB = 10
 
 _HEALTHCHECK_INTERVAL = 10 * NS_PER_SECOND  # LAIN raised check options to >= 10 s / 3 s
 _HEALTHCHECK_TIMEOUT = 3 * NS_PER_SECOND
+_CHECK_RESTART_LIMIT = 3  # failed checks in a row before Nomad restarts the task
 _SERVICE_NAME_BAD = re.compile(r"[^a-z0-9-]+")
 
 
@@ -263,6 +264,14 @@ def _service(job: ProcJob) -> dict[str, Any]:
                 "PortLabel": PORT_LABEL,
                 "Interval": _HEALTHCHECK_INTERVAL,
                 "Timeout": _HEALTHCHECK_TIMEOUT,
+                # Without it a check that fails after the deployment changes nothing:
+                # Nomad restarts the task after this many failures in a row, the grace
+                # covering its start (LAIN's setup_time).
+                "CheckRestart": {
+                    "Limit": _CHECK_RESTART_LIMIT,
+                    "Grace": max(job.setup_time, 10) * NS_PER_SECOND,
+                    "IgnoreWarnings": False,
+                },
             }
         ]
     return service

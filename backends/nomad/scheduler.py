@@ -32,7 +32,7 @@ import httpx
 from backends.errors import JobNotFound, SchedulerConflict, SchedulerError, SchedulerRejected
 from backends.feed import EventFeed
 from backends.logs import LogArchive, LogItem, LogLine, LogPosition, LogStream
-from backends.nomad.allocs import JobView, is_live
+from backends.nomad.allocs import JobView, check_verdict, is_live
 from backends.nomad.client import NomadClient
 from backends.nomad.events import EventStream
 from backends.nomad.jobs import DEFAULT_CPU_MHZ_PER_UNIT, DRIVERS, render_job
@@ -83,14 +83,16 @@ class NomadScheduler:
         log_follow_buffer: lines queued for one log follower before it loses lines.
         restart_poll: seconds between looks at a restarted instance before the next one
             of a restart-all is restarted.
+        health_interval: seconds between reads of the running instances' check results
+            (while open), so the events' `healthy` follows them.
 
     Events (while open) cover every lain-console job of the namespace: PROC with the
     whole ProcState when a job's count, spec, stop state or deployment error changes,
     INSTANCE with the new snapshot when an instance changes (and a last EXITED one when a
     scale-down removes it), PROC_REMOVED when the job is purged. The first reconcile
     publishes what already runs; replays and reconnects publish only real changes.
-    An instance's `healthy` comes from its deployment in events; `state()` also asks
-    Nomad's checks for instances no deployment judged.
+    An instance's `healthy` is the live result of its Nomad-native checks (read by
+    `state()`, and every `health_interval` for events), else what its deployment judged.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class NomadScheduler:
         log_archive: LogArchive | None = None,
         log_follow_buffer: int = 10_000,
         restart_poll: float = 1.0,
+        health_interval: float = 10.0,
     ) -> None:
         if cpu_mhz_per_unit < 1:
             raise ValueError("cpu_mhz_per_unit must be at least 1")
@@ -119,6 +122,8 @@ class NomadScheduler:
         self._heartbeat_timeout = heartbeat_timeout
         self._backoff = reconnect_backoff
         self._restart_poll = restart_poll
+        self._health_interval = health_interval
+        self._health_watch: asyncio.Task[None] | None = None
         self._client = NomadClient(settings, max_threads=max_threads, timeout=timeout)
         self._feed = EventFeed(history=history)
         self._tracker = Tracker(self._feed)
@@ -164,6 +169,8 @@ class NomadScheduler:
         self._runner = asyncio.create_task(self._stream.run(), name="nomad-event-stream")
         self._runner.add_done_callback(_report_crash)
         self._archiver = asyncio.create_task(self._logs.run_archiver(), name="nomad-log-archiver")
+        self._health_watch = asyncio.create_task(self._watch_health(), name="nomad-health")
+        self._health_watch.add_done_callback(_report_crash)
         self._lifecycle = _Lifecycle.OPENED
         return self
 
@@ -171,14 +178,20 @@ class NomadScheduler:
         self._lifecycle = _Lifecycle.CLOSED
         try:
             await self._logs.close()
-            for task in (self._runner, self._archiver):
-                if task is not None:
-                    task.cancel()
-                    await asyncio.wait([task])
+            tasks = [
+                task
+                for task in (self._runner, self._archiver, self._health_watch)
+                if task is not None
+            ]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks)
             if self._http is not None:
                 await self._http.aclose()
         finally:
             self._runner = self._archiver = self._http = self._stream = None
+            self._health_watch = None
             self._feed.close()
             self._client.close()
 
@@ -421,44 +434,42 @@ class NomadScheduler:
             await anyio.sleep(self._restart_poll)
 
     async def _passes(self, target: InstanceState) -> bool:
-        found = await self._client.allocation_checks(target.instance_id)
-        statuses = [result.get("Status") for result in found.values() if isinstance(result, dict)]
-        return bool(statuses) and all(status == "success" for status in statuses)
+        return bool(check_verdict(await self._client.allocation_checks(target.instance_id)))
 
     async def _checks(self, reads: list[JobRead]) -> dict[str, bool]:
-        """Check results of running allocations no deployment has judged (placed by a
-        reschedule, say): healthy when every Nomad-native check passes."""
-        wanted = [
+        """Check results of the running allocations of jobs with a check: those the health
+        watch last read (at most `health_interval` old), and a fresh read for the ones no
+        deployment judged and the watch has not seen yet."""
+        known = self._tracker.verdicts()
+        unjudged = [
             str(alloc["ID"])
             for read in reads
             if read.view.has_check
             for alloc in read.allocs
             if is_live(alloc)
             and alloc.get("ClientStatus") == "running"
+            and str(alloc["ID"]) not in known
             and not isinstance((alloc.get("DeploymentStatus") or {}).get("Healthy"), bool)
         ]
-        results: dict[str, bool] = {}
+        return {**known, **await self._client.check_verdicts(unjudged)}
 
-        async def check(alloc_id: str) -> None:
-            try:
-                found = await self._client.allocation_checks(alloc_id)
-            except SchedulerError:
-                return  # health stays unknown; the rest of the state is still good
-            statuses = [
-                result.get("Status") for result in found.values() if isinstance(result, dict)
-            ]
-            if statuses and all(status != "pending" for status in statuses):
-                results[alloc_id] = all(status == "success" for status in statuses)
-
-        async with anyio.create_task_group() as group:
-            for alloc_id in wanted:
-                group.start_soon(check, alloc_id)
-        return results
+    async def _watch_health(self) -> None:
+        """Keep the event feed's health live: Nomad has no event for a check result, and
+        the one a deployment recorded is never revised, so look every `health_interval`."""
+        while True:
+            await anyio.sleep(self._health_interval)
+            wanted = self._tracker.checked_allocs()
+            if wanted:
+                # check_verdicts never raises for one allocation; Nomad being away leaves
+                # the health as it was until the next look.
+                self._tracker.checks_seen(await self._client.check_verdicts(wanted))
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.error("the Nomad event stream stopped", exc_info=task.exception())
+        logger.error(
+            "a Nomad background task stopped: %s", task.get_name(), exc_info=task.exception()
+        )
 
 
 def _group(job_id: str) -> str:

@@ -52,6 +52,8 @@ class _Job:
     releases: dict[int, str] = field(default_factory=dict)
     # The lain spec hash of each version seen, to name a release Nomad rolled back.
     hashes: dict[int, str] = field(default_factory=dict)
+    # Alloc ID -> the live verdict of its checks, when last read.
+    checks: dict[str, bool] = field(default_factory=dict)
 
     def see(self, view: JobView) -> None:
         self.view = view
@@ -166,8 +168,37 @@ class Tracker:
         job.deployments = {str(d.get("ID")): d for d in newest[:2]}
         self._refresh(job)
 
+    def checked_allocs(self) -> list[str]:
+        """The running allocations whose health comes from checks."""
+        return [
+            alloc_id
+            for job in self._jobs.values()
+            if job.view.has_check
+            for alloc_id, alloc in job.allocs.items()
+            if is_live(alloc) and alloc.get("ClientStatus") == "running"
+        ]
+
+    def verdicts(self) -> dict[str, bool]:
+        """Every live check verdict held (alloc ID -> healthy)."""
+        return {a: v for job in self._jobs.values() for a, v in job.checks.items()}
+
+    def checks_seen(self, verdicts: Mapping[str, bool]) -> None:
+        """Live check results (alloc ID -> healthy) read from Nomad."""
+        for job in self._jobs.values():
+            mine = {a: v for a, v in verdicts.items() if a in job.allocs}
+            if any(job.checks.get(a) != v for a, v in mine.items()):
+                job.checks.update(mine)
+                self._refresh(job)
+
     def _refresh(self, job: _Job) -> None:
-        current = instances(job.view, job.allocs.values(), envs=job.envs, releases=job.releases)
+        job.checks = {a: v for a, v in job.checks.items() if a in job.allocs}
+        current = instances(
+            job.view,
+            job.allocs.values(),
+            envs=job.envs,
+            releases=job.releases,
+            checks=job.checks,
+        )
         last_error = deployment_error(job.deployments.values())
         rollout = deployment_rollout(job.deployments.values())
         reverted = reverted_version(job.deployments.values())

@@ -198,14 +198,20 @@ class FakeNomad(Progress):
             for group in job.spec["TaskGroups"]:
                 for service in group.get("Services") or ():
                     for check in service.get("Checks") or ():
+                        # client/serviceregistration/checks: the latest result per check.
+                        failing = alloc_id in self.faults.failing_checks
                         results[new_id()[:8]] = {
                             "Check": check["Name"],
                             "Group": f"{job.id}.{group['Name']}",
                             "Mode": "healthiness",
-                            "Output": "HTTP GET: 200 OK",
+                            "Output": (
+                                "HTTP GET: 503 Service Unavailable"
+                                if failing
+                                else "HTTP GET: 200 OK"
+                            ),
                             "Service": service["Name"],
-                            "Status": "success",
-                            "StatusCode": 200,
+                            "Status": "failure" if failing else "success",
+                            "StatusCode": 503 if failing else 200,
                             "Timestamp": now_ns() // 1_000_000_000,
                         }
             return results

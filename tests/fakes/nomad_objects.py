@@ -199,6 +199,8 @@ class Faults:
       deployment", whatever the deployments really are.
     - `slow_kill`: tasks ignore their kill signal, so an allocation restart blocks for the
       task's whole KillTimeout before it answers.
+    - `failing_checks`: IDs of allocations whose checks now fail (the app broke after
+      its deployment judged it healthy; Nomad does not revise that verdict).
     - `crash_image(image)`: allocations running that image fail on start (exit code 1).
     - `race_registers(n)`: the next n job registrations each find that another writer
       (an operator's `nomad job run`) registered the job just before them.
@@ -215,6 +217,7 @@ class Faults:
         self.slow_kill = False
         self.deployment_running = False
         self.crashing_images: set[str] = set()
+        self.failing_checks: set[str] = set()
         self._fail_next = 0
         self._pass_first = 0
         self._drop_after: int | None = None
@@ -290,6 +293,7 @@ class Faults:
         self.hang_writes = False
         self.stream_flaps = self.slow_kill = False
         self.crashing_images.clear()
+        self.failing_checks.clear()
         self.fail_next(0)
         with self._lock:
             self._drop_after = None

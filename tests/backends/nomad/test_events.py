@@ -287,3 +287,38 @@ async def test_a_stream_that_opens_and_drops_backs_off_to_the_cap(
         await wait_until(
             lambda: stream.connected and stream.backoff == 0.01, message="a proven connection"
         )
+
+
+async def test_a_check_failing_after_the_deployment_turns_the_instance_unhealthy(
+    settings: NomadSettings, fake: FakeNomad
+) -> None:
+    # Nomad judges health once per deployment and then stops watching
+    # (client/allocrunner/health_hook.go): only the live check results can tell.
+    async with open_scheduler(settings, health_interval=0.05) as scheduler:
+        log = EventLog(scheduler)
+        try:
+            await _deploy(scheduler, fake, log)
+            [second] = [i for i in (await scheduler.state(JOB_ID)).instances if i.number == 2]
+            cursor = log.last_cursor
+            fake.faults.failing_checks.add(second.instance_id)
+
+            unhealthy = await log.wait_for(
+                lambda e: (
+                    instance_is(JOB_ID, 2, RUNNING)(e)
+                    and e.instance is not None
+                    and e.instance.healthy is False
+                ),
+                after=cursor,
+                message="instance 2 unhealthy",
+            )
+            assert unhealthy.instance is not None
+            states = {i.number: i.healthy for i in (await scheduler.state(JOB_ID)).instances}
+            assert states == {1: True, 2: False}
+            # The allocation's deployment verdict never changed: the health is the check's.
+            [alloc] = [a for a in fake.allocations_of(JOB_ID) if a["ID"] == second.instance_id]
+            assert alloc["DeploymentStatus"]["Healthy"] is True
+
+            fake.faults.failing_checks.clear()
+            await log.wait_for(_running_and_healthy(2), after=unhealthy.cursor)
+        finally:
+            await log.close()

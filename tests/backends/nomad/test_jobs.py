@@ -61,6 +61,8 @@ def test_render_web_job_is_a_docker_service_with_a_nomad_check() -> None:
             "PortLabel": "main",
             "Interval": 10 * SECOND,
             "Timeout": 3 * SECOND,
+            # A check failing later restarts the task (3 in a row, after a start grace).
+            "CheckRestart": {"Limit": 3, "Grace": 10 * SECOND, "IgnoreWarnings": False},
         }
     ]
     update = rendered["Update"]
