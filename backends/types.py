@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 __all__ = [
     "BackendHealth",
@@ -79,6 +81,13 @@ class ProcJob:
     # Nomad: "docker" or "raw_exec"; the local backend always runs the cmd directly.
     driver: str = "docker"
     extra_meta: tuple[tuple[str, str], ...] = field(default=())
+    # lain.yaml fields a backend must honour or refuse, never drop silently.
+    persistent_dirs: tuple[str, ...] = ()
+    mountpoints: tuple[str, ...] = ()
+    secret_files: tuple[str, ...] = ()
+    logs: tuple[str, ...] = ()
+    stateful: bool = False
+    container_healthcheck: str = ""  # the command; "" when none (or switched off)
 
     @property
     def job_id(self) -> str:
@@ -97,14 +106,48 @@ class ProcJob:
         """
         payload = asdict(self)
         del payload["num_instances"]
+        for name in _LATER_FIELDS:
+            # Fields added later count only when set, so adding them changed no hash (and
+            # redeployed nothing) of a job that does not use them.
+            if payload[name] == _DEFAULTS[name]:
+                del payload[name]
         encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(encoded).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> ProcJob:
+        """A ProcJob from `asdict` output read back from JSON: unknown keys are dropped,
+        lists become tuples again (env and extra_meta hold string pairs). Raises TypeError
+        when a required field is missing."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in payload.items():
+            if key not in known:
+                continue
+            if isinstance(value, list):
+                if key in ("env", "extra_meta"):
+                    value = tuple((str(k), str(v)) for k, v in value)
+                else:
+                    value = tuple(value)
+            values[key] = value
+        return cls(**values)
 
     def with_count(self, num_instances: int) -> ProcJob:
         return replace(self, num_instances=num_instances)
 
     def with_resources(self, *, cpu: int, memory_bytes: int) -> ProcJob:
         return replace(self, cpu=cpu, memory_bytes=memory_bytes)
+
+
+_LATER_FIELDS = (
+    "persistent_dirs",
+    "mountpoints",
+    "secret_files",
+    "logs",
+    "stateful",
+    "container_healthcheck",
+)
+_DEFAULTS = {f.name: f.default for f in fields(ProcJob) if f.name in _LATER_FIELDS}
 
 
 def split_job_id(job_id: str) -> tuple[str, str, str]:

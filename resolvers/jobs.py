@@ -11,7 +11,9 @@ from spec import ProcSpec
 if TYPE_CHECKING:
     from resolvers.dependencies import ServiceUse
 
-__all__ = ["build_job", "build_portal_job", "portal_job_id"]
+__all__ = ["LOG_DIR", "build_job", "build_portal_job", "portal_job_id"]
+
+LOG_DIR = "/lain/logs"
 
 
 def portal_job_id(service_app: str, portal: str, client: str) -> str:
@@ -59,6 +61,17 @@ def _job(
         setup_time=spec.setup_time,
         kill_timeout=spec.kill_timeout,
         driver=driver,
+        # /lain/logs is every LAIN proc's: a backend that keeps data keeps it always.
+        persistent_dirs=tuple(d for d in spec.persistent_dirs if d != LOG_DIR),
+        mountpoints=spec.mountpoints,
+        secret_files=spec.secret_files,
+        logs=spec.logs,
+        stateful=spec.stateful,
+        container_healthcheck=(
+            spec.container_healthcheck.cmd
+            if spec.container_healthcheck is not None and not spec.container_healthcheck.disabled
+            else ""
+        ),
     )
 
 

@@ -50,12 +50,13 @@ def make_scheduler(
     """
     check_isolation(settings)
     if settings.backend == "nomad":
-        from backends.nomad import NomadScheduler, NomadSettings
+        from backends.nomad import JobOptions, NomadScheduler, NomadSettings
 
         return NomadScheduler(
             NomadSettings.from_environ(environ),
             log_archive=log_archive,
             log_follow_buffer=settings.log_follow_buffer_lines,
+            options=JobOptions.from_environ(environ),
         )
     from backends.local import LocalScheduler, LogRetention
 

@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -208,15 +208,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _job_from_dict(payload: dict[str, Any]) -> ProcJob:
-    known = {f.name for f in fields(ProcJob)}
-    values = {key: value for key, value in payload.items() if key in known}
-    for key in ("cmd", "entrypoint"):
-        if values.get(key) is not None:
-            values[key] = tuple(values[key])
-    for key in ("env", "extra_meta"):
-        if key in values:
-            values[key] = tuple((str(k), str(v)) for k, v in values[key])
-    return ProcJob(**values)
+    return ProcJob.from_dict(payload)
 
 
 def _finished_to_dict(run: FinishedRun) -> dict[str, Any]:

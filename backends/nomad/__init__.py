@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from backends.nomad.options import JobOptions
 from backends.nomad.scheduler import NomadScheduler
 from backends.nomad.settings import NomadSettings
 
-__all__ = ["NomadScheduler", "NomadSettings"]
+__all__ = ["JobOptions", "NomadScheduler", "NomadSettings"]

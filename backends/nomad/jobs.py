@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backends.errors import SchedulerRejected
+from backends.nomad.options import JobOptions
 from backends.types import ProcJob
 
 __all__ = [
@@ -70,6 +71,8 @@ _HEALTHCHECK_INTERVAL = 10 * NS_PER_SECOND  # LAIN raised check options to >= 10
 _HEALTHCHECK_TIMEOUT = 3 * NS_PER_SECOND
 _CHECK_RESTART_LIMIT = 3  # failed checks in a row before Nomad restarts the task
 _SERVICE_NAME_BAD = re.compile(r"[^a-z0-9-]+")
+LOG_DIR = "/lain/logs"  # every LAIN proc's log directory
+DEFAULT_OPTIONS = JobOptions()
 
 
 def cpu_mhz(cpu: int, mhz_per_unit: int) -> int:
@@ -102,6 +105,7 @@ def render_job(
     region: str = "",
     stopped: bool = False,
     default_driver: str = "docker",
+    options: JobOptions = DEFAULT_OPTIONS,
 ) -> dict[str, Any]:
     """The Nomad `Job` object for a proc (what goes under `{"Job": ...}` on register).
 
@@ -109,16 +113,16 @@ def render_job(
     `job.num_instances`; `default_driver` runs a ProcJob whose `driver` is empty. The
     spec stored in Meta is `job` exactly as given, so its hash is the caller's.
     Durations are nanoseconds, as Nomad's JSON wants them. Raises SchedulerRejected for a
-    ProcJob Nomad could not run.
+    ProcJob Nomad could not run, naming the lain.yaml field when one cannot be honoured.
     """
     stored = job
     if not job.driver:
         job = dataclasses.replace(job, driver=default_driver)
-    _validate(job)
+    _validate(job, options)
     task: dict[str, Any] = {
         "Name": job.proc,
         "Driver": job.driver,
-        "Config": _driver_config(job),
+        "Config": _driver_config(job, options),
         "Env": _env(job),
         "Resources": {
             "CPU": cpu_mhz(job.cpu, cpu_mhz_per_unit),
@@ -145,29 +149,36 @@ def render_job(
             port["To"] = job.port
         group["Networks"] = [{"Mode": "host", "DynamicPorts": [port]}]
         if job.port_protocol == "tcp":
-            group["Services"] = [_service(job)]
+            group["Services"] = [_service(job, options)]
             if job.proc_type == "web":
                 # Deregister the service first and let routers drain it before the kill
                 # signal, so a stop or a rolling update drops no requests.
                 group["ShutdownDelay"] = WEB_SHUTDOWN_DELAY * NS_PER_SECOND
-    if not job.is_service:
-        # A oneshot runs once: a failed run is reported, not retried elsewhere.
+    if not job.is_service or job.stateful:
+        # A oneshot runs once: a failed run is reported, not retried elsewhere. A stateful
+        # proc stays on its node, as in LAIN: restarted in place, never moved.
         group["ReschedulePolicy"] = {"Attempts": 0, "Unlimited": False}
+    if job.stateful:
+        group["EphemeralDisk"] = {"Sticky": True, "Migrate": False}
     rendered: dict[str, Any] = {
         "ID": job.job_id,
         "Name": job.job_id,
         "Namespace": namespace,
         "Type": "service" if job.is_service else "batch",
-        "Priority": 50,
-        "Datacenters": ["*"],
+        "Priority": options.priority,
+        "Datacenters": list(options.datacenters),
         "Meta": _meta(stored),
         "TaskGroups": [group],
         "Stop": stopped,
     }
+    if options.node_pool:
+        rendered["NodePool"] = options.node_pool
+    if options.distinct_hosts:
+        rendered["Constraints"] = [{"Operand": "distinct_hosts", "RTarget": "true"}]
     if region:
         rendered["Region"] = region
     if job.is_service:
-        rendered["Update"] = _update(job)
+        rendered["Update"] = _update(job, options)
     return rendered
 
 
@@ -181,22 +192,50 @@ def decode_spec(meta: Mapping[str, Any] | None, *, num_instances: int) -> ProcJo
         return None
     if not isinstance(data, dict):
         return None
-    known = {f.name for f in dataclasses.fields(ProcJob)}
-    values = {key: value for key, value in data.items() if key in known}
-    for key in ("cmd", "entrypoint"):
-        if isinstance(values.get(key), list):
-            values[key] = tuple(values[key])
-    for key in ("env", "extra_meta"):
-        if isinstance(values.get(key), list):
-            values[key] = tuple(tuple(pair) for pair in values[key])
-    values["num_instances"] = num_instances
+    data["num_instances"] = num_instances
     try:
-        return ProcJob(**values)
-    except TypeError:
+        return ProcJob.from_dict(data)
+    except (TypeError, ValueError):
         return None
 
 
-def _validate(job: ProcJob) -> None:
+def _validate(job: ProcJob, options: JobOptions) -> None:
+    _validate_basics(job)
+    refused = _refused_field(job, options)
+    if refused:
+        raise SchedulerRejected(f"{job.job_id}: {refused}")
+
+
+def _refused_field(job: ProcJob, options: JobOptions) -> str:
+    """Why a lain.yaml field of the proc cannot run on Nomad as configured, or ""."""
+    if job.secret_files:
+        return (
+            "secret_files is not supported on Nomad (LAIN's per-instance secret store has no "
+            "Nomad counterpart here); put the secret in the proc's env instead"
+        )
+    if job.logs:
+        return (
+            "logs (extra log files for LAIN's collector) is not supported on Nomad; write the "
+            "logs to stdout or stderr, which Nomad keeps"
+        )
+    if job.container_healthcheck:
+        return (
+            "container_healthcheck is not supported on Nomad (its native checks are HTTP or "
+            "TCP); use healthcheck, an HTTP path, instead"
+        )
+    if job.mountpoints and (job.port is None or job.port_protocol != "tcp"):
+        return "mountpoints need a TCP port: they are routed to the proc's service"
+    if job.persistent_dirs and job.driver != "docker":
+        return f"persistent_dirs {list(job.persistent_dirs)} need the docker driver on Nomad"
+    if job.persistent_dirs and not options.volumes_root:
+        return (
+            f"persistent_dirs {list(job.persistent_dirs)} would be lost on every reschedule: "
+            "set LAIN_CONSOLE_NOMAD_VOLUMES_ROOT to keep them on the client's disk"
+        )
+    return ""
+
+
+def _validate_basics(job: ProcJob) -> None:
     if job.driver not in DRIVERS:
         raise SchedulerRejected(
             f"{job.job_id}: Nomad driver must be one of {', '.join(DRIVERS)}, got {job.driver!r}"
@@ -211,10 +250,22 @@ def _validate(job: ProcJob) -> None:
         raise SchedulerRejected(f"{job.job_id}: the docker driver needs an image")
 
 
-def _driver_config(job: ProcJob) -> dict[str, Any]:
+def _driver_config(job: ProcJob, options: JobOptions) -> dict[str, Any]:
     config: dict[str, Any] = {}
     if job.driver == "docker":
         config["image"] = job.image
+        if options.force_pull:
+            config["force_pull"] = True
+        if options.registry_username:
+            config["auth"] = {
+                "username": options.registry_username,
+                "password": options.registry_password,
+            }
+        if options.volumes_root:
+            # One directory per app, proc and instance slot (the allocation index, stable
+            # across replacements), LAIN's /lain/logs included.
+            base = f"{options.volumes_root}/{job.app}/{job.proc}/${{NOMAD_ALLOC_INDEX}}"
+            config["volumes"] = [f"{base}{path}:{path}" for path in (LOG_DIR, *job.persistent_dirs)]
         if job.entrypoint:
             config["entrypoint"] = list(job.entrypoint)
         if job.cmd:
@@ -248,12 +299,17 @@ def _env(job: ProcJob) -> dict[str, str]:
     return env
 
 
-def _service(job: ProcJob) -> dict[str, Any]:
+def _service(job: ProcJob, options: JobOptions) -> dict[str, Any]:
+    name = service_name(job.job_id)
     service: dict[str, Any] = {
-        "Name": service_name(job.job_id),
+        "Name": name,
         "PortLabel": PORT_LABEL,
         "Provider": "nomad",  # no Consul: Nomad-native discovery and checks
-        "Tags": [f"lain-app={job.app}", f"lain-proc={job.proc}"],
+        "Tags": [
+            f"lain-app={job.app}",
+            f"lain-proc={job.proc}",
+            *_route_tags(job.mountpoints, options.route_tags, name),
+        ],
     }
     if job.proc_type == "web" and job.healthcheck:
         service["Checks"] = [
@@ -277,17 +333,31 @@ def _service(job: ProcJob) -> dict[str, Any]:
     return service
 
 
+def _route_tags(
+    mountpoints: tuple[str, ...], templates: tuple[str, ...], service: str
+) -> list[str]:
+    """The router tags for each mountpoint (`host/path`), from the operator's templates."""
+    tags = []
+    for mountpoint in mountpoints:
+        host, _, path = mountpoint.partition("/")
+        for template in templates:
+            tags.append(
+                template.format(mountpoint=mountpoint, host=host, path=f"/{path}", service=service)
+            )
+    return tags
+
+
 def _has_check(job: ProcJob) -> bool:
     return job.proc_type == "web" and bool(job.healthcheck) and job.port is not None
 
 
-def _update(job: ProcJob) -> dict[str, Any]:
+def _update(job: ProcJob, options: JobOptions) -> dict[str, Any]:
     # LAIN's setup_time is the pause between instances of a rolling update; Nomad's
     # equivalent is how long a new instance must stay healthy. 0 takes Nomad's 10 s.
     min_healthy = (job.setup_time or 10) * NS_PER_SECOND
     healthy_deadline = min_healthy + 300 * NS_PER_SECOND
     return {
-        "MaxParallel": 1,
+        "MaxParallel": options.max_parallel,
         "HealthCheck": "checks" if _has_check(job) else "task_states",
         "MinHealthyTime": min_healthy,
         "HealthyDeadline": healthy_deadline,

@@ -37,6 +37,7 @@ from backends.nomad.client import NomadClient
 from backends.nomad.events import EventStream
 from backends.nomad.jobs import DEFAULT_CPU_MHZ_PER_UNIT, DRIVERS, render_job
 from backends.nomad.logs import NomadLogs
+from backends.nomad.options import JobOptions
 from backends.nomad.reads import JobRead, read_jobs
 from backends.nomad.settings import NomadSettings
 from backends.nomad.tracker import Tracker
@@ -85,6 +86,8 @@ class NomadScheduler:
             of a restart-all is restarted.
         health_interval: seconds between reads of the running instances' check results
             (while open), so the events' `healthy` follows them.
+        options: how rendered jobs roll out, are placed, keep data, are routed and pull
+            their images (see `JobOptions`).
 
     Events (while open) cover every lain-console job of the namespace: PROC with the
     whole ProcState when a job's count, spec, stop state or deployment error changes,
@@ -110,6 +113,7 @@ class NomadScheduler:
         log_follow_buffer: int = 10_000,
         restart_poll: float = 1.0,
         health_interval: float = 10.0,
+        options: JobOptions | None = None,
     ) -> None:
         if cpu_mhz_per_unit < 1:
             raise ValueError("cpu_mhz_per_unit must be at least 1")
@@ -123,6 +127,7 @@ class NomadScheduler:
         self._backoff = reconnect_backoff
         self._restart_poll = restart_poll
         self._health_interval = health_interval
+        self._options = options or JobOptions()
         self._health_watch: asyncio.Task[None] | None = None
         self._client = NomadClient(settings, max_threads=max_threads, timeout=timeout)
         self._feed = EventFeed(history=history)
@@ -389,6 +394,7 @@ class NomadScheduler:
             region=self._settings.region,
             stopped=stopped,
             default_driver=self._default_driver,
+            options=self._options,
         )
 
     async def _read_one(self, job_id: str) -> JobRead:

@@ -1,12 +1,15 @@
-"""A release whose rollout fails on Nomad: Nomad's auto-revert puts the last stable
-version back (Update.AutoRevert, nomad/deploymentwatcher), and the console must not undo
-that. The release is marked failed on the proc, on both doors, and the reconciler leaves
-the reverted version running until a user deploys again."""
+"""Releases Nomad cannot run as asked.
+
+A release whose rollout fails on Nomad: Nomad's auto-revert puts the last stable version
+back (Update.AutoRevert, nomad/deploymentwatcher), and the console must not undo that. The
+release is marked failed on the proc, on both doors, and the reconciler leaves the
+reverted version running until a user deploys again. A lain.yaml field Nomad cannot honour
+fails the deploy, naming the field, instead of being dropped."""
 
 from __future__ import annotations
 
 from tests.faults.helpers import Console
-from tests.releases import V1, V2
+from tests.releases import V1, V2, V3, two_proc_yaml
 
 WEB, JOBS = "hello.web.web", "hello.worker.jobs"
 
@@ -59,3 +62,18 @@ async def test_a_release_nomad_rolled_back_is_marked_failed_and_not_applied_agai
     assert await console.converged()
     procs = (await console.app())["procs"]
     assert (procs["web"]["lastError"], procs["jobs"]["lastError"]) == ("", "")
+
+
+async def test_a_lain_yaml_field_nomad_cannot_honour_fails_the_deploy_naming_it(
+    console: Console,
+) -> None:
+    # Dropping it would lose the secret file (or data) on Nomad without a word.
+    yaml = two_proc_yaml(extra="  secret_files:\n    - /lain/app/secret.json\n")
+    await console.ok("publishRelease", app="hello", metaVersion=V3, lainYaml=yaml)
+
+    payload = await console.mutate("deployApp", name="hello", metaVersion=V3)
+
+    [error] = payload["errors"]
+    assert error["code"] == "INVALID"
+    assert "hello.worker.jobs: secret_files is not supported on Nomad" in error["message"]
+    assert console.nomad_jobs() == {}

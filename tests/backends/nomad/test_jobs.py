@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from backends.nomad.jobs import (
     render_job,
     service_name,
 )
+from backends.nomad.options import JobOptions
 from backends.types import ProcJob
 from tests.backends.nomad.helpers import MIB, make_job
 from tests.fakes.nomad_schema import JobInvalid, validate_job
@@ -260,3 +262,128 @@ def test_fake_rejects_a_duration_in_seconds() -> None:
     rendered["TaskGroups"][0]["Services"][0]["Checks"][0]["Interval"] = 10
     with pytest.raises(JobInvalid, match="Interval"):
         validate_job(rendered)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"secret_files": ("/lain/app/secret.json",)}, "secret_files"),
+        ({"logs": ("app.log",)}, "logs"),
+        ({"container_healthcheck": "curl -f localhost:8080"}, "container_healthcheck"),
+        ({"proc": "foo", "proc_type": "worker", "mountpoints": ("a.lain.local/x",)}, "mountpoints"),
+        ({"persistent_dirs": ("/var/data",)}, "persistent_dirs"),
+    ],
+)
+def test_render_refuses_a_lain_yaml_field_it_cannot_honour_naming_it(
+    changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(SchedulerRejected, match=rf"^hello\.\w+\.\w+: {field} ") as caught:
+        _render(make_job(**changes))
+    assert len(str(caught.value)) > 60  # says what to do instead
+
+
+def test_render_persistent_dirs_bind_one_directory_per_app_proc_and_instance() -> None:
+    options = JobOptions(volumes_root="/srv/lain")
+    job = make_job(persistent_dirs=("/var/data",))
+    [task] = _render(job, options=options)["TaskGroups"][0]["Tasks"]
+    assert task["Config"]["volumes"] == [
+        "/srv/lain/hello/web/${NOMAD_ALLOC_INDEX}/lain/logs:/lain/logs",
+        "/srv/lain/hello/web/${NOMAD_ALLOC_INDEX}/var/data:/var/data",
+    ]
+    with pytest.raises(SchedulerRejected, match=r"persistent_dirs .* need the docker driver"):
+        _render(dataclasses.replace(job, driver="raw_exec", entrypoint=("/a",)), options=options)
+
+
+def test_render_mountpoints_become_router_tags() -> None:
+    job = make_job(mountpoints=("hello.lain.local/api", "api.example.com/"))
+    [service] = _render(job)["TaskGroups"][0]["Services"]
+    assert service["Tags"][2:] == [
+        "lain-mountpoint=hello.lain.local/api",
+        "lain-mountpoint=api.example.com/",
+    ]
+    traefik = "traefik.http.routers.{service}.rule=Host(`{host}`) && PathPrefix(`{path}`)"
+    options = JobOptions(route_tags=(traefik, "urlprefix-{mountpoint}"))
+    [service] = _render(job, options=options)["TaskGroups"][0]["Services"]
+    assert service["Tags"][2:] == [
+        "traefik.http.routers.hello-web-web.rule=Host(`hello.lain.local`) && PathPrefix(`/api`)",
+        "urlprefix-hello.lain.local/api",
+        "traefik.http.routers.hello-web-web.rule=Host(`api.example.com`) && PathPrefix(`/`)",
+        "urlprefix-api.example.com/",
+    ]
+
+
+def test_render_stateful_stays_on_its_node() -> None:
+    [group] = _render(make_job(stateful=True))["TaskGroups"]
+    assert group["ReschedulePolicy"] == {"Attempts": 0, "Unlimited": False}
+    assert group["EphemeralDisk"] == {"Sticky": True, "Migrate": False}
+
+
+def test_render_applies_the_operators_rollout_placement_and_pull_options() -> None:
+    options = JobOptions(
+        max_parallel=3,
+        datacenters=("dc1", "dc2"),
+        node_pool="apps",
+        priority=70,
+        distinct_hosts=True,
+        force_pull=True,
+        registry_username="lain",
+        registry_password="s3cret",
+    )
+    rendered = _render(make_job(), options=options)
+    validate_job(rendered)
+    assert rendered["Update"]["MaxParallel"] == 3
+    assert (rendered["Datacenters"], rendered["NodePool"], rendered["Priority"]) == (
+        ["dc1", "dc2"],
+        "apps",
+        70,
+    )
+    assert rendered["Constraints"] == [{"Operand": "distinct_hosts", "RTarget": "true"}]
+    config = rendered["TaskGroups"][0]["Tasks"][0]["Config"]
+    assert config["force_pull"] is True
+    assert config["auth"] == {"username": "lain", "password": "s3cret"}
+
+
+def test_render_options_default_to_what_nomad_would_pick() -> None:
+    rendered = _render(make_job())
+    assert (rendered["Datacenters"], rendered["Priority"]) == (["*"], 50)
+    assert "NodePool" not in rendered
+    assert "Constraints" not in rendered
+    assert rendered["Update"]["MaxParallel"] == 1
+
+
+def test_job_options_from_environ() -> None:
+    prefix = "LAIN_CONSOLE_NOMAD_"
+    options = JobOptions.from_environ(
+        {
+            f"{prefix}MAX_PARALLEL": "2",
+            f"{prefix}DATACENTERS": "dc1, dc2",
+            f"{prefix}DISTINCT_HOSTS": "true",
+            f"{prefix}VOLUMES_ROOT": "/srv/lain/",
+            f"{prefix}ROUTE_TAGS": '["urlprefix-{mountpoint}", "a,b={host}"]',
+        }
+    )
+    assert options.max_parallel == 2
+    assert options.datacenters == ("dc1", "dc2")
+    assert options.distinct_hosts
+    assert options.volumes_root == "/srv/lain"
+    assert options.route_tags == ("urlprefix-{mountpoint}", "a,b={host}")
+    assert JobOptions.from_environ({}) == JobOptions()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MAX_PARALLEL", "0", "MAX_PARALLEL must be an integer 1-100"),
+        ("PRIORITY", "high", "PRIORITY must be an integer 1-100"),
+        ("VOLUMES_ROOT", "srv", "VOLUMES_ROOT must be an absolute path"),
+        ("ROUTE_TAGS", "{nope}", "ROUTE_TAGS: '{nope}' may use only"),
+        ("ROUTE_TAGS", "[1]", "ROUTE_TAGS must be a template or a JSON list"),
+        ("REGISTRY_USERNAME", "lain", "must be set together"),
+        ("FORCE_PULL", "maybe", "FORCE_PULL must be true or false"),
+    ],
+)
+def test_job_options_refuse_bad_values_naming_the_variable(
+    name: str, value: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        JobOptions.from_environ({f"LAIN_CONSOLE_NOMAD_{name}": value})
