@@ -90,7 +90,7 @@ class JobView:
         tasks = group.get("Tasks") or [{}]
         task = tasks[0]
         count = int(group.get("Count") or 0)
-        spec = decode_spec(meta, num_instances=count)
+        spec = decode_spec(meta, num_instances=count, env=task.get("Env"))
         services = [*(group.get("Services") or ()), *(task.get("Services") or ())]
         resources = task.get("Resources") or {}
         config = task.get("Config") or {}

@@ -72,6 +72,7 @@ _HEALTHCHECK_TIMEOUT = 3 * NS_PER_SECOND
 _CHECK_RESTART_LIMIT = 3  # failed checks in a row before Nomad restarts the task
 _SERVICE_NAME_BAD = re.compile(r"[^a-z0-9-]+")
 LOG_DIR = "/lain/logs"  # every LAIN proc's log directory
+_ENV_NAMES = "env_names"  # in the Meta spec: the env's names, in order, without values
 DEFAULT_OPTIONS = JobOptions()
 
 
@@ -182,8 +183,16 @@ def render_job(
     return rendered
 
 
-def decode_spec(meta: Mapping[str, Any] | None, *, num_instances: int) -> ProcJob | None:
-    """The ProcJob stored in a job's Meta by `render_job`, or None if it has none."""
+def decode_spec(
+    meta: Mapping[str, Any] | None,
+    *,
+    num_instances: int,
+    env: Mapping[str, Any] | None = None,
+) -> ProcJob | None:
+    """The ProcJob stored in a job's Meta by `render_job`, or None if it has none.
+
+    `env` is the task's Env: the Meta keeps only the names of the variables, in order
+    (Meta is readable inside every task as NOMAD_META_*, so no value goes there)."""
     if not meta or not isinstance(raw := meta.get(META_SPEC), str):
         return None
     try:
@@ -192,6 +201,10 @@ def decode_spec(meta: Mapping[str, Any] | None, *, num_instances: int) -> ProcJo
         return None
     if not isinstance(data, dict):
         return None
+    names = data.pop(_ENV_NAMES, None)
+    if isinstance(names, list):
+        values = env or {}
+        data["env"] = [[name, str(values.get(name, ""))] for name in names]
     data["num_instances"] = num_instances
     try:
         return ProcJob.from_dict(data)
@@ -382,6 +395,10 @@ def _restart_policy(job: ProcJob) -> dict[str, Any]:
 def _meta(job: ProcJob) -> dict[str, str]:
     spec = dataclasses.asdict(job)
     del spec["num_instances"]
+    # Meta is visible inside every task as NOMAD_META_* and to anyone who may read the
+    # job: env values (secrets, often) stay in the task's Env only.
+    del spec["env"]
+    spec[_ENV_NAMES] = [name for name, _ in job.env]
     meta = dict(job.extra_meta)
     # Ours last, so an extra_meta entry can never pass for lain-console's bookkeeping.
     meta.update(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any
 
@@ -163,7 +164,8 @@ def test_render_empty_driver_takes_the_default_but_keeps_the_spec_as_given() -> 
     rendered = _render(job, default_driver="raw_exec")
     assert rendered["TaskGroups"][0]["Tasks"][0]["Driver"] == "raw_exec"
     assert rendered["Meta"]["lain-spec-hash"] == job.spec_hash()
-    assert decode_spec(rendered["Meta"], num_instances=2) == job
+    env = rendered["TaskGroups"][0]["Tasks"][0]["Env"]
+    assert decode_spec(rendered["Meta"], num_instances=2, env=env) == job
 
 
 def test_render_setup_time_is_the_min_healthy_time() -> None:
@@ -221,11 +223,32 @@ def test_decode_spec_round_trips_every_field() -> None:
         setup_time=5,
         kill_timeout=30,
     )
-    meta = _render(job)["Meta"]
-    decoded = decode_spec(meta, num_instances=7)
+    rendered = _render(job)
+    env = rendered["TaskGroups"][0]["Tasks"][0]["Env"]
+    decoded = decode_spec(rendered["Meta"], num_instances=7, env=env)
     assert decoded == dataclasses.replace(job, num_instances=7)
     assert decoded is not None
     assert decoded.spec_hash() == job.spec_hash()
+
+
+def test_meta_keeps_the_spec_digest_but_no_env_value() -> None:
+    # Meta reaches every task as NOMAD_META_* variables.
+    job = make_job(env=(("DB_PASSWORD", "hunter2-secret"), ("TZ", "UTC")))
+    rendered = _render(job)
+    meta = rendered["Meta"]
+    assert meta["lain-spec-hash"] == job.spec_hash()
+    assert not any("hunter2-secret" in value for value in meta.values())
+    assert rendered["TaskGroups"][0]["Tasks"][0]["Env"]["DB_PASSWORD"] == "hunter2-secret"
+
+
+def test_decode_spec_of_a_job_registered_with_env_in_meta_still_works() -> None:
+    # Jobs registered before env values left the Meta keep working until redeployed.
+    job = make_job()
+    spec = json.loads(_render(job)["Meta"][META_SPEC])
+    del spec["env_names"]
+    spec["env"] = [list(pair) for pair in job.env]
+    meta = {META_SPEC: json.dumps(spec)}
+    assert decode_spec(meta, num_instances=2) == job
 
 
 @pytest.mark.parametrize("raw", ["not json", "[1, 2]", '{"app": "x"}'])
