@@ -24,6 +24,7 @@ import requests
 from nomad.api import exceptions as nomad_exceptions
 from nomad.api.client import allocation as client_allocation
 from nomad.api.status import Leader
+from requests.adapters import HTTPAdapter
 
 from backends.errors import (
     JobNotFound,
@@ -55,6 +56,9 @@ class _Api:
 
     def __init__(self, settings: NomadSettings, timeout: float) -> None:
         self.session = requests.Session()
+        self.session.auth = settings.basic_auth
+        if settings.tls_server_name:
+            self.session.mount("https://", _ServerNameAdapter(settings.tls_server_name))
         # Everything is passed explicitly: python-nomad's top-level `Nomad` would fall back
         # to os.environ for unset values and defaults to verify=False.
         options: dict[str, Any] = {
@@ -74,6 +78,20 @@ class _Api:
         self.client_allocation = client_allocation(**options)
         self.deployments = nomad.api.Deployments(**options)
         self.leader = Leader(**options)
+
+
+class _ServerNameAdapter(HTTPAdapter):
+    """Connects to NOMAD_ADDR but sends `server_name` as SNI and checks the certificate
+    against it, as the nomad CLI does with NOMAD_TLS_SERVER_NAME (servers' certificates
+    name `server.<region>.nomad`, not the address they are reached at)."""
+
+    def __init__(self, server_name: str) -> None:
+        self._server_name = server_name
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["server_hostname"] = kwargs["assert_hostname"] = self._server_name
+        super().init_poolmanager(*args, **kwargs)
 
 
 class NomadClient:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -504,6 +504,20 @@ def _http_client(settings: NomadSettings, timeout: float) -> httpx.AsyncClient:
         if settings.cert:
             verify.load_cert_chain(*settings.cert)
     headers = {"X-Nomad-Token": settings.token} if settings.token else {}
+    hooks: list[Callable[[httpx.Request], Awaitable[None]]] = []
+    if settings.tls_server_name:
+        server_name = settings.tls_server_name
+
+        async def expect_server_name(request: httpx.Request) -> None:
+            # httpcore sends it as SNI and checks the certificate against it.
+            request.extensions["sni_hostname"] = server_name
+
+        hooks.append(expect_server_name)
     return httpx.AsyncClient(
-        base_url=settings.address, headers=headers, verify=verify, timeout=timeout
+        base_url=settings.address,
+        headers=headers,
+        verify=verify,
+        timeout=timeout,
+        auth=settings.basic_auth,
+        event_hooks={"request": hooks},
     )

@@ -35,6 +35,16 @@ class NomadSettings:
     ca_path: str = ""
     client_cert: str = ""
     client_key: str = ""
+    tls_server_name: str = ""  # the name to expect on Nomad's certificate (and send as SNI)
+    http_auth: str = field(default="", repr=False)  # "user[:password]" for a proxy in front
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        """NOMAD_HTTP_AUTH as (user, password), as the nomad CLI splits it."""
+        if not self.http_auth:
+            return None
+        user, _, password = self.http_auth.partition(":")
+        return (user, password)
 
     @property
     def verify(self) -> bool | str:
@@ -51,7 +61,8 @@ class NomadSettings:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> NomadSettings:
         """Read `NOMAD_ADDR`, `NOMAD_TOKEN`, `NOMAD_NAMESPACE`, `NOMAD_REGION`,
-        `NOMAD_CACERT`, `NOMAD_CAPATH`, `NOMAD_CLIENT_CERT` and `NOMAD_CLIENT_KEY`.
+        `NOMAD_CACERT`, `NOMAD_CAPATH`, `NOMAD_CLIENT_CERT`, `NOMAD_CLIENT_KEY`,
+        `NOMAD_TLS_SERVER_NAME` and `NOMAD_HTTP_AUTH`.
 
         Unset or empty variables take the CLI's defaults. Raises ValueError naming the
         variable when a value cannot be used, including `NOMAD_SKIP_VERIFY=true`, because
@@ -79,6 +90,8 @@ class NomadSettings:
             ca_path=get("NOMAD_CAPATH"),
             client_cert=get("NOMAD_CLIENT_CERT"),
             client_key=get("NOMAD_CLIENT_KEY"),
+            tls_server_name=get("NOMAD_TLS_SERVER_NAME"),
+            http_auth=get("NOMAD_HTTP_AUTH"),
         )
         settings._check()
         return settings
@@ -93,6 +106,12 @@ class NomadSettings:
             )
         if self.region and not _REGION.match(self.region):
             raise ValueError(f"NOMAD_REGION is not a region name: {self.region!r}")
+        if self.http_auth and not self.http_auth.partition(":")[0]:
+            raise ValueError("NOMAD_HTTP_AUTH must be user or user:password, with a user")
+        if any(c.isspace() or c == "/" for c in self.tls_server_name):
+            raise ValueError(
+                f"NOMAD_TLS_SERVER_NAME must be a host name, got {self.tls_server_name!r}"
+            )
         if bool(self.client_cert) != bool(self.client_key):
             raise ValueError("NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY must be set together")
         for name, path, want_dir in (

@@ -16,6 +16,7 @@ every `heartbeat` seconds.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import threading
@@ -59,7 +60,13 @@ class FakeNomadServer:
         *,
         heartbeat: float = 0.2,
         auto_settle: float | None = None,
+        tls: tuple[str, str] | None = None,
+        basic_auth: tuple[str, str] | None = None,
     ) -> None:
+        self.tls = tls  # (certificate file, key file): serve HTTPS
+        # Credentials a reverse proxy in front of Nomad asks for (what NOMAD_HTTP_AUTH is
+        # for): without them it answers 401 before Nomad sees the request.
+        self.basic_auth = basic_auth
         self.fake = fake or FakeNomad()
         self.faults = self.fake.faults
         self.heartbeat = self._default_heartbeat = heartbeat
@@ -73,7 +80,7 @@ class FakeNomadServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -100,6 +107,8 @@ class FakeNomadServer:
             timeout_graceful_shutdown=1,
             loop="asyncio",
             http="h11",
+            ssl_certfile=self.tls[0] if self.tls else None,
+            ssl_keyfile=self.tls[1] if self.tls else None,
         )
         server = self._server = uvicorn.Server(config)
         thread = self._thread = threading.Thread(
@@ -308,6 +317,10 @@ async def _guard(server: FakeNomadServer, request: Request) -> Response | None:
                 break
             await asyncio.sleep(_POLL)
         return PlainTextResponse("fake: injected hang, nothing was done", status_code=504)
+    if server.basic_auth is not None:
+        expected = base64.b64encode(":".join(server.basic_auth).encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            return PlainTextResponse("401 Authorization Required", status_code=401)
     if faults.take_failure():
         return PlainTextResponse("fake: injected server error", status_code=500)
     token = server.fake.token
