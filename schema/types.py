@@ -246,8 +246,14 @@ class Proc(Node):
             known_state=state,
         )
 
-    @strawberry.field(description="Running instances as the scheduler reports them.")
-    async def instances(self, info: strawberry.Info) -> list[Instance]:
+    @strawberry.field(
+        description=(
+            "Running instances as the scheduler reports them; null (with the scheduler's "
+            "error, path and code BACKEND_UNAVAILABLE) when it cannot be asked, so the rest "
+            "of the app, as stored, still reads."
+        )
+    )
+    async def instances(self, info: strawberry.Info) -> list[Instance] | None:
         state = await self._state(info)
         return [Instance.from_state(instance) for instance in state.instances] if state else []
 
@@ -267,15 +273,17 @@ class Proc(Node):
 
     @strawberry.field(
         description="The releases the live instances run, oldest first; more than one while "
-        "a rollout is under way or after one stopped half-way."
+        "a rollout is under way or after one stopped half-way. Null, with the error, when "
+        "the scheduler cannot be asked."
     )
-    async def running_releases(self, info: strawberry.Info) -> list[str]:
+    async def running_releases(self, info: strawberry.Info) -> list[str] | None:
         return readmodel.running_releases(await self._state(info))
 
     @strawberry.field(
-        description="Whether instances are being replaced, or the last rollout stopped."
+        description="Whether instances are being replaced, or the last rollout stopped. "
+        "Null, with the error, when the scheduler cannot be asked."
     )
-    async def rollout(self, info: strawberry.Info) -> RolloutStatus:
+    async def rollout(self, info: strawberry.Info) -> RolloutStatus | None:
         state = await self._state(info)
         return state.rollout if state is not None else RolloutStatus.NONE
 

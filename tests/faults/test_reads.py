@@ -29,11 +29,25 @@ async def test_graphql_instances_while_nomad_is_down_is_a_coded_backend_error(
 
     response = await console.http.post("/graphql", json={"query": INSTANCES})
 
-    errors = response.json()["errors"]
+    body = response.json()
+    errors = body["errors"]
     assert errors
     for error in errors:
         assert error.get("extensions", {}).get("code") == "BACKEND_UNAVAILABLE", error
         assert f"Nomad at {console.nomad.url} is unreachable" in error["message"]
+    # The stored app still reads: only the fields that need Nomad are null, each with
+    # its error on its own path.
+    assert body["data"]["app"] == {
+        "status": "DEPLOYED",
+        "procs": [
+            {"name": "web", "numInstances": 1, "instances": None},
+            {"name": "jobs", "numInstances": 2, "instances": None},
+        ],
+    }
+    assert sorted(tuple(error["path"]) for error in errors) == [
+        ("app", "procs", 0, "instances"),
+        ("app", "procs", 1, "instances"),
+    ]
 
 
 async def test_rest_get_proc_while_nomad_is_down_does_not_say_it_is_not_deployed(
