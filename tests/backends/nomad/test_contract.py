@@ -1,7 +1,9 @@
 """The same behaviour asked of the fake Nomad and of a real one, so the fake cannot drift
 from Nomad unnoticed.
 
-The real half runs when NOMAD_ADDR is set (with the other NOMAD_* variables, as the
+Covered: register with check-and-set (and how Nomad refuses), scale, resize, stop and
+start, restart (one and all), stop versus purge, raw_exec on every version, the event
+stream. The real half runs when NOMAD_ADDR is set (with the other NOMAD_* variables, as the
 `nomad` CLI reads them), e.g. against `nomad agent -dev`, which enables the raw_exec
 driver these jobs use. Otherwise it is skipped, saying why. Only waits on observed state:
 against a real cluster every step takes seconds.
@@ -9,6 +11,7 @@ against a real cluster every step takes seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,8 +20,10 @@ from typing import Any
 
 import pytest
 
-from backends.errors import SchedulerConflict
+from backends.errors import SchedulerConflict, SchedulerRejected
 from backends.nomad import NomadScheduler, NomadSettings
+from backends.nomad.client import NomadClient
+from backends.nomad.jobs import render_job
 from backends.types import EventKind, InstanceAction, InstanceStatus, ProcJob, ProcState
 from tests.backends.nomad.helpers import (
     HEARTBEAT_TIMEOUT,
@@ -237,3 +242,68 @@ async def test_contract_events_follow_the_job(
 async def test_contract_health(scheduler: NomadScheduler) -> None:
     health = await scheduler.health()
     assert health.ok, health.detail
+
+
+async def test_contract_register_is_checked_and_set(
+    scheduler: NomadScheduler, target: Target, job: ProcJob
+) -> None:
+    # Nomad answers a stale EnforceIndex and a job failing validation with 500
+    # (command/agent/http.go): both must come out as the refusals they are.
+    client = NomadClient(target.settings, timeout=float(target.options["timeout"]))
+    try:
+        rendered = render_job(job, namespace=target.settings.namespace)
+        reply = await client.register(rendered, enforce_index=0)
+        with pytest.raises(SchedulerConflict, match="Enforcing job modify index 0"):
+            await client.register(rendered, enforce_index=0)
+        stale = int(reply["JobModifyIndex"]) - 1
+        with pytest.raises(SchedulerConflict, match="the job changed meanwhile"):
+            await client.register(rendered, enforce_index=stale)
+        invalid = {**rendered, "Priority": 1000}
+        with pytest.raises(SchedulerRejected, match="Nomad rejected register job"):
+            await client.register(invalid)
+        versions = await client.job_versions(job.job_id)
+        assert [v["Meta"]["lain-spec-hash"] for v in versions] == [job.spec_hash()]
+    finally:
+        client.close()
+
+
+async def test_contract_restart_all_one_after_the_other(target: Target, job: ProcJob) -> None:
+    async with open_scheduler(target.settings, restart_poll=0.1, **target.options) as scheduler:
+        try:
+            await scheduler.apply(job.with_count(2))
+            await _state_where(scheduler, target, job.job_id, _all_running(2), "2 running")
+            await scheduler.control(job.job_id, InstanceAction.RESTART)
+            await _state_where(
+                scheduler,
+                target,
+                job.job_id,
+                lambda s: _all_running(2)(s) and all(i.restarts >= 1 for i in s.instances),
+                "both restarted",
+            )
+        finally:
+            await scheduler.remove(job.job_id)
+
+
+async def test_contract_raw_exec_working_dir_runs_on_every_version(
+    scheduler: NomadScheduler, target: Target, job: ProcJob
+) -> None:
+    # raw_exec has work_dir only from Nomad 1.9: the job must run on 1.6-1.8 as well.
+    await scheduler.apply(dataclasses.replace(job, working_dir="/tmp"))
+    state = await _state_where(scheduler, target, job.job_id, _all_running(1), "1 running")
+    assert state.instances[0].last_error == ""
+
+
+async def test_contract_purge_forgets_the_job_and_stop_keeps_it(
+    scheduler: NomadScheduler, target: Target, job: ProcJob
+) -> None:
+    client = NomadClient(target.settings, timeout=float(target.options["timeout"]))
+    try:
+        await scheduler.apply(job)
+        await client.stop(job.job_id, purge=False)
+        kept = await client.read_job(job.job_id)
+        assert kept is not None
+        assert kept["Stop"] is True
+        await client.stop(job.job_id, purge=True)
+        assert await client.read_job(job.job_id) is None
+    finally:
+        client.close()
