@@ -282,34 +282,32 @@ class TestControl:
         assert [i.restarts for i in after] == [0, 1]
         assert [i.instance_id for i in after] == [i.instance_id for i in before]
 
+    @pytest.mark.parametrize(
+        ("count", "kill_timeout", "slow_kill"),
+        # The second: Nomad's restart call blocks until the old task is dead, up to its
+        # KillTimeout, here twice the client's request timeout.
+        [(3, 10, False), (2, 2, True)],
+    )
     async def test_restart_all_restarts_every_running_instance_one_after_the_other(
-        self, settings: NomadSettings, nomad_server: FakeNomadServer
+        self,
+        settings: NomadSettings,
+        nomad_server: FakeNomadServer,
+        count: int,
+        kill_timeout: int,
+        slow_kill: bool,
     ) -> None:
         fake = nomad_server.fake
         async with open_scheduler(settings, restart_poll=0.02) as scheduler:
-            await _deployed(scheduler, fake, num_instances=3)
+            await _deployed(scheduler, fake, num_instances=count, kill_timeout=kill_timeout)
+            fake.faults.slow_kill = slow_kill
             nomad_server.auto_settle = 0.05  # the cluster moves on by itself now
             await scheduler.control(JOB_ID, InstanceAction.RESTART)
             fake.settle()
-            assert [i.restarts for i in (await scheduler.state(JOB_ID)).instances] == [1, 1, 1]
+            assert [i.restarts for i in (await scheduler.state(JOB_ID)).instances] == [1] * count
         # Each restart was asked for only once every earlier one was running again.
-        assert len(fake.restarts) == 3
+        assert len(fake.restarts) == count
         for alloc_id, statuses in fake.restarts:
             assert statuses == dict.fromkeys(statuses, "running"), alloc_id
-
-    async def test_restart_waits_out_the_kill_timeout_of_a_task_that_ignores_its_signal(
-        self, settings: NomadSettings, nomad_server: FakeNomadServer
-    ) -> None:
-        # Nomad's restart call blocks until the old task is dead: up to its KillTimeout,
-        # here twice the client's request timeout.
-        fake = nomad_server.fake
-        async with open_scheduler(settings, restart_poll=0.02) as scheduler:
-            await _deployed(scheduler, fake, num_instances=2, kill_timeout=2)
-            fake.faults.slow_kill = True
-            nomad_server.auto_settle = 0.05
-            await scheduler.control(JOB_ID, InstanceAction.RESTART)
-            fake.settle()
-            assert [i.restarts for i in (await scheduler.state(JOB_ID)).instances] == [1, 1]
 
     async def test_restart_all_stops_at_an_instance_that_does_not_come_back(
         self, settings: NomadSettings, nomad_server: FakeNomadServer
