@@ -115,10 +115,38 @@ class NomadClient:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
+        self._write_index = 0
 
     @property
     def address(self) -> str:
         return self._settings.address
+
+    @property
+    def write_index(self) -> int:
+        """The Raft index our own writes reached: a view of Nomad that is older than it
+        would not show our last change yet."""
+        return self._write_index
+
+    def wrote_past(self, index: int) -> None:
+        """A write whose answer carries no index (an allocation restart) changes Nomad
+        after `index`, the newest index seen before it."""
+        with self._sessions_lock:
+            self._write_index = max(self._write_index, index + 1)
+
+    def _wrote(self, reply: T) -> T:
+        """Note the index in a job write's answer (a dict, or the raw response)."""
+        body: Any = reply
+        if isinstance(reply, requests.Response):
+            try:
+                body = reply.json()
+            except ValueError:
+                body = {}
+        if isinstance(body, dict):
+            found = [body.get(key) for key in ("Index", "JobModifyIndex", "EvalCreateIndex")]
+            numbers = [value for value in found if isinstance(value, int)]
+            with self._sessions_lock:
+                self._write_index = max(self._write_index, *numbers, 0)
+        return reply
 
     def close(self) -> None:
         """Close the HTTP sessions of every worker thread that made a call."""
@@ -180,7 +208,7 @@ class NomadClient:
         job_id = str(job["ID"])
         return await self.call(
             f"register job {job_id}",
-            lambda api: _object(api.jobs.register_job(body)),
+            lambda api: self._wrote(_object(api.jobs.register_job(body))),
             job_id=job_id,
         )
 
@@ -215,7 +243,7 @@ class NomadClient:
         try:
             await self.call(
                 what,
-                lambda api: api.job.request(job_id, method="delete", params=params),
+                lambda api: self._wrote(api.job.request(job_id, method="delete", params=params)),
                 job_id=job_id,
             )
         except JobNotFound:
@@ -234,7 +262,7 @@ class NomadClient:
         }
         await self.call(
             f"scale job {job_id} to {count}",
-            lambda api: api.job.request(job_id, "scale", method="post", json=body),
+            lambda api: self._wrote(api.job.request(job_id, "scale", method="post", json=body)),
             job_id=job_id,
         )
 
@@ -243,7 +271,7 @@ class NomadClient:
         body = {"JobID": job_id, "EvalOptions": {"ForceReschedule": True}}
         await self.call(
             f"reschedule failed allocations of job {job_id}",
-            lambda api: api.job.request(job_id, "evaluate", method="post", json=body),
+            lambda api: self._wrote(api.job.request(job_id, "evaluate", method="post", json=body)),
             job_id=job_id,
         )
 

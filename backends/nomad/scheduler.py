@@ -149,6 +149,9 @@ class NomadScheduler:
             follow_buffer=log_follow_buffer,
         )
         self._archiver: asyncio.Task[None] | None = None
+        # How `states()` answered: from the event stream, or by asking Nomad.
+        self.reads_from_events = 0
+        self.reads_from_nomad = 0
 
     @property
     def event_stream(self) -> EventStream | None:
@@ -292,6 +295,9 @@ class NomadScheduler:
         if instance is not None and not targets:
             raise SchedulerRejected(f"{job_id} has no instance {instance}")
         if action is InstanceAction.RESTART:
+            # A restart's answer has no index: reads wait for the stream to move past now.
+            if self._stream is not None:
+                self._client.wrote_past(self._stream.last_index or 0)
             running = [target for target in targets if target.status is InstanceStatus.RUNNING]
             for position, target in enumerate(running):
                 await self._client.restart_allocation(
@@ -314,9 +320,15 @@ class NomadScheduler:
         return (await self.states([job_id]))[job_id]
 
     async def states(self, job_ids: Sequence[str]) -> dict[str, ProcState]:
-        """Many jobs in a few calls: job reads in parallel, then one filtered list each of
-        allocations and deployments."""
+        """Many jobs at once. While the event stream is in step (connected, reconciled and
+        past our own last write) the answer is what it holds: no call to Nomad at all.
+        Otherwise job reads in parallel, then one filtered list each of allocations and
+        deployments."""
         self._check_usable()
+        if self.in_step:
+            self.reads_from_events += 1
+            return {job_id: self._tracker.state(job_id) for job_id in job_ids}
+        self.reads_from_nomad += 1
         snapshot = await read_jobs(self._client, job_ids)
         reads = [read for read in snapshot.jobs.values() if read is not None]
         checks = await self._checks(reads)
@@ -328,6 +340,17 @@ class NomadScheduler:
             )
             for job_id, read in snapshot.jobs.items()
         }
+
+    @property
+    def in_step(self) -> bool:
+        """Whether the event stream holds Nomad's state as of our own last write."""
+        stream = self._stream
+        return (
+            stream is not None
+            and stream.connected
+            and stream.reconciles > 0
+            and (stream.last_index or 0) >= self._client.write_index
+        )
 
     async def health(self) -> BackendHealth:
         """Whether Nomad has a leader we can reach; never raises."""

@@ -168,6 +168,13 @@ class Tracker:
         job.deployments = {str(d.get("ID")): d for d in newest[:2]}
         self._refresh(job)
 
+    def state(self, job_id: str) -> ProcState:
+        """The job as the events left it (missing when it is not one of ours)."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return ProcState.missing(job_id)
+        return self._proc_state(job)
+
     def checked_allocs(self) -> list[str]:
         """The running allocations whose health comes from checks."""
         return [
@@ -190,8 +197,7 @@ class Tracker:
                 job.checks.update(mine)
                 self._refresh(job)
 
-    def _refresh(self, job: _Job) -> None:
-        job.checks = {a: v for a, v in job.checks.items() if a in job.allocs}
+    def _proc_state(self, job: _Job) -> ProcState:
         current = instances(
             job.view,
             job.allocs.values(),
@@ -199,16 +205,19 @@ class Tracker:
             releases=job.releases,
             checks=job.checks,
         )
-        last_error = deployment_error(job.deployments.values())
-        rollout = deployment_rollout(job.deployments.values())
         reverted = reverted_version(job.deployments.values())
-        proc = proc_state(
+        return proc_state(
             job.view,
             current,
-            last_error=last_error,
-            rollout=rollout,
+            last_error=deployment_error(job.deployments.values()),
+            rollout=deployment_rollout(job.deployments.values()),
             reverted_spec_hash="" if reverted is None else job.hashes.get(reverted, ""),
         )
+
+    def _refresh(self, job: _Job) -> None:
+        job.checks = {a: v for a, v in job.checks.items() if a in job.allocs}
+        proc = self._proc_state(job)
+        current = proc.instances
         bare = dataclasses.replace(proc, instances=())
         if bare != job.proc:
             job.proc = bare

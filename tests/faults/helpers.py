@@ -19,7 +19,7 @@ from resolvers.context import OpContext
 from resolvers.errors import NotFound
 from resolvers.jobs import build_job
 from resolvers.reconcile import ReconcileReport, reconcile
-from tests.backends.nomad.helpers import wait_until
+from tests.backends.nomad.helpers import in_step, wait_until
 from tests.fakes.nomad import FakeNomad
 from tests.fakes.nomad_server import FakeNomadServer
 from tests.live import Subscriber, subscribe
@@ -175,8 +175,17 @@ class Console:
 
     async def settle(self) -> None:
         """Let the fake cluster run until nothing changes (from a thread: it takes locks the
-        fake's HTTP server also takes)."""
+        fake's HTTP server also takes), and the console's event stream follow it: reads
+        answer from that stream once it is in step."""
         await asyncio.to_thread(self.fake.settle)
+        if self.nomad.running and not self.faults_cut_the_stream:
+            await in_step(self.scheduler, self.fake)
+
+    @property
+    def faults_cut_the_stream(self) -> bool:
+        """Whether a fault keeps the event stream from following Nomad for now."""
+        faults = self.nomad.faults
+        return faults.stream_silent or faults.stream_flaps or faults.hang or faults.http_500
 
 
 Event = dict[str, Any]

@@ -3,7 +3,7 @@ in words that say Nomad is the problem, never as if the procs were not deployed.
 
 from __future__ import annotations
 
-from tests.faults.helpers import Console, switch_on
+from tests.faults.helpers import Console, switch_on, wait_until
 from tests.releases import V1
 
 INSTANCES = '{ app(name: "hello") { status procs { name numInstances instances { status } } } }'
@@ -26,6 +26,10 @@ async def test_graphql_instances_while_nomad_is_down_is_a_coded_backend_error(
 ) -> None:
     await _deploy(console)
     switch_on(console.nomad, "refused")
+    # Until its event stream breaks the console still answers from it, as it last knew.
+    stream = console.scheduler.event_stream
+    assert stream is not None
+    await wait_until(lambda: not stream.connected, message="the event stream to break")
 
     response = await console.http.post("/graphql", json={"query": INSTANCES})
 
@@ -55,6 +59,9 @@ async def test_rest_get_proc_while_nomad_is_down_does_not_say_it_is_not_deployed
 ) -> None:
     await _deploy(console)
     switch_on(console.nomad, "refused")
+    stream = console.scheduler.event_stream
+    assert stream is not None
+    await wait_until(lambda: not stream.connected, message="the event stream to break")
 
     response = await console.http.get("/api/v1/apps/hello/procs/web/")
 
@@ -62,3 +69,20 @@ async def test_rest_get_proc_while_nomad_is_down_does_not_say_it_is_not_deployed
     assert "not deployed" not in body["msg"], body["msg"]
     assert response.status_code == 500
     assert body["msg"].startswith("fatal error when get app hello proc web:\n")
+
+
+async def test_steady_state_reads_make_no_nomad_call(console: Console) -> None:
+    # The event stream already holds what Nomad runs: reads through either door answer
+    # from it (22 calls for a page of 10 apps x 2 procs before).
+    await _deploy(console)
+    before = [seen.path for seen in console.nomad.seen]
+    for _ in range(3):
+        response = await console.http.post("/graphql", json={"query": INSTANCES})
+        procs = response.json()["data"]["app"]["procs"]
+        assert [len(p["instances"]) for p in procs] == [1, 2]
+        assert (await console.http.get("/api/v1/apps/hello/procs/web/")).status_code == 200
+        assert (await console.http.get("/api/v1/apps/")).status_code == 200
+    after = [seen.path for seen in console.nomad.seen]
+    # The health watch's look at the checks is on its own clock, not a read's.
+    assert [path for path in after[len(before) :] if not path.endswith("/checks")] == []
+    assert console.scheduler.reads_from_events >= 9

@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from backends.nomad import NomadScheduler, NomadSettings
 from backends.types import EventKind, InstanceStatus, ProcJob, SchedulerEvent
+from tests.fakes.nomad import FakeNomad
 
 MIB = 1024 * 1024
 # Short enough to keep fault tests fast, long enough for a loaded CI machine.
@@ -129,6 +130,33 @@ def instance_is(
         )
 
     return check
+
+
+@contextlib.asynccontextmanager
+async def reading_nomad(
+    settings: NomadSettings, **options: object
+) -> AsyncIterator[NomadScheduler]:
+    """A scheduler whose event stream is not started: every read asks Nomad, so a test
+    that steps the fake by hand reads exactly what it stepped to (an opened one answers
+    from its event stream, which follows a moment later)."""
+    scheduler = open_scheduler(settings, **options)
+    try:
+        yield scheduler
+    finally:
+        await scheduler.__aexit__(None, None, None)
+
+
+async def in_step(scheduler: NomadScheduler, fake: FakeNomad, *, within: float = 5.0) -> None:
+    """Until the scheduler's event stream has applied every event the fake has emitted."""
+    stream = scheduler.event_stream
+    assert stream is not None
+    with fake.lock:
+        last = fake.frames[-1]["Index"] if fake.frames else 0
+    await wait_until(
+        lambda: stream.connected and (stream.last_index or 0) >= last,
+        within=within,
+        message=f"the event stream to reach index {last}",
+    )
 
 
 def open_scheduler(settings: NomadSettings, **options: object) -> NomadScheduler:

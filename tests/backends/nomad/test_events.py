@@ -11,9 +11,11 @@ from backends.types import EventKind, InstanceAction, InstanceStatus, SchedulerE
 from tests.backends.nomad.helpers import (
     HEARTBEAT_TIMEOUT,
     EventLog,
+    in_step,
     instance_is,
     make_job,
     open_scheduler,
+    reading_nomad,
     wait_until,
 )
 from tests.fakes.nomad import FakeNomad
@@ -322,3 +324,25 @@ async def test_a_check_failing_after_the_deployment_turns_the_instance_unhealthy
             await log.wait_for(_running_and_healthy(2), after=unhealthy.cursor)
         finally:
             await log.close()
+
+
+async def test_reads_answer_from_the_stream_once_it_is_past_our_own_writes(
+    connected: NomadScheduler, fake: FakeNomad, nomad_server: FakeNomadServer
+) -> None:
+    await connected.apply(make_job(num_instances=2))
+    # Our write is newer than anything the stream has shown: ask Nomad, and see it.
+    state = await connected.state(JOB_ID)
+    assert (state.exists, connected.reads_from_nomad) == (True, 1)
+    fake.settle()
+    await in_step(connected, fake)
+    calls = len(nomad_server.seen)
+    state = await connected.state(JOB_ID)
+    assert [(i.number, i.status, i.healthy) for i in state.instances] == [
+        (1, RUNNING, True),
+        (2, RUNNING, True),
+    ]
+    assert len(nomad_server.seen) == calls  # not one call
+    assert connected.reads_from_events == 1
+    # The same answer Nomad gives when asked.
+    async with reading_nomad(NomadSettings(address=nomad_server.url)) as direct:
+        assert await direct.state(JOB_ID) == state

@@ -1,8 +1,11 @@
-"""NomadScheduler commands and reads against the fake Nomad, stepped by hand."""
+"""NomadScheduler commands and reads against the fake Nomad, stepped by hand. Reads ask
+Nomad itself (no event stream: see `reading_nomad`); reads from the stream are in
+test_events.py."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -11,12 +14,24 @@ import pytest
 from backends.errors import JobNotFound, SchedulerConflict, SchedulerRejected
 from backends.nomad import NomadScheduler, NomadSettings
 from backends.types import InstanceAction, InstanceState, InstanceStatus
-from tests.backends.nomad.helpers import MIB, make_job, open_scheduler, wait_until
+from tests.backends.nomad.helpers import (
+    MIB,
+    make_job,
+    open_scheduler,
+    reading_nomad,
+    wait_until,
+)
 from tests.fakes.nomad import FakeNomad
 from tests.fakes.nomad_server import FakeNomadServer
 
 JOB_ID = "hello.web.web"
 RUNNING = InstanceStatus.RUNNING
+
+
+@pytest.fixture
+async def scheduler(settings: NomadSettings) -> AsyncIterator[NomadScheduler]:
+    async with reading_nomad(settings) as unopened:
+        yield unopened
 
 
 def _statuses(instances: tuple[InstanceState, ...]) -> list[tuple[int, InstanceStatus]]:
@@ -93,7 +108,7 @@ class TestApply:
 
     async def test_apply_refused_by_nomad_is_rejected(self, nomad_server: FakeNomadServer) -> None:
         settings = NomadSettings(address=nomad_server.url, namespace="missing")
-        async with open_scheduler(settings) as scheduler:
+        async with reading_nomad(settings) as scheduler:
             with pytest.raises(SchedulerRejected, match='nonexistent namespace "missing"'):
                 await scheduler.apply(make_job())
 
@@ -297,7 +312,7 @@ class TestControl:
         slow_kill: bool,
     ) -> None:
         fake = nomad_server.fake
-        async with open_scheduler(settings, restart_poll=0.02) as scheduler:
+        async with reading_nomad(settings, restart_poll=0.02) as scheduler:
             await _deployed(scheduler, fake, num_instances=count, kill_timeout=kill_timeout)
             fake.faults.slow_kill = slow_kill
             nomad_server.auto_settle = 0.05  # the cluster moves on by itself now
@@ -313,7 +328,7 @@ class TestControl:
         self, settings: NomadSettings, nomad_server: FakeNomadServer
     ) -> None:
         fake = nomad_server.fake
-        async with open_scheduler(settings, restart_poll=0.02) as scheduler:
+        async with reading_nomad(settings, restart_poll=0.02) as scheduler:
             await _deployed(scheduler, fake, num_instances=2)
             first = _live_allocs(fake)[0]["ID"]
 
@@ -491,7 +506,7 @@ class TestLifecycle:
         self, settings: NomadSettings, fake: FakeNomad
     ) -> None:
         job = dataclasses.replace(make_job(), driver="")
-        async with open_scheduler(settings, default_driver="raw_exec") as scheduler:
+        async with reading_nomad(settings, default_driver="raw_exec") as scheduler:
             await scheduler.apply(job)
             assert (await scheduler.state(JOB_ID)).spec_hash == job.spec_hash()
         task = fake.job("default", JOB_ID).spec["TaskGroups"][0]["Tasks"][0]
