@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backends.nomad import NomadScheduler, NomadSettings
+from backends.nomad import JobOptions, NomadScheduler, NomadSettings
 from server.app import create_app
 from server.settings import Settings
 from tests.fakes.nomad_server import FakeNomadServer
@@ -21,7 +21,12 @@ from tests.rest_compat.helpers import V1, Rest, deploy, deployed_hello, publish,
 async def nomad_rest(settings: Settings) -> AsyncIterator[Rest]:
     server = FakeNomadServer(heartbeat=0.1).start()
     try:
-        scheduler = NomadScheduler(NomadSettings(address=server.url), timeout=5.0)
+        # hello keeps /data: on Nomad that needs a host directory to bind it from.
+        scheduler = NomadScheduler(
+            NomadSettings(address=server.url),
+            timeout=5.0,
+            options=JobOptions(volumes_root="/srv/lain"),
+        )
         app = create_app(replace(settings, backend="nomad"), scheduler=scheduler)
         async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
             yield Rest(client)
