@@ -88,6 +88,8 @@ class ProcJob:
     logs: tuple[str, ...] = ()
     stateful: bool = False
     container_healthcheck: str = ""  # the command; "" when none (or switched off)
+    # lain.yaml `filters` beyond LAIN's default group: `(constraint|affinity):<k>(==|!=)<v>`.
+    filters: tuple[str, ...] = ()
 
     @property
     def job_id(self) -> str:
@@ -146,6 +148,7 @@ _LATER_FIELDS = (
     "logs",
     "stateful",
     "container_healthcheck",
+    "filters",
 )
 _DEFAULTS = {f.name: f.default for f in fields(ProcJob) if f.name in _LATER_FIELDS}
 

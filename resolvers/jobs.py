@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from backends.types import ProcJob
 from resolvers.views import ProcView
 from spec import ProcSpec
+from spec.procfields import DEFAULT_FILTER
 
 if TYPE_CHECKING:
     from resolvers.dependencies import ServiceUse
@@ -67,6 +68,7 @@ def _job(
         secret_files=spec.secret_files,
         logs=spec.logs,
         stateful=spec.stateful,
+        filters=tuple(f for f in spec.filters if f != DEFAULT_FILTER),
         container_healthcheck=(
             spec.container_healthcheck.cmd
             if spec.container_healthcheck is not None and not spec.container_healthcheck.disabled

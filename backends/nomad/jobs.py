@@ -72,6 +72,9 @@ _HEALTHCHECK_TIMEOUT = 3 * NS_PER_SECOND
 _CHECK_RESTART_LIMIT = 3  # failed checks in a row before Nomad restarts the task
 _SERVICE_NAME_BAD = re.compile(r"[^a-z0-9-]+")
 LOG_DIR = "/lain/logs"  # every LAIN proc's log directory
+# lain.yaml filters (spec/procfields.py): (constraint|affinity):<key>(==|!=)<value>.
+_FILTER = re.compile(r"(constraint|affinity):([A-Za-z0-9_.-]+)(==|!=)(.+)")
+_AFFINITY_WEIGHT = 50  # a preference, as swarm's soft affinities were
 _ENV_NAMES = "env_names"  # in the Meta spec: the env's names, in order, without values
 DEFAULT_OPTIONS = JobOptions()
 
@@ -161,6 +164,11 @@ def render_job(
         group["ReschedulePolicy"] = {"Attempts": 0, "Unlimited": False}
     if job.stateful:
         group["EphemeralDisk"] = {"Sticky": True, "Migrate": False}
+    constraints, affinities = _placement(job.filters)
+    if constraints:
+        group["Constraints"] = constraints
+    if affinities:
+        group["Affinities"] = affinities
     rendered: dict[str, Any] = {
         "ID": job.job_id,
         "Name": job.job_id,
@@ -236,6 +244,9 @@ def _refused_field(job: ProcJob, options: JobOptions) -> str:
             "container_healthcheck is not supported on Nomad (its native checks are HTTP or "
             "TCP); use healthcheck, an HTTP path, instead"
         )
+    bad = [text for text in job.filters if _FILTER.fullmatch(text) is None]
+    if bad:
+        return f"filters {bad} are not (constraint|affinity):<key>==<value> or !=<value>"
     if job.mountpoints and (job.port is None or job.port_protocol != "tcp"):
         return "mountpoints need a TCP port: they are routed to the proc's service"
     if job.persistent_dirs and job.driver != "docker":
@@ -344,6 +355,25 @@ def _service(job: ProcJob, options: JobOptions) -> dict[str, Any]:
             }
         ]
     return service
+
+
+def _placement(filters: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """LAIN's swarm filters as Nomad constraints and affinities: `node` is the node's name,
+    any other key (LAIN's `group` included) a node meta value of that name."""
+    constraints: list[dict[str, Any]] = []
+    affinities: list[dict[str, Any]] = []
+    for text in filters:
+        found = _FILTER.fullmatch(text)
+        if found is None:
+            continue  # refused before rendering (see _refused_field)
+        kind, key, operator, value = found.groups()
+        target = "${node.unique.name}" if key == "node" else f"${{meta.{key}}}"
+        rule = {"LTarget": target, "RTarget": value, "Operand": "=" if operator == "==" else "!="}
+        if kind == "constraint":
+            constraints.append(rule)
+        else:
+            affinities.append({**rule, "Weight": _AFFINITY_WEIGHT})
+    return constraints, affinities
 
 
 def _route_tags(

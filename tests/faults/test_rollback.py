@@ -77,3 +77,18 @@ async def test_a_lain_yaml_field_nomad_cannot_honour_fails_the_deploy_naming_it(
     assert error["code"] == "INVALID"
     assert "hello.worker.jobs: secret_files is not supported on Nomad" in error["message"]
     assert console.nomad_jobs() == {}
+
+
+async def test_lain_yaml_placement_reaches_the_nomad_job(console: Console) -> None:
+    yaml = two_proc_yaml(extra="  filters:\n    - constraint:node==node-3\n")
+    await console.ok("publishRelease", app="hello", metaVersion=V3, lainYaml=yaml)
+
+    await console.ok("deployApp", name="hello", metaVersion=V3)
+
+    with console.fake.lock:
+        jobs = console.fake.jobs[("default", JOBS)].spec["TaskGroups"][0]
+        web = console.fake.jobs[("default", WEB)].spec["TaskGroups"][0]
+    assert jobs["Constraints"] == [
+        {"LTarget": "${node.unique.name}", "RTarget": "node-3", "Operand": "="}
+    ]
+    assert "Constraints" not in web  # LAIN's default group places anywhere

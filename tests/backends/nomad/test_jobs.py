@@ -410,3 +410,23 @@ def test_job_options_refuse_bad_values_naming_the_variable(
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         JobOptions.from_environ({f"LAIN_CONSOLE_NOMAD_{name}": value})
+
+
+def test_render_lain_filters_become_constraints_and_affinities() -> None:
+    job = make_job(
+        filters=("constraint:node==node-3", "constraint:group!=gpu", "affinity:rack==r1")
+    )
+    [group] = _render(job)["TaskGroups"]
+    assert group["Constraints"] == [
+        {"LTarget": "${node.unique.name}", "RTarget": "node-3", "Operand": "="},
+        {"LTarget": "${meta.group}", "RTarget": "gpu", "Operand": "!="},
+    ]
+    assert group["Affinities"] == [
+        {"LTarget": "${meta.rack}", "RTarget": "r1", "Operand": "=", "Weight": 50}
+    ]
+    # LAIN's default group filter places anywhere: nothing is rendered for it.
+    [group] = _render(make_job())["TaskGroups"]
+    assert "Constraints" not in group
+    assert "Affinities" not in group
+    with pytest.raises(SchedulerRejected, match=r"^hello\.web\.web: filters \['node=x'\]"):
+        _render(make_job(filters=("node=x",)))
