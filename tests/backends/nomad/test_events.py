@@ -329,10 +329,13 @@ async def test_a_check_failing_after_the_deployment_turns_the_instance_unhealthy
 async def test_reads_answer_from_the_stream_once_it_is_past_our_own_writes(
     connected: NomadScheduler, fake: FakeNomad, nomad_server: FakeNomadServer
 ) -> None:
+    # The stream delivers nothing for now, so it cannot have seen our write yet.
+    nomad_server.faults.stream_silent = True
     await connected.apply(make_job(num_instances=2))
     # Our write is newer than anything the stream has shown: ask Nomad, and see it.
     state = await connected.state(JOB_ID)
     assert (state.exists, connected.reads_from_nomad) == (True, 1)
+    nomad_server.faults.stream_silent = False
     fake.settle()
     await in_step(connected, fake)
     calls = len(nomad_server.seen)
