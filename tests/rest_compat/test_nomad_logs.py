@@ -35,6 +35,8 @@ async def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
     try:
         # The scheduler the settings make, with the archive the server gives it.
         monkeypatch.setenv("NOMAD_ADDR", server.url)
+        # hello keeps /data: on Nomad that needs a host directory to bind it from.
+        monkeypatch.setenv("LAIN_CONSOLE_NOMAD_VOLUMES_ROOT", "/srv/lain")
         app = create_app(replace(settings, backend="nomad"))
         async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
             yield NomadWorld(Rest(client), server)
