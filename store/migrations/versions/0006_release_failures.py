@@ -1,7 +1,7 @@
 """release failures: the spec a scheduler rolled back, per proc
 
 Revision ID: 0006_release_failures
-Revises: 0007_log_archive
+Revises: 0009_event_log
 Create Date: 2026-12-04 21:20:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_release_failures"
-down_revision = "0007_log_archive"
+down_revision = "0009_event_log"
 branch_labels = None
 depends_on = None
 
