@@ -1,7 +1,7 @@
 """release failures: the spec a scheduler rolled back, per proc
 
-Revision ID: 0006_release_failures
-Revises: 0009_event_log
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04 21:20:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_release_failures"
-down_revision = "0009_event_log"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """log archive: the last part of each output stream of instances that ended
 
-Revision ID: 0007_log_archive
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-04 21:00:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_log_archive"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """event log: the durable, ordered events subscriptions read and resume from
 
-Revision ID: 0009_event_log
-Revises: 0007_log_archive
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04 21:10:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0009_event_log"
-down_revision = "0007_log_archive"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
