@@ -19,9 +19,9 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AppEvent",
     "AppEventKind",
+    "BusObserver",
     "EventBus",
     "EventRetention",
     "EventSnapshot",
@@ -80,6 +81,19 @@ class AppEvent:
     # per event for all subscribers: see `resolvers.watch`); None without a database.
     stored_snapshot: Mapping[str, Any] | None = None
     job_id: str | None = None  # the scheduler job, for scheduler events
+    # When the event was published (wall-clock seconds, so that every replica can tell how
+    # late it delivers it): set on publishing, kept in the log's payload.
+    published_at: float | None = field(default=None, compare=False)
+
+
+class BusObserver(Protocol):
+    """Told what passes through the bus (the server's metrics); every call must be cheap."""
+
+    def proc_changed(self, before: ProcState | None, after: ProcState | None) -> None: ...
+
+    def subscribed(self, delta: int) -> None: ...
+
+    def delivered(self, event: AppEvent) -> None: ...
 
 
 # Takes the snapshots of a batch of events, one per event, in order.
@@ -171,8 +185,10 @@ class EventBus:
         *,
         retention: EventRetention | None = None,
         history: int = 10_000,
+        observer: BusObserver | None = None,
     ) -> None:
         self._sessions = sessions
+        self._observer = observer
         self._retention = retention or EventRetention()
         self._window = _Window(capacity=history)
         self._states: dict[str, ProcState] = {}  # tracked while pumping the scheduler
@@ -218,7 +234,10 @@ class EventBus:
 
     def publish_scheduler_event(self, event: SchedulerEvent) -> None:
         app, _, proc = split_job_id(event.job_id)
+        before = self.proc_state(event.job_id)
         state = self._track(event)
+        if self._observer is not None:
+            self._observer.proc_changed(before, state)
         self._publish(
             AppEvent(
                 0,
@@ -232,6 +251,7 @@ class EventBus:
         )
 
     def _publish(self, event: AppEvent) -> None:
+        event = replace(event, published_at=time.time())
         if self._sessions is None:
             numbered = replace(event, cursor=self._window.newest + 1)
             self._record_change(numbered)
@@ -450,23 +470,33 @@ class EventBus:
         Raises CursorExpired when the events after the cursor were pruned meanwhile.
         """
         last = await self.position() if after is None else after
-        while True:
-            if last < self._window.covered_from:
-                older, last = await self._read_back(last, app, proc)
-                for event in older:
-                    yield event
-                continue
-            recent = self._window.after(last)
-            for event in recent:
-                last = event.cursor
-                if event.app == app and (proc is None or event.proc == proc):
-                    yield event
+        live_from = last  # replays of older events say nothing about lag
+        observer = self._observer
+        if observer is not None:
+            observer.subscribed(1)
+        try:
+            while True:
                 if last < self._window.covered_from:
-                    break  # we fell out of the window while the client read: go to the log
-            if self._window.closed:
-                return
-            if not recent:
-                await self._window.wait_beyond(last)
+                    older, last = await self._read_back(last, app, proc)
+                    for event in older:
+                        yield event
+                    continue
+                recent = self._window.after(last)
+                for event in recent:
+                    last = event.cursor
+                    if event.app == app and (proc is None or event.proc == proc):
+                        if observer is not None and last > live_from:
+                            observer.delivered(event)
+                        yield event
+                    if last < self._window.covered_from:
+                        break  # we fell out of the window while the client read: go to the log
+                if self._window.closed:
+                    return
+                if not recent:
+                    await self._window.wait_beyond(last)
+        finally:
+            if observer is not None:
+                observer.subscribed(-1)
 
     async def _read_back(
         self, after: int, app: str, proc: str | None
@@ -523,6 +553,7 @@ def _payload(event: AppEvent, snapshot: object) -> dict[str, object]:
         "instance": encode(event.instance),
         "proc_state": encode(event.proc_state),
         "snapshot": snapshot,
+        "published_at": event.published_at,
     }
 
 
@@ -537,4 +568,6 @@ def _event_of(row: EventRecord) -> AppEvent:
         proc_state=decode(ProcState, payload.get("proc_state")),
         stored_snapshot=payload["snapshot"],  # type: ignore[arg-type]
         job_id=payload.get("job_id"),  # type: ignore[arg-type]
+        # Events written before this field existed: when they were persisted.
+        published_at=payload.get("published_at") or row.at.timestamp(),  # type: ignore[arg-type]
     )

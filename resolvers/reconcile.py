@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -226,14 +227,26 @@ def _job_id(app: str, proc: Proc) -> str:
     return f"{app}.{proc.proc_type}.{proc.name}"
 
 
-async def reconcile_forever(ctx: OpContext, *, interval: float) -> None:
-    """Reconcile now, then every `interval` seconds, until cancelled."""
+async def reconcile_forever(
+    ctx: OpContext,
+    *,
+    interval: float,
+    on_round: Callable[[ReconcileReport | None], None] | None = None,
+) -> None:
+    """Reconcile now, then every `interval` seconds, until cancelled.
+
+    `on_round` is told each round's report (None for a round that failed), for metrics.
+    """
     while True:
         try:
             report = await reconcile(ctx)
         except Exception:  # one bad round (the database away) must not end reconciliation
             log.exception("reconciliation round failed")
+            if on_round is not None:
+                on_round(None)
         else:
+            if on_round is not None:
+                on_round(report)
             if report.applied or report.scaled or report.finished or report.failed:
                 log.info(
                     "reconciled: applied=%s scaled=%s finished=%s failed=%s",

@@ -163,6 +163,8 @@ class RestApp:
         if match is None:
             return json_response(errors.unknown_path(request.url.path))
         endpoint, params = match
+        # The pattern, never the path, names the request in the server's metrics.
+        request.scope["route_template"] = endpoint.path
         state: AppStateLike = request.state.lain
         call = Call(request, state.services, dict(params), await request.body())
         result = await self._run(endpoint, call)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import strawberry
@@ -14,6 +15,7 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -63,7 +65,8 @@ _LIMIT_RULES = [
 ]
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(*, extensions: Sequence[Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
+    """`extensions` are added after the protective ones (the server's metrics)."""
     return _Schema(
         query=Query,
         mutation=Mutation,
@@ -79,5 +82,6 @@ def build_schema() -> strawberry.Schema:
             lambda: ValidationCache(maxsize=512),
             SignedInIntrospection,
             lambda: MaskErrors(should_mask_error=_should_mask),
+            *extensions,
         ],
     )

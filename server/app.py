@@ -33,6 +33,9 @@ from server.caller import CallerGate
 from server.graphql import ControlPlaneGraphQL
 from server.limits import BodySizeLimit
 from server.logging import RequestIdMiddleware
+from server.metered_scheduler import MeteredScheduler
+from server.metrics import Metrics
+from server.metrics_http import MetricsEndpoint, MetricsMiddleware, OperationMetrics
 from server.replicas import hold_local_backend, lead_when_elected
 from server.scheduler import make_scheduler
 from server.settings import Settings
@@ -58,6 +61,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
 
     `scheduler` replaces the one the settings name (tests pass a fake); the lifespan enters it.
     """
+    metrics = Metrics(app_labels=settings.metrics_app_labels) if settings.metrics else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
@@ -66,9 +70,11 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
             if dsn is not None and settings.backend == "local":
                 await stack.enter_async_context(hold_local_backend(dsn))
             engine = await stack.enter_async_context(open_engine(settings.database_url))
-            opened = await stack.enter_async_context(
+            entered = await stack.enter_async_context(
                 scheduler or make_scheduler(settings, log_archive=_log_archive(engine))
             )
+            # Every scheduler call the console makes is timed through this one proxy.
+            opened = entered if metrics is None else MeteredScheduler(entered, metrics)
             # One client for every call out (userinfo, notify subscribers): pooled, closed at
             # shutdown; redirects are never followed.
             http = await stack.enter_async_context(
@@ -85,6 +91,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                     count=settings.event_retention_count,
                     seconds=settings.event_retention_seconds,
                 ),
+                observer=metrics,
             )
             await bus.start()
             services = Services(
@@ -113,7 +120,12 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                     duties.start_soon(bus.pump, opened)
                     if settings.reconcile_interval:
                         duties.start_soon(
-                            partial(reconcile_forever, system, interval=settings.reconcile_interval)
+                            partial(
+                                reconcile_forever,
+                                system,
+                                interval=settings.reconcile_interval,
+                                on_round=metrics.reconciled if metrics is not None else None,
+                            )
                         )
 
             async with anyio.create_task_group() as event_tasks:
@@ -157,6 +169,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
         graphiql=settings.graphiql,
         recheck_seconds=settings.subscription_recheck_seconds,
         graphiql_assets_url=settings.graphiql_assets_url,
+        extensions=() if metrics is None else (partial(OperationMetrics, metrics),),
     )
     return Starlette(
         routes=[
@@ -165,10 +178,13 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             ui_mount(),
+            *_metrics_routes(settings, metrics),
             *rest_routes(),
         ],
-        # The request id first, so that a CORS preflight answered before routing has one.
+        # Metrics outermost, so that refusals (rate limits, body size) are timed too; then
+        # the request id, so that a CORS preflight answered before routing has one.
         middleware=[
+            *([] if metrics is None else [Middleware(MetricsMiddleware, metrics=metrics)]),
             Middleware(RequestIdMiddleware),
             Middleware(PreflightMiddleware),
             Middleware(
@@ -181,6 +197,15 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+
+
+def _metrics_routes(settings: Settings, metrics: Metrics | None) -> list[Route]:
+    if metrics is None:
+        return []  # switched off: /metrics is an unknown path (404)
+    endpoint = MetricsEndpoint(
+        metrics, auth=settings.auth, allow_networks=settings.metrics_allow_networks
+    )
+    return [Route("/metrics", endpoint.respond, methods=["GET"])]
 
 
 def _sso(settings: Settings) -> SsoSettings | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.websockets import WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import SchemaExtension
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
@@ -60,10 +61,11 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
         graphiql: bool,
         recheck_seconds: float = 30.0,
         graphiql_assets_url: str = DEFAULT_ASSETS_URL,
+        extensions: Sequence[Callable[[], SchemaExtension]] = (),
     ) -> None:
         self._recheck_seconds = recheck_seconds
         self._graphiql_page = graphiql_page(graphiql_assets_url)
-        schema = build_schema()
+        schema = build_schema(extensions=extensions)
         self._sdl = schema.as_str() + "\n"
         super().__init__(
             schema,

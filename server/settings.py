@@ -87,6 +87,11 @@ class Settings:
     event_retention_count: int = 100_000
     event_retention_seconds: int = 7 * 24 * 3600
     leader_takeover_seconds: int = 10
+    # Prometheus metrics at /metrics; with auth on, for global admins and these networks.
+    metrics: bool = True
+    metrics_allow_networks: tuple[Network, ...] = ()
+    # App names as a label (rollouts): bounded by the number of apps, off by default.
+    metrics_app_labels: bool = False
 
     @property
     def default_database_url(self) -> str:
@@ -169,6 +174,9 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             "EVENT_RETENTION_SECONDS", 7 * 24 * 3600, low=60, high=10 * 365 * 24 * 3600
         ),
         leader_takeover_seconds=reader.integer("LEADER_TAKEOVER_SECONDS", 10, low=2, high=600),
+        metrics=reader.flag("METRICS", True),
+        metrics_allow_networks=reader.networks("METRICS_ALLOW_NETWORKS"),
+        metrics_app_labels=reader.flag("METRICS_APP_LABELS", False),
     )
     _check_sso(settings)
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(
