@@ -22,10 +22,13 @@ BENCH_ENVIRON = {
 }
 
 
-def bench_settings(data_dir: Path, database_url: str, *, backend: str = "local") -> Settings:
+def bench_settings(
+    data_dir: Path, database_url: str, *, backend: str = "local", metrics: bool = True
+) -> Settings:
     return load_settings(
         {
             **BENCH_ENVIRON,
+            "LAIN_CONSOLE_METRICS": "true" if metrics else "false",
             "LAIN_CONSOLE_DATA_DIR": str(data_dir),
             "LAIN_CONSOLE_DATABASE_URL": database_url,
             "LAIN_CONSOLE_BACKEND": backend,

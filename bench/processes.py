@@ -92,6 +92,7 @@ def server(
     data_dir: Path,
     n: int = 0,
     control: bool = False,
+    metrics: bool = True,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Served]:
     """A `bench.serve` process, once it answers HTTP."""
@@ -99,6 +100,8 @@ def server(
     args = [target, "--data-dir", str(data_dir), "--n", str(n), "--port", str(port)]
     if control:
         args.append("--control")
+    if not metrics:
+        args.append("--no-metrics")
     with python_module("bench.serve", args, env=env) as child:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, child)

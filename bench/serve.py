@@ -10,6 +10,7 @@ Each runs under uvicorn with one worker and uvicorn's defaults (uvloop, httptool
 `lain-console serve` does, on 127.0.0.1. Logging is at WARNING for every target, so the
 product's one access line per request is filtered out, not written.
 
+`--no-metrics` serves the product with LAIN_CONSOLE_METRICS=false (see `bench.metrics`).
 `--control` adds `POST /_bench/restart?job=&instance=`, which restarts an instance through
 the scheduler (one backend event) and answers with the moment the event was published.
 """
@@ -75,7 +76,8 @@ def _build(args: argparse.Namespace) -> ASGIApp:
     if args.target == "baseline":
         app = create_baseline(data.url, scheduler)
     else:
-        app = create_app(bench_settings(data.directory, data.url), scheduler=scheduler)
+        settings = bench_settings(data.directory, data.url, metrics=args.metrics)
+        app = create_app(settings, scheduler=scheduler)
     return _control(app, scheduler) if args.control else app
 
 
@@ -86,6 +88,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=0)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--control", action="store_true")
+    parser.add_argument("--no-metrics", dest="metrics", action="store_false")
     args = parser.parse_args()
     configure_logging("WARNING")
     uvicorn.run(

@@ -17,13 +17,13 @@ from bench.processes import Served, server
 from bench.report import Table, verdict
 from bench.seed import dataset
 
-__all__ = ["ENDPOINTS", "TARGETS", "Measured", "measure", "tables"]
+__all__ = ["ENDPOINTS", "TARGETS", "Measured", "fetch_body", "measure", "request_for", "tables"]
 
 TARGETS = {"rest": 0.5, "graphql": 0.25}
 ENDPOINTS = {"rest": "REST GET /api/v1/apps/", "graphql": "GraphQL apps{procs{instances}}"}
 
 
-def _send(endpoint: str) -> Send:
+def request_for(endpoint: str) -> Send:
     if endpoint == "rest":
         return lambda client: client.get("/api/v1/apps/")
     return lambda client: client.post("/graphql", json={"query": APPS_QUERY})
@@ -41,7 +41,7 @@ class Loaded:
 async def _loaded(served: Served, endpoint: str, budget: Budget, expect_bytes: int) -> Loaded:
     server_before, client_before = served.cpu_seconds(), time.process_time()
     started = time.perf_counter()
-    result = await run_load(served.url, _send(endpoint), budget, expect_bytes=expect_bytes)
+    result = await run_load(served.url, request_for(endpoint), budget, expect_bytes=expect_bytes)
     wall = time.perf_counter() - started
     return Loaded(
         result,
@@ -66,9 +66,9 @@ class Measured:
         return self.product.result.rate / self.baseline.result.rate
 
 
-async def _body(url: str, endpoint: str) -> bytes:
+async def fetch_body(url: str, endpoint: str) -> bytes:
     async with httpx.AsyncClient(base_url=url, timeout=120.0) as client:
-        response = await _send(endpoint)(client)
+        response = await request_for(endpoint)(client)
         if response.status_code != 200:
             raise RuntimeError(f"{url}: {endpoint} answered {response.status_code}")
         return bytes(response.content)
@@ -86,8 +86,8 @@ def _same(endpoint: str, product: bytes, baseline: bytes) -> str:
 async def _measure_one(
     n: int, endpoint: str, app: Served, base: Served, budget: Budget
 ) -> Measured:
-    product_body = await _body(app.url, endpoint)
-    baseline_body = await _body(base.url, endpoint)
+    product_body = await fetch_body(app.url, endpoint)
+    baseline_body = await fetch_body(base.url, endpoint)
     problem = _same(endpoint, product_body, baseline_body)
     if problem:
         return Measured(n, endpoint, len(product_body), None, None, problem)
