@@ -108,12 +108,14 @@ async def test_rest_requests_are_timed_by_route_template_never_the_path(live: Co
     assert (await live.http.get("/api/v1/apps/ghost/")).status_code == 404
     assert (await live.http.get("/v1/apps/hello/procs/web/")).status_code == 200
     assert (await live.http.get("/api/v1/no/such/thing/")).status_code == 404
+    assert (await live.http.get("/ui/")).status_code == 200
     text = await live.metrics()
     name = "lain_console_http_request_duration_seconds_count"
     assert sample(text, name, route="/api/v1/apps/{app}/", method="GET", status="200") == 1
     assert sample(text, name, route="/api/v1/apps/{app}/", method="GET", status="404") == 1
     assert sample(text, name, route="/v1/apps/{app}/procs/{proc}/", status="200") == 1
     assert sample(text, name, route="/api/v1/*", status="404") == 1
+    assert sample(text, name, route="/ui/*", status="200") == 1
     assert sample(text, name, route="/graphql", method="POST", status="200") == 3
     for raw in ("hello", "ghost", "/no/such"):
         assert raw not in text
