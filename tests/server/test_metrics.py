@@ -211,20 +211,27 @@ async def test_reconciler_rounds_and_drift_corrected(
         assert sample(text, drift, action="scaled") == 0
 
 
-async def test_rollouts_started_and_finished_from_the_event_bus(live: Console) -> None:
-    await _deploy_hello(live)
-    rollouts = "lain_console_rollouts_total"
-    live.scheduler.rolling.add(WEB)
-    body = await live.gql(SCALE, n=2)
-    assert body["data"]["scaleProc"]["errors"] == []
-    await live.until(lambda t: sample(t, rollouts, transition="started") == 1)
-    # The backend reports the rollout done, as the local supervisor or a Nomad deployment
-    # does: a proc event whose state has no rollout running.
-    live.scheduler.rolling.discard(WEB)
-    live.scheduler.feed.publish(EventKind.PROC, WEB, proc=await live.scheduler.state(WEB))
-    text = await live.until(lambda t: sample(t, rollouts, transition="finished") == 1)
-    assert sample(text, rollouts, transition="started") == 1
-    assert "app=" not in text  # no app names unless the setting allows them
+@pytest.mark.parametrize("app_labels", [False, True])
+async def test_rollouts_started_and_finished_from_the_event_bus(
+    database_url: str, data_dir: Path, engine: object, app_labels: bool
+) -> None:
+    settings = _settings(database_url, data_dir, metrics_app_labels=app_labels)
+    async with console(settings) as live:
+        await _deploy_hello(live)
+        rollouts = "lain_console_rollouts_total"
+        live.scheduler.rolling.add(WEB)
+        body = await live.gql(SCALE, n=2)
+        assert body["data"]["scaleProc"]["errors"] == []
+        await live.until(lambda t: sample(t, rollouts, transition="started") == 1)
+        # The backend reports the rollout done, as the local supervisor or a Nomad deployment
+        # does: a proc event whose state has no rollout running.
+        live.scheduler.rolling.discard(WEB)
+        live.scheduler.feed.publish(EventKind.PROC, WEB, proc=await live.scheduler.state(WEB))
+        text = await live.until(lambda t: sample(t, rollouts, transition="finished") == 1)
+        assert sample(text, rollouts, transition="started") == 1
+        # App names only when the setting allows them.
+        assert (sample(text, rollouts, transition="finished", app="hello") == 1) is app_labels
+        assert ('app="hello"' in text) is app_labels
 
 
 def _proc(rollout: RolloutStatus, job_id: str = WEB) -> SchedulerEvent:

@@ -60,6 +60,25 @@ def test_notify_networks_are_a_comma_separated_list() -> None:
     ]
 
 
+def test_metrics_are_on_open_to_no_network_and_without_app_labels_unless_set() -> None:
+    default = load_settings({})
+    assert (default.metrics, default.metrics_allow_networks, default.metrics_app_labels) == (
+        True,
+        (),
+        False,
+    )
+    settings = load_settings(
+        {
+            "LAIN_CONSOLE_METRICS": "false",
+            "LAIN_CONSOLE_METRICS_ALLOW_NETWORKS": "10.0.0.0/8, 192.0.2.7",
+            "LAIN_CONSOLE_METRICS_APP_LABELS": "true",
+        }
+    )
+    assert not settings.metrics
+    assert settings.metrics_app_labels
+    assert [str(n) for n in settings.metrics_allow_networks] == ["10.0.0.0/8", "192.0.2.7/32"]
+
+
 def test_app_uids_are_a_range_with_both_ends_included() -> None:
     settings = load_settings({"LAIN_CONSOLE_LOCAL_APP_UIDS": "200000-200009"})
     assert settings.local_app_uids == range(200000, 200010)
@@ -103,6 +122,8 @@ def test_database_url_defaults_beside_a_custom_data_dir(tmp_path: Path) -> None:
         ("LAIN_CONSOLE_LOCAL_APP_UIDS", "9000", "LAIN_CONSOLE_LOCAL_APP_UIDS must be a range"),
         ("LAIN_CONSOLE_LOCAL_APP_UIDS", "2000-1000", "LAIN_CONSOLE_LOCAL_APP_UIDS must be a"),
         ("LAIN_CONSOLE_NOTIFY_ALLOW_NETWORKS", "10.0.0.0/33", "LAIN_CONSOLE_NOTIFY_ALLOW_NET"),
+        ("LAIN_CONSOLE_METRICS_ALLOW_NETWORKS", "scraper", "LAIN_CONSOLE_METRICS_ALLOW_NET"),
+        ("LAIN_CONSOLE_METRICS", "maybe", "LAIN_CONSOLE_METRICS must be true or false"),
         ("LAIN_CONSOLE_MAX_CONNECTIONS", "0", "LAIN_CONSOLE_MAX_CONNECTIONS must be between"),
         ("LAIN_CONSOLE_HEADER_TIMEOUT", "0", "LAIN_CONSOLE_HEADER_TIMEOUT must be between"),
         (
