@@ -58,19 +58,30 @@ class MetricsMiddleware:
             return
         status = 500  # what the server answers when the app raises before responding
         started = time.perf_counter()
+        observed = False
+
+        def observe() -> None:
+            nonlocal observed
+            observed = True
+            self.metrics.requests.labels(
+                route_template(scope), scope["method"], str(status)
+            ).observe(time.perf_counter() - started)
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Before the last byte goes out: a client that reads /metrics right after its
+                # answer must find this request counted.
+                observe()
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.metrics.requests.labels(
-                route_template(scope), scope["method"], str(status)
-            ).observe(time.perf_counter() - started)
+            if not observed:
+                observe()
 
 
 class MetricsEndpoint:
