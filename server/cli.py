@@ -1,4 +1,5 @@
-"""The `lain-console` command: serve, migrate, and user and token administration."""
+"""The `lain-console` command: serve, migrate, user and token administration, and the
+client's verbs (see client/), which talk to a console over its public API."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
 
+from client.cli import VERB_NAMES, add_verbs
+from client.cli import run as run_client_verb
 from resolvers.errors import DomainError
 from server.datadir import DataDirInUse, hold_data_dir
 from server.listen import CannotListen, bind, serve
@@ -50,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", type=int)
     listing = token.add_parser("list", help="list tokens (never their secrets)")
     listing.add_argument("--user", help="only this user's tokens")
+    add_verbs(commands)
     return parser
 
 
@@ -106,6 +110,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in VERB_NAMES:
+        return run_client_verb(args)  # a client of some console: this one's settings don't apply
     try:
         settings = load_settings()
         if args.command == "migrate":
