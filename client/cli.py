@@ -116,6 +116,7 @@ def add_verbs(commands: Any) -> None:
 
 async def _login(target: Target, out: Output) -> int:
     async with Console(target) as console:
+        await console.check_token()
         viewer = (await console.query(doc.VIEWER_QUERY))["viewer"]
     path = save_login(target)
     out.show(
@@ -146,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(args, out))
     except ClientError as exc:
-        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        one_line = " ".join(part.strip() for part in exc.message.splitlines() if part.strip())
+        print(f"error: {exc.code}: {one_line}", file=sys.stderr)
         return exit_status(exc.code)
     except KeyboardInterrupt:
         return 130

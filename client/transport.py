@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -9,7 +10,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from client.config import Target
@@ -98,30 +99,45 @@ class Console:
             raise ClientError(error["code"], where + error["message"])
         return payload
 
-    async def subscribe(self, document: str, **variables: Any) -> AsyncIterator[dict[str, Any]]:
-        """The `data` of each event of one subscription, until the console completes it."""
+    @contextlib.asynccontextmanager
+    async def _socket(self) -> AsyncIterator[ClientConnection]:
+        """A graphql-transport-ws connection the console has acknowledged (and so
+        authenticated: with access control on, it closes with 4401 on a bad token)."""
         url = "ws" + self.target.server.removeprefix("http") + "/graphql"
         init = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
         try:
             async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
                 await ws.send(json.dumps({"type": "connection_init", "payload": init}))
-                ident = str(next(self._ids))
-                payload = {"query": document, "variables": variables}
-                await ws.send(json.dumps({"type": "subscribe", "id": ident, "payload": payload}))
-                async for raw in ws:
-                    message = json.loads(raw)
-                    kind = message.get("type")
-                    if kind == "ping":
+                while (message := json.loads(await ws.recv())).get("type") != "connection_ack":
+                    if message.get("type") == "ping":
                         await ws.send(json.dumps({"type": "pong"}))
-                    elif kind == "next":
-                        if message["payload"].get("errors"):
-                            raise _graphql_error(message["payload"]["errors"])
-                        yield message["payload"]["data"]
-                    elif kind == "error":
-                        raise _graphql_error(message["payload"])
-                    elif kind == "complete":
-                        return
+                yield ws
         except ConnectionClosed as exc:
             raise _socket_closed(exc) from None
         except (OSError, InvalidHandshake) as exc:
             raise ClientError("UNREACHABLE", f"cannot reach {url}: {exc}") from None
+
+    async def check_token(self) -> None:
+        """Raises ClientError(UNAUTHENTICATED) when the console refuses the token."""
+        async with self._socket():
+            pass
+
+    async def subscribe(self, document: str, **variables: Any) -> AsyncIterator[dict[str, Any]]:
+        """The `data` of each event of one subscription, until the console completes it."""
+        async with self._socket() as ws:
+            ident = str(next(self._ids))
+            payload = {"query": document, "variables": variables}
+            await ws.send(json.dumps({"type": "subscribe", "id": ident, "payload": payload}))
+            async for raw in ws:
+                message = json.loads(raw)
+                kind = message.get("type")
+                if kind == "ping":
+                    await ws.send(json.dumps({"type": "pong"}))
+                elif kind == "next":
+                    if message["payload"].get("errors"):
+                        raise _graphql_error(message["payload"]["errors"])
+                    yield message["payload"]["data"]
+                elif kind == "error":
+                    raise _graphql_error(message["payload"])
+                elif kind == "complete":
+                    return

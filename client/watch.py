@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.text import Text
 
 from client import documents as doc
-from client.render import Output, app_view, apps_table, instances_table
+from client.render import Output, app_view, apps_table, instances_table, procs_table
 from client.streams import merge
 from client.transport import Console
 from client.verbs import fetch_app, list_apps
@@ -61,7 +61,8 @@ async def _view(console: Console, app: str | None) -> tuple[Any, RenderableType]
     listed = await list_apps(console)
     details = [await fetch_app(console, a["name"]) for a in listed]
     procs = [{**p, "name": f"{a['name']}.{p['name']}"} for a in details for p in a["procs"]]
-    return details, Group(apps_table(listed), Text(""), instances_table(procs), Text(""), footer)
+    tables = (apps_table(listed), procs_table(procs), instances_table(procs))
+    return details, Group(*(part for t in tables for part in (t, Text(""))), footer)
 
 
 async def watch(console: Console, out: Output, args: argparse.Namespace) -> int:
