@@ -10,7 +10,7 @@ import signal
 import sys
 import termios
 import tty
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -19,7 +19,6 @@ from rich.text import Text
 
 from client import documents as doc
 from client.render import Output, app_view, apps_table, instances_table, procs_table
-from client.streams import merge
 from client.transport import Console
 from client.verbs import fetch_app, list_apps
 
@@ -70,24 +69,29 @@ async def watch(console: Console, out: Output, args: argparse.Namespace) -> int:
     wake = asyncio.Event()
     followed: dict[str, asyncio.Task[None]] = {}
 
-    async def follow(names: list[str]) -> None:
-        streams: list[AsyncIterator[Any]] = [
-            console.subscribe(doc.APP_EVENTS, name=name, after=None) for name in names
-        ]
-        async for _ in merge(streams):
+    async def follow(name: str) -> None:
+        async for _ in console.subscribe(doc.APP_EVENTS, name=name, after=None):
             wake.set()
 
     def follow_new(names: list[str]) -> None:
-        fresh = [name for name in names if name not in followed]
-        for name in fresh:
-            followed[name] = asyncio.create_task(follow([name]))
+        for name in names:
+            if name not in followed:
+                followed[name] = asyncio.create_task(follow(name))
 
     state, view = await _view(console, args.app)
     follow_new([args.app] if args.app else [a["name"] for a in state])
     waiter = asyncio.create_task(stop.wait())
+    shown = None
+    # With --json, each new state is a line of JSON instead of a redrawn table.
+    live = None if out.as_json else Live(view, console=out.terminal, auto_refresh=False)
     try:
-        with _keys(stop), Live(view, console=out.terminal, auto_refresh=False) as live:
+        with _keys(stop), live or contextlib.nullcontext():
             while not stop.is_set():
+                if live is not None:
+                    live.update(view, refresh=True)
+                elif state != shown:
+                    out.json(state)
+                    shown = state
                 woken = asyncio.create_task(wake.wait())
                 await asyncio.wait(
                     {woken, waiter}, timeout=_RELIST_SECONDS, return_when="FIRST_COMPLETED"
@@ -102,7 +106,6 @@ async def watch(console: Console, out: Output, args: argparse.Namespace) -> int:
                 state, view = await _view(console, args.app)
                 if args.app is None:
                     follow_new([a["name"] for a in state])
-                live.update(view, refresh=True)
     finally:
         waiter.cancel()
         for task in followed.values():

@@ -124,3 +124,18 @@ def test_follow_ends_cleanly_on_a_pipe_reader_leaving(deployed: Cli) -> None:
     )
     assert done.returncode == 0
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_watch_json_prints_each_new_state(deployed: Cli) -> None:
+    watcher = deployed.popen("watch", "hello", "--json")
+    try:
+        assert watcher.stdout is not None
+        first = json.loads(watcher.stdout.readline())
+        assert [i["number"] for i in first["procs"][0]["instances"]] == [1]
+        deployed.ok("scale", "hello", "worker", "2")
+        while True:  # ends by the test's timeout if the new instance never shows
+            state = json.loads(watcher.stdout.readline())
+            if [i["status"] for i in state["procs"][0]["instances"]] == ["RUNNING"] * 2:
+                break
+    finally:
+        stop_process(watcher)

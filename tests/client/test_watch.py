@@ -66,9 +66,9 @@ def _instance_rows(screen: str, prefix: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("target", ["hello", None])
-def test_watch_redraws_when_an_instance_changes_and_q_quits(
-    cli: Cli, terminal: Terminal, tmp_path: Path, target: str | None
+@pytest.mark.parametrize(("target", "quit_key"), [("hello", "q"), (None, "C-c")])
+def test_watch_redraws_when_an_instance_changes_and_quits_on_q_or_ctrl_c(
+    cli: Cli, terminal: Terminal, tmp_path: Path, target: str | None, quit_key: str
 ) -> None:
     cli.publish(tmp_path, TICKER)
     cli.ok("deploy", "hello", "--wait")
@@ -92,7 +92,7 @@ def test_watch_redraws_when_an_instance_changes_and_q_quits(
     eventually(lambda: "2/2" in terminal.screen())
     assert terminal.screen().count("q or Ctrl-C to quit") == 1  # redrawn in place, not appended
 
-    terminal.tmux("send-keys", "-t", terminal.name, "q")
+    terminal.tmux("send-keys", "-t", terminal.name, quit_key)
     eventually(exit_file.exists)
     assert exit_file.read_text().strip() == "0"
 
