@@ -97,7 +97,8 @@ async def publish(console: Console, out: Output, args: argparse.Namespace) -> in
         out.note(f"registered {args.name}")
         payload = await console.mutate(doc.PUBLISH, "publishRelease", **variables)
     release = payload["release"]
-    out.show(release, f"published {args.name} {release['metaVersion']} ({release['image']})")
+    image = f" ({release['image']})" if release["image"] else ""
+    out.show(release, f"published {args.name} {release['metaVersion']}{image}")
     return 0
 
 
