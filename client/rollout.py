@@ -19,6 +19,9 @@ __all__ = ["deploy", "rollback"]
 # Events drive the wait; a re-read this often also covers events missed before the
 # subscription started (the console sends no acknowledgement of a subscribe).
 _REREAD_SECONDS = 1.0
+# A process that crashes on start is RUNNING for a moment: the app counts as up once every
+# instance has run its release, without a restart, for this long (Nomad's min_healthy_time).
+SETTLE_SECONDS = 3.0
 
 
 def _proc_progress(proc: dict[str, Any]) -> str | None:
@@ -59,6 +62,8 @@ def _report_changes(out: Output, app: dict[str, Any], seen: dict[str, tuple[str,
 async def wait_for_rollout(console: Console, out: Output, name: str, seconds: float) -> None:
     seen: dict[str, tuple[str, str]] = {}
     wake = asyncio.Event()
+    up_since: tuple[float, object] | None = None  # when it was first up, and its instances
+    loop = asyncio.get_running_loop()
 
     async def follow() -> None:
         async for _ in console.subscribe(doc.APP_EVENTS, name=name, after=None):
@@ -70,11 +75,21 @@ async def wait_for_rollout(console: Console, out: Output, name: str, seconds: fl
             while True:
                 app = await fetch_app(console, name)
                 _report_changes(out, app, seen)
-                waiting = [] if app["status"] == "DEPLOYING" else None
-                if waiting is None:
-                    waiting = [w for p in app["procs"] if (w := _proc_progress(p)) is not None]
-                if not waiting and app["status"] != "DEPLOYING":
-                    return
+                waiting = [w for p in app["procs"] if (w := _proc_progress(p)) is not None]
+                if app["status"] == "DEPLOYING":
+                    waiting.append(f"{name} deploying")
+                if waiting:
+                    up_since = None
+                else:
+                    restarts = [
+                        (p["name"], i["number"], i["restarts"])
+                        for p in app["procs"]
+                        for i in p["instances"]
+                    ]
+                    if up_since is None or up_since[1] != restarts:
+                        up_since = (loop.time(), restarts)
+                    elif loop.time() - up_since[0] >= SETTLE_SECONDS:
+                        return
                 if follower.done():
                     follower.result()  # a failed subscription raises here
                 wake.clear()
