@@ -32,11 +32,29 @@ def _cell(value: Any) -> Text:
     return Text(text, style=_HEALTH_STYLE.get(text, ""))
 
 
+# Ids people copy from a table: shown whole; the other columns give way (folded).
+_WHOLE = frozenset({"RELEASE", "RELEASES"})
+
+
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
-    grid = Table(*columns, title=title, title_justify="left", box=None, header_style="bold")
-    for row in rows:
-        grid.add_row(*(_cell(value) for value in row))
+    cells = [[_cell(value) for value in row] for row in rows]
+    grid = Table(title=title, title_justify="left", box=None, header_style="bold")
+    for index, name in enumerate(columns):
+        if name in _WHOLE:
+            widest = max((len(row[index]) for row in cells), default=0)
+            grid.add_column(name, no_wrap=True, min_width=max(widest, len(name)))
+        else:
+            grid.add_column(name, overflow="fold")  # never cut with an ellipsis
+    for row in cells:
+        grid.add_row(*row)
     return grid
+
+
+def short_release(meta_version: str) -> str:
+    """`<timestamp>-<sha>` with the sha cut to 7, as git shows commits; whole ids are in the
+    app's summary line, `releases` and `--json`."""
+    stamp, dash, sha = meta_version.partition("-")
+    return f"{stamp}{dash}{sha[:7]}" if dash else meta_version
 
 
 def apps_table(apps: Sequence[dict[str, Any]]) -> Table:
@@ -62,7 +80,7 @@ def procs_table(procs: Sequence[dict[str, Any]]) -> Table:
                 p["memory"],
                 p["health"],
                 p["rollout"],
-                ", ".join(p["runningReleases"]) or None,
+                ", ".join(short_release(r) for r in p["runningReleases"]) or None,
             )
             for p in procs
         ),
@@ -78,7 +96,7 @@ def instances_table(procs: Sequence[dict[str, Any]], app: str | None = None) -> 
                 f"{prefix}{p['name']}.{i['number']}",
                 i["status"],
                 i["healthy"],
-                i["release"] or None,
+                short_release(i["release"]) or None,
                 i["restarts"],
                 f"{i['ip']}:{i['port']}" if i["ip"] and i["port"] else i["ip"],
                 i["lastError"] or None,
@@ -95,7 +113,7 @@ def app_view(app: dict[str, Any]) -> Group:
         (app["name"], "bold"),
         f"  {app['status']}  ",
         _cell(app["health"]),
-        f"  release {app['metaVersion'] or '-'}",
+        f"\nrelease {app['metaVersion'] or '-'}",
     )
     parts: list[Any] = [summary]
     if app["deployError"]:

@@ -108,3 +108,13 @@ def test_errors_are_one_line_with_a_status_per_class(cli: Cli, tmp_path: Path) -
     down = cli.run("apps")
     assert down.returncode == 6
     assert down.stderr.startswith(f"error: UNREACHABLE: cannot reach {cli.console.url}")
+
+
+def test_human_tables_keep_whole_release_ids_at_80_columns(cli: Cli, tmp_path: Path) -> None:
+    cli.publish(tmp_path, TICKER, V1)
+    cli.ok("deploy", "hello", "--wait")
+    for verb in ("releases", "apps", "app"):
+        screen = cli.run(verb, *(["hello"] if verb != "apps" else []), COLUMNS="80").stdout
+        assert "…" not in screen, screen
+        assert max(len(line) for line in screen.splitlines()) <= 80
+        assert V1 in screen, screen  # whole, on one line: people copy it

@@ -76,19 +76,31 @@ def test_watch_redraws_when_an_instance_changes_and_quits_on_q_or_ctrl_c(
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in cli.environ().items() if k in _PASSED)
     args = f"watch {target}" if target else "watch"
     # The shell stays after watch ends, so the test can read how it ended.
-    terminal.start(f"env {env} {_COMMAND} {args}; echo $? > {exit_file}; sleep 600")
+    # The shell tmux starts may export COLUMNS from before tmux sized the pane (80): unset,
+    # so the client measures the terminal itself, as it does in a user's shell.
+    terminal.start(
+        f"env -u COLUMNS -u LINES {env} {_COMMAND} {args}; echo $? > {exit_file}; sleep 600"
+    )
 
     prefix = "" if target else "hello."
 
-    def rows() -> list[str]:
-        return _instance_rows(terminal.screen(), prefix)
+    def shows(wanted: list[str]) -> None:
+        try:
+            eventually(lambda: _instance_rows(terminal.screen(), prefix) == wanted)
+        except AssertionError:
+            size = terminal.tmux(
+                "display", "-p", "-t", terminal.name, "#{window_width}x#{window_height}"
+            )
+            raise AssertionError(
+                f"{wanted} not on the {size} screen:\n{terminal.screen()}"
+            ) from None
 
-    eventually(lambda: rows() == ["worker.1"])
+    shows(["worker.1"])
     first = terminal.screen()
     assert "q or Ctrl-C to quit" in first
 
     cli.ok("scale", "hello", "worker", "2")  # through the API, not the terminal
-    eventually(lambda: rows() == ["worker.1", "worker.2"])
+    shows(["worker.1", "worker.2"])
     eventually(lambda: "2/2" in terminal.screen())
     assert terminal.screen().count("q or Ctrl-C to quit") == 1  # redrawn in place, not appended
 
