@@ -8,6 +8,7 @@ __all__ = ["EXIT_STATUS", "ClientError", "exit_status"]
 EXIT_STATUS: dict[str, int] = {
     "INTERNAL": 1,  # the console failed, or answered something the client cannot read
     "INVALID": 2,  # bad input (argparse's usage errors exit 2 as well)
+    "CURSOR_EXPIRED": 2,  # events --after: pruned; the message names the oldest cursor
     "NOT_FOUND": 3,
     "CONFLICT": 4,  # deployed already, busy, nothing to roll back to
     "UNAUTHENTICATED": 5,

@@ -18,23 +18,13 @@ from client.errors import ClientError
 
 __all__ = ["Console"]
 
-_KNOWN_CODES = {
-    "NOT_FOUND",
-    "CONFLICT",
-    "INVALID",
-    "FORBIDDEN",
-    "UNAUTHENTICATED",
-    "BACKEND_UNAVAILABLE",
-    "INTERNAL",
-}
-
 
 def _graphql_error(errors: list[dict[str, Any]]) -> ClientError:
     first = errors[0]
     code = (first.get("extensions") or {}).get("code")
-    if code not in _KNOWN_CODES:
+    if not isinstance(code, str) or not code:
         # Validation errors (a field this console does not have) carry no code.
-        code = "INTERNAL" if first.get("extensions") else "INVALID"
+        code = "INVALID"
     return ClientError(code, str(first.get("message", "unknown error")))
 
 
