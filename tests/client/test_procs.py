@@ -112,6 +112,9 @@ def test_events_history_and_follow_after_a_cursor(deployed: Cli) -> None:
 
     human = cli.ok("events", "hello", "--after", held[-1]["cursor"]).stdout
     assert "hello.worker.2" in human
+    ahead = cli.run("events", "hello", "--after", "999999999")
+    assert ahead.returncode == 2
+    assert ahead.stderr.startswith("error: INVALID: after: cursor 999999999 is newer than")
     garbage = cli.run("events", "hello", "--after", "yesterday")
     assert garbage.returncode == 2
     assert garbage.stderr.startswith("error: INVALID: ")
