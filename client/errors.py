@@ -23,10 +23,13 @@ EXIT_STATUS: dict[str, int] = {
 class ClientError(Exception):
     """Printed as one line, `error: CODE: message`, and exits with the code's status."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(
+        self, code: str, message: str, extensions: dict[str, object] | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.extensions = extensions or {}  # the GraphQL error's, e.g. oldestCursor
 
 
 def exit_status(code: str) -> int:

@@ -122,10 +122,10 @@ def _print_event(out: Output, event: dict[str, Any]) -> None:
     )
 
 
-async def events(console: Console, out: Output, args: argparse.Namespace) -> int:
-    stream = console.subscribe(
-        doc.APP_EVENTS, name=args.app, after=args.after if args.follow else (args.after or "0")
-    )
+async def _print_events(
+    console: Console, out: Output, args: argparse.Namespace, after: str | None
+) -> int:
+    stream = console.subscribe(doc.APP_EVENTS, name=args.app, after=after)
     iterator = aiter(stream)
     try:
         while True:
@@ -139,3 +139,16 @@ async def events(console: Console, out: Output, args: argparse.Namespace) -> int
             _print_event(out, data["appEvents"])
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def events(console: Console, out: Output, args: argparse.Namespace) -> int:
+    if args.follow or args.after is not None:
+        return await _print_events(console, out, args, args.after)
+    try:
+        return await _print_events(console, out, args, "0")  # all the console holds
+    except ClientError as exc:
+        oldest = exc.extensions.get("oldestCursor")
+        if exc.code != "CURSOR_EXPIRED" or not isinstance(oldest, str):
+            raise
+        # The oldest events were pruned: what is held starts after this cursor.
+        return await _print_events(console, out, args, oldest)

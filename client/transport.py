@@ -25,7 +25,8 @@ def _graphql_error(errors: list[dict[str, Any]]) -> ClientError:
     if not isinstance(code, str) or not code:
         # Validation errors (a field this console does not have) carry no code.
         code = "INVALID"
-    return ClientError(code, str(first.get("message", "unknown error")))
+    extensions = first.get("extensions") or {}
+    return ClientError(code, str(first.get("message", "unknown error")), extensions)
 
 
 def _socket_closed(exc: ConnectionClosed) -> ClientError:
