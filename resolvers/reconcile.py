@@ -21,6 +21,7 @@ from backends.types import ProcJob, ProcState, RolloutStatus
 from resolvers import audit, dependencies
 from resolvers.context import OpContext
 from resolvers.errors import Conflict
+from resolvers.guard import RECONCILIATION
 from resolvers.jobs import build_job, build_portal_job
 from resolvers.removals import retry_removals
 from resolvers.rows import app_view, default_image, proc_view, release_config
@@ -144,7 +145,7 @@ async def reconcile(ctx: OpContext) -> ReconcileReport:
         if app.apptype == AppType.RESOURCE:
             continue
         try:
-            async with ctx.services.guard.app(app.name, "reconciliation"):
+            async with ctx.services.guard.app(app.name, RECONCILIATION):
                 desired |= await _reconcile_app(ctx, app.name, report)
         except Conflict:
             report.skipped.append(app.name)

@@ -118,6 +118,13 @@ async def scale(http: httpx.AsyncClient, console: Console, proc: str, n: int) ->
     return errors
 
 
+async def settled(http: httpx.AsyncClient, console: Console) -> bool:
+    """Whether no proc is rolling out as `console` sees it: a proc whose Nomad deployment
+    is under way refuses other operations (CONFLICT), as it should."""
+    data = await call(http, console, '{ app(name: "hello") { procs { rollout } } }')
+    return all(proc["rollout"] != "RUNNING" for proc in data["app"]["procs"])
+
+
 async def status(http: httpx.AsyncClient, console: Console) -> str:
     data = await call(http, console, '{ app(name: "hello") { status } }')
     return str(data["app"]["status"])
@@ -156,6 +163,8 @@ async def test_overlapping_operations_on_two_consoles_conflict(
     await registered(http, a)
     assert await deploy(http, a) == []
     await wait_for(lambda: _is(status(http, b), "DEPLOYED"))
+    await wait_for(lambda: settled(http, a))
+    await wait_for(lambda: settled(http, b))
     nomad.faults.hang_writes = True  # a's scale stays in flight at Nomad
     writes = _writes(nomad)
     on_a = asyncio.create_task(scale(http, a, "web", 2))
@@ -221,6 +230,7 @@ async def test_no_event_is_lost_or_repeated_when_every_console_restarts(
         # Everything since the start, then what happens after the restart.
         everything = [(await on_b.next_event())["appEvents"] for _ in range(4)]
         assert everything == before
+        await wait_for(lambda: settled(http, a))
         assert await scale(http, a, "web", 2) == []
         while (everything[-1]["proc"] or {}).get("numInstances") != 2:
             everything.append((await on_b.next_event())["appEvents"])
