@@ -13,7 +13,7 @@ from dataclasses import replace
 from client.cli import VERB_NAMES, add_verbs
 from client.cli import run as run_client_verb
 from resolvers.errors import DomainError
-from server.datadir import DataDirInUse, hold_data_dir
+from server.datadir import DataDirInUse, hold_data_dir, hold_sqlite_database
 from server.listen import CannotListen, bind, serve
 from server.replicas import ReplicaRefused
 from server.settings import Settings, SettingsError, load_settings
@@ -100,7 +100,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     claim = hold_data_dir(settings.data_dir) if _needs_data_dir_lock(settings) else nullcontext()
     # The lock and the socket come first: a console that cannot serve must not migrate,
     # adopt processes or reconcile anything.
-    with claim, bind(settings.host, settings.port) as sock:
+    with (
+        claim,
+        hold_sqlite_database(settings.database_url),
+        bind(settings.host, settings.port) as sock,
+    ):
         _refuse_a_second_local_console(settings)
         if not args.no_migrate:
             _migrate(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -24,6 +25,7 @@ __all__ = [
     "make_sessionmaker",
     "make_sqlite_file_private",
     "open_engine",
+    "sqlite_file",
 ]
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -76,10 +78,9 @@ def make_sqlite_file_private(url: str) -> None:
     of the database file when it creates them; ones left by an older version are fixed too.
     Nothing happens for PostgreSQL or an in-memory database.
     """
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+    path = sqlite_file(url)
+    if path is None:
         return
-    path = parsed.database
     try:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     except FileNotFoundError:
@@ -87,6 +88,14 @@ def make_sqlite_file_private(url: str) -> None:
     for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
         with contextlib.suppress(FileNotFoundError):
             os.chmod(name, 0o600)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The absolute path of a SQLite database file; None for in-memory or other databases."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()
 
 
 @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -81,3 +82,31 @@ async def test_serve_on_a_busy_port_fails_before_adopting_or_reconciling(
     )
     assert "lain-console ready" not in refused.stderr
     assert processes_in(console.data_dir) == []
+
+
+async def test_a_second_console_on_a_sqlite_file_outside_both_data_dirs_refuses(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "shared" / "console.db"
+    database.parent.mkdir()
+    first, second = Console(tmp_path / "first"), Console(tmp_path / "second")
+    for console in (first, second):
+        console.extra_env["LAIN_CONSOLE_DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
+    try:
+        first.start()
+        async with httpx.AsyncClient(base_url=first.url, timeout=30) as client:
+            await until(lambda: healthy(client))
+        assert first.process is not None
+
+        refused = await asyncio.to_thread(second.run_expecting_exit)
+
+        assert refused.returncode == 1, refused.stderr
+        assert (
+            f"lain-console: SQLite database {database} is in use by another lain-console "
+            f"(pid {first.process.pid}); stop that one first, or set LAIN_CONSOLE_DATABASE_URL "
+            "to another database (SQLite serves one console)" in refused.stderr
+        )
+        assert "lain-console ready" not in refused.stderr
+    finally:
+        first.close()
+        second.close()

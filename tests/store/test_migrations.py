@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import threading
+import time
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -48,3 +52,35 @@ def test_migrations_upgrade_to_head_match_the_models_and_downgrade_to_empty(
 
         upgrade(url)  # and up again: the downgrade left nothing behind that blocks it
         assert _inspect(url)[0] == set(Base.metadata.tables)
+
+
+def _waiters_on(path: Path) -> int:
+    """Blocked flock waiters on `path`, as the kernel lists them ("->" lines of /proc/locks)."""
+    inode = path.stat().st_ino
+    lines = Path("/proc/locks").read_text().splitlines()
+    return sum(1 for line in lines if "->" in line and f":{inode} " in line)
+
+
+def test_a_second_migration_of_a_sqlite_file_waits_for_the_first(tmp_path: Path) -> None:
+    """`user add` run while `serve` migrates a fresh database: before the lock, both created
+    the first table and serve died with "table apps already exists"."""
+    database = tmp_path / "console.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    lock_file = Path(f"{database}-migrate.lock")
+    lock_file.touch()
+    first = os.open(lock_file, os.O_RDWR)  # the first migration, holding the lock
+    fcntl.flock(first, fcntl.LOCK_EX)
+    second = threading.Thread(target=upgrade, args=(url,))
+    try:
+        second.start()
+        deadline = time.monotonic() + 30
+        while _waiters_on(lock_file) == 0:
+            assert second.is_alive(), "upgrade did not wait for the lock"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert _inspect(url)[0] == set()  # it waits before touching the schema
+    finally:
+        os.close(first)
+        second.join(timeout=60)
+    assert not second.is_alive()
+    assert _inspect(url)[0] == set(Base.metadata.tables)
