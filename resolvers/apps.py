@@ -21,6 +21,7 @@ from resolvers.errors import (
     NotFound,
 )
 from resolvers.jobs import build_job, build_portal_job, portal_job_id
+from resolvers.outcomes import mutation
 from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.releases import require_app
 from resolvers.removals import remove_job
@@ -48,6 +49,7 @@ class _Plan:
     first_deploy: bool
 
 
+@mutation("deployApp")
 async def deploy_app(ctx: OpContext, *, name: str, meta_version: str | None = None) -> AppView:
     """Deploy an app that is not deployed: the given release, or the newest one.
 
@@ -64,6 +66,7 @@ async def deploy_app(ctx: OpContext, *, name: str, meta_version: str | None = No
         return await _deploy(ctx, name, meta_version, update=False)
 
 
+@mutation("updateApp")
 async def update_app(ctx: OpContext, *, name: str, meta_version: str | None = None) -> AppView:
     """Move a deployed app to a release (the newest when not given); may re-apply the same.
 
@@ -80,6 +83,7 @@ async def update_app(ctx: OpContext, *, name: str, meta_version: str | None = No
         return await _deploy(ctx, name, meta_version, update=True)
 
 
+@mutation("undeployApp")
 async def undeploy_app(ctx: OpContext, *, name: str) -> AppView:
     """Stop and remove every proc; the registration and the releases stay.
 

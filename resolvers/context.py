@@ -13,6 +13,7 @@ from resolvers.guard import OperationGuard
 from resolvers.webhooks import WebhookSender
 
 if TYPE_CHECKING:
+    from resolvers.outcomes import MutationObserver
     from resolvers.sso import SsoSettings
 
 __all__ = ["ANONYMOUS", "SYSTEM", "OpContext", "Principal", "Services"]
@@ -45,6 +46,7 @@ class Services:
     sso: SsoSettings | None = None  # LAIN's SSO, to sign in with; None: not configured
     guard: OperationGuard = field(default_factory=OperationGuard)
     webhooks: WebhookSender = field(default_factory=WebhookSender)  # notify subscribers
+    mutation_observer: MutationObserver | None = None  # metrics: each mutation's outcome
 
 
 @dataclass(frozen=True, slots=True)

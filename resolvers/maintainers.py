@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from resolvers import access, audit
 from resolvers.context import OpContext
 from resolvers.errors import Conflict, Forbidden, InvalidInput, NotFound
+from resolvers.outcomes import mutation
 from store import queries
 from store.models import Maintainer, MaintainerRole
 
@@ -77,6 +78,7 @@ async def get_maintainer(ctx: OpContext, *, app: str, username: str) -> Maintain
     raise NotFound(f"{username} is not a maintainer of app {app}", field="username")
 
 
+@mutation("addMaintainer")
 async def add_maintainer(
     ctx: OpContext, *, app: str, username: str, role: str = "normal"
 ) -> MaintainerView:
@@ -113,6 +115,7 @@ async def add_maintainer(
     return _view(app, existing)
 
 
+@mutation("removeMaintainer")
 async def remove_maintainer(ctx: OpContext, *, app: str, username: str) -> None:
     """Admins of the app only; the last admin stays.
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +19,7 @@ from resolvers.backend import (
 from resolvers.context import OpContext
 from resolvers.errors import Conflict, InvalidInput, NotFound
 from resolvers.jobs import build_job
+from resolvers.outcomes import mutation
 from resolvers.releases import require_app
 from resolvers.removals import remove_job
 from resolvers.rows import clear_overrides, proc_views
@@ -71,6 +73,7 @@ async def proc_states(ctx: OpContext, job_ids: Sequence[str]) -> dict[str, ProcS
         return await ctx.scheduler.states(list(job_ids))
 
 
+@mutation("scaleProc")
 async def scale_proc(ctx: OpContext, *, app: str, proc: str, num_instances: int) -> ProcView:
     """Run exactly `num_instances` instances of a proc (0 stops them all).
 
@@ -105,6 +108,7 @@ async def scale_proc(ctx: OpContext, *, app: str, proc: str, num_instances: int)
     return await _operate(ctx, app, proc, "SCALE", change, run, undo_on_conflict=undo)
 
 
+@mutation("resizeProc")
 async def resize_proc(
     ctx: OpContext, *, app: str, proc: str, cpu: int | None = None, memory: str | None = None
 ) -> ProcView:
@@ -141,6 +145,11 @@ async def resize_proc(
     return await _operate(ctx, app, proc, "RESIZE", change, run)
 
 
+def _control_kind(arguments: Mapping[str, Any]) -> str:
+    return f"{InstanceAction(arguments['action']).value}Proc"  # restartProc, stopProc, startProc
+
+
+@mutation(_control_kind)
 async def control_proc(
     ctx: OpContext, *, app: str, proc: str, action: InstanceAction, instance: int | None = None
 ) -> ProcView:
@@ -172,6 +181,7 @@ async def control_proc(
     return await _operate(ctx, app, proc, str(action).upper(), change, run)
 
 
+@mutation("undeployProc")
 async def undeploy_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
     """Stop and remove one proc; it stays in the release and comes back with the next update.
 
@@ -190,6 +200,7 @@ async def undeploy_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
     return await _operate(ctx, app, proc, "UNDEPLOY_PROC", change, run, require_deployed=False)
 
 
+@mutation("deployProc")
 async def deploy_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
     """Deploy a proc of the current release that is not running (after undeployProc).
 

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from resolvers import access, audit
 from resolvers.context import OpContext
 from resolvers.errors import Conflict, InvalidInput, NotFound
+from resolvers.outcomes import mutation
 from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.rows import release_view
 from resolvers.views import Page, ReleaseView, parse_release_config
@@ -28,6 +29,7 @@ async def require_app(session: AsyncSession, name: str, *, for_update: bool = Fa
     return app
 
 
+@mutation("publishRelease")
 async def publish_release(
     ctx: OpContext, *, app: str, meta_version: str, lain_yaml: str, image: str | None = None
 ) -> ReleaseView:

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from resolvers import access, audit
 from resolvers.context import OpContext
 from resolvers.errors import Conflict, InvalidInput
+from resolvers.outcomes import mutation
 from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.rows import repo_view
 from resolvers.views import Page, RepoView
@@ -22,6 +23,7 @@ MAX_NAME_LENGTH = 63
 REGISTRATION = "REPOSIT"
 
 
+@mutation("registerRepo")
 async def register_repo(ctx: OpContext, *, name: str) -> RepoView:
     """Register an app name.
 

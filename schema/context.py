@@ -75,8 +75,6 @@ class GraphQLContext:
     # A websocket's credentials, asked again by its subscriptions, and how often.
     credentials: Credentials | None = None
     recheck_seconds: float = 30.0
-    # (mutation field, OK or the domain error's code) for each mutation run, for metrics.
-    mutation_results: list[tuple[str, str]] = field(default_factory=list)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

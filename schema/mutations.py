@@ -172,9 +172,7 @@ async def _attempt(
             decode=lambda identity: refetch(op, str(identity)),
         )
     except DomainError as exc:
-        info.context.mutation_results.append((info.field_name, exc.code))
         return payload(errors=user_errors(exc))
-    info.context.mutation_results.append((info.field_name, "OK"))
     return payload(**{field: make(result)})
 
 

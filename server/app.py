@@ -105,6 +105,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                 auth_enabled=settings.auth,
                 webhooks=WebhookSender(http, settings.notify_allow_networks),
                 guard=OperationGuard(locks),
+                mutation_observer=metrics,
             )
             authenticator = Authenticator(
                 services,

@@ -54,7 +54,8 @@ class Metrics:
         )
         self.mutations = Counter(
             f"{_NS}_mutations",
-            "GraphQL mutations by field and result code (OK, or the domain error's code).",
+            "Mutations of both doors by kind (GraphQL's field name; REST routes count under the"
+            " operation they run) and result code (OK, the domain error's code, or INTERNAL).",
             ("mutation", "code"),
             registry=r,
         )
@@ -129,6 +130,9 @@ class Metrics:
         if self._app_labels:
             labels.append(split_job_id(after.job_id)[0])
         self.rollouts.labels(*labels).inc()
+
+    def mutation_finished(self, kind: str, code: str) -> None:
+        self.mutations.labels(kind, code).inc()
 
     def subscribed(self, delta: int) -> None:
         self.subscribers.inc(delta)

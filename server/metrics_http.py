@@ -121,8 +121,8 @@ class MetricsEndpoint:
 
 
 class OperationMetrics(SchemaExtension):
-    """Times queries and mutations by (bounded) operation name and outcome, and counts each
-    mutation field's result code. Subscriptions are counted by the bus's subscriber gauge."""
+    """Times queries and mutations by (bounded) operation name and outcome. Each mutation's
+    result code is counted in resolvers/ (both doors); subscriptions by the bus's gauge."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -149,5 +149,3 @@ class OperationMetrics(SchemaExtension):
             self._metrics.operation_name(context.operation_name),
             outcome,
         ).observe(elapsed)
-        for field, code in getattr(context.context, "mutation_results", ()):
-            self._metrics.mutations.labels(field, code).inc()

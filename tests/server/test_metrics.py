@@ -141,6 +141,35 @@ async def test_graphql_operations_by_bounded_name_and_outcome(live: Console) -> 
     assert sample(text, mutations, mutation="registerRepo", code="OK") == 1
 
 
+async def test_rest_mutations_count_under_the_same_kinds_as_graphql(live: Console) -> None:
+    """LAIN's REST routes run the same operations: scaling through PATCH is a scaleProc, a
+    second registration is a registerRepo refused with CONFLICT, and a deploy that creates
+    its procs is one deployApp (not one per proc)."""
+    repos = await live.http.post("/api/v1/repos/", json={"appname": "hello"})
+    assert repos.status_code == 201, repos.text
+    again = await live.http.post("/api/v1/repos/", json={"appname": "hello"})
+    assert again.status_code == 409, again.text
+    assert (await live.gql(PUBLISH, y=two_proc_yaml(), v=V1))["data"]["publishRelease"] == {
+        "errors": []
+    }
+    deployed = await live.http.post("/api/v1/apps/", json={"appname": "hello"})
+    assert deployed.status_code == 202, deployed.text
+    scaled = await live.http.patch("/api/v1/apps/hello/procs/web/", json={"num_instances": 2})
+    assert scaled.status_code == 202, scaled.text
+    missing = await live.http.patch("/api/v1/apps/ghost/procs/web/", json={"num_instances": 2})
+    assert missing.status_code == 404, missing.text
+
+    text = await live.metrics()
+    mutations = "lain_console_mutations_total"
+    assert sample(text, mutations, mutation="registerRepo", code="OK") == 1
+    assert sample(text, mutations, mutation="registerRepo", code="CONFLICT") == 1
+    assert sample(text, mutations, mutation="publishRelease", code="OK") == 1
+    assert sample(text, mutations, mutation="deployApp", code="OK") == 1
+    assert sample(text, mutations, mutation="deployProc") == 0
+    assert sample(text, mutations, mutation="scaleProc", code="OK") == 1
+    assert sample(text, mutations) == 5  # the 404 was LAIN's route check, before any operation
+
+
 def test_operation_names_past_the_cap_become_other() -> None:
     metrics = Metrics(max_operation_names=2)
     assert [metrics.operation_name(n) for n in ("A", "B", "C", None, "A", "")] == [
