@@ -20,7 +20,7 @@ from resolvers.errors import (
     InvalidInput,
     NotFound,
 )
-from resolvers.jobs import build_job, build_portal_job, portal_job_id
+from resolvers.jobs import ServiceUse, build_job, build_portal_job, portal_job_id
 from resolvers.outcomes import mutation
 from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.releases import require_app
@@ -435,9 +435,7 @@ async def _restage_service_bindings(
             binding.deployed = False
             binding.last_error = f"{app.name} {release.meta_version} no longer exports it"
             continue
-        use = dependencies.ServiceUse(
-            app.name, binding.service_name, portal, release.meta_version, image
-        )
+        use = ServiceUse(app.name, binding.service_name, portal, release.meta_version, image)
         jobs.append(
             build_portal_job(
                 use, client=client, domain=ctx.services.domains[0], timezone=ctx.services.timezone

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -13,10 +13,18 @@ from resolvers.guard import OperationGuard
 from resolvers.webhooks import WebhookSender
 
 if TYPE_CHECKING:
-    from resolvers.outcomes import MutationObserver
-    from resolvers.sso import SsoSettings
+    import httpx
 
-__all__ = ["ANONYMOUS", "SYSTEM", "OpContext", "Principal", "Services"]
+
+__all__ = [
+    "ANONYMOUS",
+    "SYSTEM",
+    "MutationObserver",
+    "OpContext",
+    "Principal",
+    "Services",
+    "SsoSettings",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +38,23 @@ class Principal:
 
 ANONYMOUS = Principal("unknown", authenticated=False)  # LAIN's operator name without a token
 SYSTEM = Principal("system", is_admin=True)  # the reconciler and other internal callers
+
+
+@dataclass(frozen=True, slots=True)
+class SsoSettings:
+    """The console as an OAuth2 client of LAIN's SSO."""
+
+    url: str  # SSO's base URL, e.g. http://sso.lain.local
+    client_id: str
+    client_secret: str
+    redirect_uri: str  # where SSO sent the code: this console's /api/v1/authorize/
+    complete_url: str  # the UI page that takes the token
+
+
+class MutationObserver(Protocol):
+    """Told each mutation's outcome (resolvers/outcomes.py): the metrics."""
+
+    def mutation_finished(self, kind: str, code: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +72,8 @@ class Services:
     guard: OperationGuard = field(default_factory=OperationGuard)
     webhooks: WebhookSender = field(default_factory=WebhookSender)  # notify subscribers
     mutation_observer: MutationObserver | None = None  # metrics: each mutation's outcome
+    # The app's one pooled client for calls out (SSO); never follows redirects.
+    http: httpx.AsyncClient | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,13 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.types import ProcJob
 from resolvers.errors import InvalidInput
-from resolvers.jobs import build_portal_job, portal_job_id
+from resolvers.jobs import ServiceUse, build_portal_job, portal_job_id
 from resolvers.rows import default_image, release_config
 from spec import (
     AppType,
     LainConfig,
     LainYamlError,
-    ProcSpec,
     parse_lain_yaml,
     resource_instance_name,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "USE_RESOURCES_FIELD",
     "Dependencies",
     "InstancePlan",
-    "ServiceUse",
     "allows",
     "bindings_of_service",
     "drop_client_bindings",
@@ -57,17 +55,6 @@ class InstancePlan:
     meta_version: str  # the resource's release
     lain_yaml: str  # rendered
     image: str  # the resource's release image
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceUse:
-    """One portal of a service app the client binds to (the service may be an instance)."""
-
-    service_app: str
-    service_name: str
-    portal: ProcSpec
-    meta_version: str
-    image: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from backends.types import ProcJob
 from resolvers.views import ProcView
 from spec import ProcSpec
 from spec.procfields import DEFAULT_FILTER
 
-if TYPE_CHECKING:
-    from resolvers.dependencies import ServiceUse
-
-__all__ = ["LOG_DIR", "build_job", "build_portal_job", "portal_job_id"]
+__all__ = ["LOG_DIR", "ServiceUse", "build_job", "build_portal_job", "portal_job_id"]
 
 LOG_DIR = "/lain/logs"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceUse:
+    """One portal of a service app the client binds to (the service may be an instance)."""
+
+    service_app: str
+    service_name: str
+    portal: ProcSpec
+    meta_version: str
+    image: str
 
 
 def portal_job_id(service_app: str, portal: str, client: str) -> str:

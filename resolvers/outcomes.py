@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from resolvers.context import OpContext
 from resolvers.errors import DomainError
 
-__all__ = ["INTERNAL", "OK", "MutationObserver", "mutation"]
+__all__ = ["INTERNAL", "OK", "mutation"]
 
 OK = "OK"
 INTERNAL = "INTERNAL"  # not a domain error: a bug or an outage the resolver did not expect
@@ -26,10 +26,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _inside_mutation: ContextVar[bool] = ContextVar("lain_console_inside_mutation", default=False)
-
-
-class MutationObserver(Protocol):
-    def mutation_finished(self, kind: str, code: str) -> None: ...
 
 
 def mutation(

@@ -22,7 +22,7 @@ from resolvers import audit, dependencies
 from resolvers.context import OpContext
 from resolvers.errors import Conflict
 from resolvers.guard import RECONCILIATION
-from resolvers.jobs import build_job, build_portal_job
+from resolvers.jobs import ServiceUse, build_job, build_portal_job
 from resolvers.removals import retry_removals
 from resolvers.rows import app_view, default_image, proc_view, release_config
 from spec import AppType
@@ -74,9 +74,7 @@ async def _desired_jobs(ctx: OpContext, session: AsyncSession, app: App) -> list
     for binding, client in await dependencies.bindings_of_service(session, app):
         portal = config.portal_for_service(binding.service_name)
         if binding.deployed and portal is not None:
-            use = dependencies.ServiceUse(
-                app.name, binding.service_name, portal, release.meta_version, image
-            )
+            use = ServiceUse(app.name, binding.service_name, portal, release.meta_version, image)
             jobs.append(
                 build_portal_job(use, client=client, domain=domain, timezone=ctx.services.timezone)
             )

@@ -11,22 +11,11 @@ import httpx
 from resolvers.context import OpContext
 from resolvers.errors import Unauthenticated
 
-__all__ = ["SSO_TIMEOUT", "SsoLogin", "SsoSettings", "exchange_code"]
+__all__ = ["SSO_TIMEOUT", "SsoLogin", "exchange_code"]
 
 log = logging.getLogger(__name__)
 
 SSO_TIMEOUT = 5.0  # seconds; the browser is waiting on the redirect
-
-
-@dataclass(frozen=True, slots=True)
-class SsoSettings:
-    """The console as an OAuth2 client of LAIN's SSO."""
-
-    url: str  # SSO's base URL, e.g. http://sso.lain.local
-    client_id: str
-    client_secret: str
-    redirect_uri: str  # where SSO sent the code: this console's /api/v1/authorize/
-    complete_url: str  # the UI page that takes the token
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +30,8 @@ async def exchange_code(ctx: OpContext, *, code: str) -> SsoLogin:
     Raises: Unauthenticated when no SSO is configured, SSO cannot be reached, or it does not
     answer 200 with an access token (LAIN's console treated all of these alike).
     """
-    sso = ctx.services.sso
-    if sso is None:
+    sso, http = ctx.services.sso, ctx.services.http
+    if sso is None or http is None:
         raise Unauthenticated("no SSO is configured to exchange the code with")
     params = {
         "client_id": sso.client_id,
@@ -52,8 +41,9 @@ async def exchange_code(ctx: OpContext, *, code: str) -> SsoLogin:
         "redirect_uri": sso.redirect_uri,
     }
     try:
-        async with httpx.AsyncClient(timeout=SSO_TIMEOUT) as client:
-            response = await client.get(f"{sso.url.rstrip('/')}/oauth2/token", params=params)
+        response = await http.get(
+            f"{sso.url.rstrip('/')}/oauth2/token", params=params, timeout=SSO_TIMEOUT
+        )
         body = response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("SSO token exchange failed: %s", exc)

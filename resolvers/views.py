@@ -29,6 +29,7 @@ __all__ = [
     "InstanceState",
     "InstanceStatus",
     "Page",
+    "ProcSpec",
     "ProcState",
     "ProcType",
     "ProcView",

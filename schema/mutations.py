@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 
 import strawberry
 
-from backends.types import InstanceAction
 from resolvers import apps, idempotency, maintainers, procs, releases, repos
 from resolvers.errors import DomainError
+from resolvers.views import InstanceAction
 from schema.errors import UserError, user_errors
 from schema.types import App, Maintainer, MaintainerRole, Proc, Release, Repo
 

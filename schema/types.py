@@ -21,6 +21,7 @@ from resolvers.views import (
     AppView,
     InstanceState,
     InstanceStatus,
+    ProcSpec,
     ProcState,
     ProcType,
     ProcView,
@@ -31,7 +32,6 @@ from resolvers.views import (
 from schema.connections import Connection, connection
 from schema.errors import CodedError, raise_as_graphql
 from schema.logs import LogLine, LogStream, instance_logs
-from spec import ProcSpec
 
 __all__ = [
     "App",

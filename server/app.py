@@ -19,12 +19,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from backends.base import Scheduler
-from resolvers.context import SYSTEM, OpContext, Services
+from resolvers.context import SYSTEM, OpContext, Services, SsoSettings
 from resolvers.events import EventBus, EventRetention
 from resolvers.guard import OperationGuard
 from resolvers.log_archive import DatabaseLogArchive
 from resolvers.reconcile import reconcile_forever
-from resolvers.sso import SsoSettings
 from resolvers.watch import take_snapshots
 from resolvers.webhooks import WebhookSender
 from rest_compat import EXCEPTION_HANDLERS, PreflightMiddleware, rest_routes
@@ -106,6 +105,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                 webhooks=WebhookSender(http, settings.notify_allow_networks),
                 guard=OperationGuard(locks),
                 mutation_observer=metrics,
+                http=http,
             )
             authenticator = Authenticator(
                 services,
