@@ -34,7 +34,7 @@ def _keys(quit_on_q: asyncio.Event) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, quit_on_q.set)
     fd = sys.stdin.fileno() if sys.stdin.isatty() else None
-    saved = termios.tcgetattr(fd) if fd is not None else None
+    saved: list[Any] = termios.tcgetattr(fd) if fd is not None else []
     try:
         if fd is not None:
             tty.setcbreak(fd)  # keeps ISIG: Ctrl-C still interrupts

@@ -89,7 +89,7 @@ async def check_app_admin(ctx: OpContext, app: str, *, session: AsyncSession) ->
     return row
 
 
-def readable_app_ids(ctx: OpContext) -> Select[tuple[int]] | None:
+def readable_app_ids(ctx: OpContext) -> Select[int] | None:
     """A subquery of the app ids the caller may read, or None when it may read them all."""
     if not ctx.services.auth_enabled or ctx.principal.is_admin:
         return None

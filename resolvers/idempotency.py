@@ -135,9 +135,15 @@ async def _replay(
         raise Conflict(
             "the request with this idempotency key is still running", field="idempotencyKey"
         )
-    if "error" in outcome:
-        code, field, message = outcome["error"]  # type: ignore[misc]
-        raise _ERRORS.get(str(code), DomainError)(str(message), field=field)  # type: ignore[arg-type]
+    match outcome.get("error"):
+        case None:
+            pass
+        case [code, field, message]:  # as _run_and_record stores it
+            raise _ERRORS.get(str(code), DomainError)(
+                str(message), field=None if field is None else str(field)
+            )
+        case stored:
+            raise TypeError(f"unreadable stored error {stored!r}")
     return await decode(outcome["ok"])
 
 

@@ -49,7 +49,7 @@ async def exchange_code(ctx: OpContext, *, code: str) -> SsoLogin:
         log.warning("SSO token exchange failed: %s", exc)
         raise Unauthenticated("SSO could not be asked for a token") from None
     token = body.get("access_token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
+    if not isinstance(body, dict) or not isinstance(token, str) or not token:
         log.warning("SSO refused the code: %s %s", response.status_code, response.text[:200])
         raise Unauthenticated("SSO refused the code")
     return SsoLogin(access_token=token, expires_in=str(body.get("expires_in", "")))

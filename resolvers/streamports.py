@@ -41,7 +41,7 @@ async def used_stream_ports(ctx: OpContext) -> list[StreamPortView]:
         procs = await queries.procs_of_apps(session, [app.id for app in apps])
         wanted = {(p.app_id, p.meta_version) for rows in procs.values() for p in rows}
         releases = await queries.releases_by_versions(session, sorted(wanted))
-    ports = []
+    ports: list[StreamPortView] = []
     for app in apps:
         views = proc_views(
             app.name,

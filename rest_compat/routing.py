@@ -226,11 +226,15 @@ async def _once(endpoint: Endpoint, method: Method, call: Call) -> Reply | Respo
             raise TypeError("only envelope replies are replayed")
         # The bytes, not the object: a JSONB column would not keep the key order the reply
         # was rendered in.
-        return [result.status, json_response(result).body.decode("ascii")]
+        return [result.status, bytes(json_response(result).body).decode("ascii")]
 
     async def decode(stored: object) -> Response:
-        status, body = stored  # type: ignore[misc]
-        return Response(body.encode("ascii"), status_code=status, media_type="application/json")
+        match stored:
+            case [int() as status, str() as body]:  # what encode stored
+                return Response(
+                    body.encode("ascii"), status_code=status, media_type="application/json"
+                )
+        raise TypeError(f"not a stored reply: {stored!r}")
 
     arguments = {"path": call.request.url.path, "body": call.body.decode("utf-8", "replace")}
     try:

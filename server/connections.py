@@ -26,7 +26,7 @@ def with_header_timeout(seconds: float) -> type[asyncio.Protocol]:
     class HeaderTimeoutProtocol(base):  # type: ignore[misc]
         _header_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._arm_header_timer()
 

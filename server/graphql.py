@@ -53,7 +53,7 @@ class _WebSocket(ASGIWebSocketAdapter):
 class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
     """The services and the authenticator come from the app's lifespan state per request."""
 
-    websocket_adapter_class = _WebSocket  # type: ignore[assignment]
+    websocket_adapter_class = _WebSocket
 
     def __init__(
         self,
@@ -145,7 +145,7 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
         context.set_principal(principal)
 
         async def reauthenticate() -> Principal | None:
-            again = await state.authenticator.principal(token)
+            again: Principal | None = await state.authenticator.principal(token)
             if again is None or (state.services.auth_enabled and not again.authenticated):
                 # Revoked or expired: nothing else on this socket acts as that user any more.
                 context.set_principal(ANONYMOUS)

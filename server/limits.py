@@ -14,7 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["BodySizeLimit", "TokenBuckets", "Verdict", "json_error", "refuse_rate"]
 
 
-async def json_error(send: Send, status: int, body: dict[str, object], headers: list) -> None:
+async def json_error(
+    send: Send, status: int, body: dict[str, object], headers: list[tuple[bytes, bytes]]
+) -> None:
     payload = json.dumps(body).encode()
     await send(
         {

@@ -66,7 +66,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
 def _client_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if 0 < len(candidate) <= _MAX_CLIENT_ID and all(
                 c.isalnum() or c in "-_.:" for c in candidate
             ):

@@ -6,13 +6,13 @@ import ipaddress
 import time
 from collections.abc import Iterator
 
-from graphql import OperationType
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from resolvers.context import ANONYMOUS, Principal
 from resolvers.webhooks import Network

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import anyio
 import asyncpg
@@ -36,7 +37,7 @@ _LOCAL_TAKEN = (
 
 
 async def lead_when_elected(
-    dsn: str, *, takeover_seconds: float, lead: Callable[[], Awaitable[None]]
+    dsn: str, *, takeover_seconds: float, lead: Callable[[], Coroutine[Any, Any, None]]
 ) -> None:
     """Run `lead()` whenever this console holds the leadership, until cancelled."""
     poll = takeover_seconds / 4

@@ -56,4 +56,5 @@ def render_resource_instance(
         raise LainYamlError(problems)
     rendered["appname"] = resource_instance_name(resource, client)
     rendered.pop("apptype", None)
-    return yaml.safe_dump(rendered, sort_keys=False, allow_unicode=True)
+    text: str = yaml.safe_dump(rendered, sort_keys=False, allow_unicode=True)  # no stream: a str
+    return text

@@ -197,7 +197,7 @@ def _checked_filter(plain: Any) -> Any:
 def _checked_join(plain: Any) -> Any:
     def checked(*args: Any, **kwargs: Any) -> Any:
         items = args[1] if len(args) > 1 else kwargs.get("value")  # after the eval context
-        texts = [item for item in items if isinstance(item, str)] if _size(items) else []
+        texts = [item for item in items or () if isinstance(item, str)] if _size(items) else []
         if sum(len(text) for text in texts) > MAX_TEXT:
             raise _too_big("the joined text")
         result = plain(*args, **kwargs)

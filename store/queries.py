@@ -46,7 +46,7 @@ async def apps_page(
     limit: int,
     apptype: str | None = None,
     reachable_only: bool = False,
-    among: Select[tuple[int]] | None = None,
+    among: Select[int] | None = None,
 ) -> list[App]:
     """Apps ordered by name, starting after `after`; `limit` rows at most; `among` restricts
     them to the ids that subquery selects."""

@@ -149,6 +149,7 @@ class _Source:
         return lines
 
     def _reclaim(self, fd: int) -> None:
+        assert self._offset is not None  # only called after a read has journaled
         with contextlib.suppress(OSError):
             writable = os.open(self.raw, os.O_WRONLY)  # fallocate needs a writable fd
             try:

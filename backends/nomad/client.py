@@ -377,9 +377,13 @@ class NomadClient:
             chunk = job_ids[start : start + _FILTER_CHUNK]
             # go-bexpr, evaluated against the full object on the server.
             params = {"filter": " or ".join(f'JobID == "{job_id}"' for job_id in chunk)}
-            found, index = await self.call(
-                what, lambda api, params=params: _indexed(request(api, params))
-            )
+
+            def read(
+                api: _Api, params: dict[str, str] = params
+            ) -> tuple[list[dict[str, Any]], int]:
+                return _indexed(request(api, params))
+
+            found, index = await self.call(what, read)
             items.extend(found)
             indexes.append(index)
         return items, min(indexes, default=0)

@@ -162,7 +162,10 @@ class EventStream:
         subscribed: anyio.Event,
     ) -> str:
         where = f"Nomad at {self._client.address}"
-        params = [("index", str(start)), ("namespace", self._namespace)]
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("index", str(start)),
+            ("namespace", self._namespace),
+        ]
         params += [("topic", topic) for topic in TOPICS]
         if self._region:
             params.append(("region", self._region))

@@ -95,14 +95,15 @@ def _route_tags(raw: str) -> tuple[str, ...]:
     if not raw:
         return (DEFAULT_ROUTE_TAG,)
     if not raw.startswith("["):
-        templates = [raw]
+        templates: list[str] = [raw]
     else:
         try:
-            templates = json.loads(raw)
+            parsed = json.loads(raw)
         except ValueError:
-            templates = None
-        if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
+            parsed = None
+        if not isinstance(parsed, list) or not all(isinstance(t, str) for t in parsed):
             raise ValueError(f"{_PREFIX}ROUTE_TAGS must be a template or a JSON list of them")
+        templates = parsed
     for template in templates:
         try:
             template.format(mountpoint="", host="", path="", service="")
