@@ -244,7 +244,8 @@ async def _deploy(
             registry=ctx.services.registry,
             domains=ctx.services.domains,
         )
-    refuse_while_rolling(ctx, running, f"app {name}")
+    # An update may replace canaries that wait for a promotion: that is how they are dropped.
+    refuse_while_rolling(ctx, running, f"app {name}", unless_canaries_wait=update)
     created: list[str] = []
     try:
         for instance in deps.instances:

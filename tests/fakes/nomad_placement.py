@@ -190,6 +190,15 @@ class Placement:
             self.emit(index, events)
             return
         deployment = self.latest_deployment(job)
+        if (
+            deployment is not None
+            and deployment["Status"] in ACTIVE_DEPLOYMENT
+            and deployment["JobVersion"] != job.version
+        ):
+            # A deployment of an older version is cancelled whatever the new one needs
+            # (scheduler/reconciler/reconcile_cluster.go, cancelUnneededDeployments).
+            reason = "Cancelled due to newer version of job"
+            self._cancel_deployment(job, reason, index, events)
         for group in job.spec["TaskGroups"]:
             # Canaries waiting for a promotion take no slot yet: the allocations they may
             # replace keep theirs (scheduler/reconciler: untainted.difference(canaries)).

@@ -175,3 +175,35 @@ async def test_canaries_out_of_range_are_invalid_naming_the_field(console: Conso
         }
     ]
     assert (await console.app())["metaVersion"] == V1
+
+
+async def test_an_update_drops_canaries_that_wait_and_the_old_release_stays(
+    console: Console,
+) -> None:
+    await _v1_with_three_web_instances(console)
+    await console.ok("updateApp", name="hello", metaVersion=V2, canary={"instances": 1})
+    await console.settle()
+    with console.fake.lock:
+        canaries = {
+            alloc.id
+            for alloc in console.fake.allocs.values()
+            if alloc.canary and alloc.desired == "run"
+        }
+    assert len(canaries) == 2  # one of web, one of jobs
+
+    # Going back is an update like any other, let through while only canaries run V2.
+    await console.ok("updateApp", name="hello", metaVersion=V1)
+    await console.settle()
+
+    with console.fake.lock:
+        assert {console.fake.allocs[alloc_id].desired for alloc_id in canaries} == {"stop"}
+        cancelled = [
+            d["StatusDescription"]
+            for d in console.fake.deployments.values()
+            if d["Status"] == "cancelled"
+        ]
+    assert cancelled == ["Cancelled due to newer version of job"] * 2
+    procs = await _procs(console)
+    assert (procs["web"]["rollout"], procs["web"]["runningReleases"]) == ("NONE", [V1])
+    assert procs["web"]["canary"] is None
+    assert await console.converged()
