@@ -5,8 +5,9 @@ changes so that the scheduler first starts `canary.instances` new instances besi
 ones and waits. `promote_app` here and `procs.promote_proc` let the rest of the rollout go
 on, or the scheduler promotes by itself once the canaries stayed healthy
 `auto_promote_after` seconds. While it waits the rollout is under way: other operations on
-the proc are refused as during any rollout, the reconciler leaves it alone, and only a
-promotion or an undeploy get through.
+the proc are refused as during any rollout and the reconciler leaves it alone; a
+promotion, an undeploy, and an update (which replaces canaries not yet promoted: how they
+are dropped) get through.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import dataclasses
 from backends.errors import SchedulerError
 from backends.types import Canary, ProcJob
 from resolvers import access, audit
-from resolvers.backend import ensure_available, translate
+from resolvers.backend import ensure_available, scheduler_errors, translate
 from resolvers.context import OpContext
 from resolvers.errors import Conflict, InvalidInput, NotFound
 from resolvers.outcomes import mutation
@@ -107,10 +108,8 @@ async def promote_app(ctx: OpContext, *, name: str) -> AppView:
                 for proc in await queries.procs_of(session, row.id)
                 if proc.deployed and proc.proc_type != ProcType.PORTAL
             }
-        try:
+        with scheduler_errors():
             states = await ctx.scheduler.states(list(procs)) if procs else {}
-        except SchedulerError as exc:
-            raise translate(exc) from exc
         waiting = [
             job_id
             for job_id, state in states.items()
