@@ -18,6 +18,11 @@ class Scheduler(Protocol):
     supervision, the event stream), leaving stops it.
     """
 
+    @property
+    def canary_deploys(self) -> bool:
+        """Whether `apply` honours `ProcJob.canary` (a scheduler without refuses such a job)."""
+        ...
+
     async def apply(self, job: ProcJob) -> None:
         """Create the job or bring it to `job` (idempotent); count, cpu and memory included.
 
@@ -25,6 +30,13 @@ class Scheduler(Protocol):
         (a rollout) goes on in the background, reported as `ProcState.rollout`. While one
         runs, other changes may be refused with SchedulerConflict.
         """
+        ...
+
+    async def promote(self, job_id: str) -> None:
+        """Let a canary rollout of the job go on: its canaries stay, the other instances
+        are replaced. Raises JobNotFound; SchedulerConflict when no rollout of the job
+        waits for a promotion or its canaries are not all healthy yet; SchedulerRejected
+        from a scheduler without canary deploys."""
         ...
 
     async def scale(self, job_id: str, num_instances: int) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 __all__ = [
     "BackendHealth",
+    "Canary",
+    "CanaryState",
     "EventKind",
     "InstanceAction",
     "InstanceState",
@@ -57,6 +59,18 @@ class EventKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Canary:
+    """How an `apply` that replaces running instances rolls out with canaries: first
+    `instances` instances of the new spec start beside the old ones, which all keep running;
+    the rest are replaced only once the canaries are promoted (`Scheduler.promote`), or by
+    the scheduler itself once every canary has stayed healthy `auto_promote_after` seconds.
+    """
+
+    instances: int
+    auto_promote_after: int | None = None  # seconds; None: wait for a promote
+
+
+@dataclass(frozen=True, slots=True)
 class ProcJob:
     """Everything a backend needs to run one proc; its id is the LAIN pod-group name."""
 
@@ -90,6 +104,10 @@ class ProcJob:
     container_healthcheck: str = ""  # the command; "" when none (or switched off)
     # lain.yaml `filters` beyond LAIN's default group: `(constraint|affinity):<k>(==|!=)<v>`.
     filters: tuple[str, ...] = ()
+    # How this apply rolls out, not what runs: left out of the spec hash (the reconciler's
+    # desired jobs never carry it, and a canary rollout is no drift) and of what a backend
+    # stores as the job's spec, so a later resize or start rolls out plainly.
+    canary: Canary | None = None
 
     @property
     def job_id(self) -> str:
@@ -108,6 +126,7 @@ class ProcJob:
         """
         payload = asdict(self)
         del payload["num_instances"]
+        del payload["canary"]
         for name in _LATER_FIELDS:
             # Fields added later count only when set, so adding them changed no hash (and
             # redeployed nothing) of a job that does not use them.
@@ -126,7 +145,9 @@ class ProcJob:
         for key, value in payload.items():
             if key not in known:
                 continue
-            if isinstance(value, list):
+            if key == "canary":
+                value = Canary(**value) if isinstance(value, Mapping) else None
+            elif isinstance(value, list):
                 if key in ("env", "extra_meta"):
                     value = tuple((str(k), str(v)) for k, v in value)
                 else:
@@ -178,6 +199,22 @@ class InstanceState:
 
 
 @dataclass(frozen=True, slots=True)
+class CanaryState:
+    """The canaries of a proc's rollout under way (see `Canary`)."""
+
+    desired: int
+    placed: int  # canaries started so far
+    healthy: int  # of them, those the scheduler judged healthy
+    promoted: bool  # the rest of the instances are being replaced
+    auto_promote: bool  # the scheduler promotes them itself once all are healthy
+
+    @property
+    def awaiting_promotion(self) -> bool:
+        """Placed and healthy, and only a promotion lets the rollout go on."""
+        return not self.promoted and not self.auto_promote and self.healthy >= self.desired
+
+
+@dataclass(frozen=True, slots=True)
 class ProcState:
     """What the backend knows of one proc's job; `exists` is False when it has none."""
 
@@ -196,6 +233,8 @@ class ProcState:
     # an earlier, stable spec runs again); "" when none. Applying that spec again would
     # only fail and roll back again.
     reverted_spec_hash: str = ""
+    # The canaries of the rollout under way (`rollout` RUNNING); None without canaries.
+    canary: CanaryState | None = None
 
     @classmethod
     def missing(cls, job_id: str) -> ProcState:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.errors import SchedulerError
-from backends.types import ProcJob
+from backends.types import Canary, ProcJob
 from resolvers import access, audit, dependencies
 from resolvers.backend import ensure_available, refuse_while_rolling, translate
+from resolvers.canaries import check_canary, with_canary
 from resolvers.context import OpContext
 from resolvers.errors import (
     BackendUnavailable,
@@ -67,20 +69,30 @@ async def deploy_app(ctx: OpContext, *, name: str, meta_version: str | None = No
 
 
 @mutation("updateApp")
-async def update_app(ctx: OpContext, *, name: str, meta_version: str | None = None) -> AppView:
+async def update_app(
+    ctx: OpContext,
+    *,
+    name: str,
+    meta_version: str | None = None,
+    canary: Canary | None = None,
+) -> AppView:
     """Move a deployed app to a release (the newest when not given); may re-apply the same.
 
     Procs the release adds are created from lain.yaml; procs it drops are removed; procs that
-    stay keep their instance count, cpu and memory, as LAIN does.
+    stay keep their instance count, cpu and memory, as LAIN does. With `canary`, each of the
+    app's long-running procs whose instances are replaced starts `canary.instances` new ones
+    beside the old ones first, and the rest wait for a promotion (see `resolvers.canaries`).
 
     Raises:
         NotFound: no such app or release; the app is not deployed.
-        Conflict: busy. InvalidInput. Forbidden. BackendUnavailable.
+        Conflict: busy. InvalidInput: canaries out of range or not supported. Forbidden.
+        BackendUnavailable.
     """
     await access.check_app(ctx, name)
+    check_canary(ctx, canary)
     await ensure_available(ctx)
     async with ctx.services.guard.app(name, "an update"):
-        return await _deploy(ctx, name, meta_version, update=True)
+        return await _deploy(ctx, name, meta_version, update=True, canary=canary)
 
 
 @mutation("undeployApp")
@@ -208,7 +220,14 @@ def _config(ctx: OpContext, release: Release) -> LainConfig:
     return config
 
 
-async def _deploy(ctx: OpContext, name: str, meta_version: str | None, *, update: bool) -> AppView:
+async def _deploy(
+    ctx: OpContext,
+    name: str,
+    meta_version: str | None,
+    *,
+    update: bool,
+    canary: Canary | None = None,
+) -> AppView:
     """Deploy or update an app with what it uses: its resource instances first."""
     async with ctx.sessions() as session:
         app = await (_deployed_app(session, name) if update else require_app(session, name))
@@ -225,7 +244,8 @@ async def _deploy(ctx: OpContext, name: str, meta_version: str | None, *, update
             registry=ctx.services.registry,
             domains=ctx.services.domains,
         )
-    refuse_while_rolling(ctx, running, f"app {name}")
+    # An update may replace canaries that wait for a promotion: that is how they are dropped.
+    refuse_while_rolling(ctx, running, f"app {name}", unless_canaries_wait=update)
     created: list[str] = []
     try:
         for instance in deps.instances:
@@ -234,6 +254,7 @@ async def _deploy(ctx: OpContext, name: str, meta_version: str | None, *, update
         async with ctx.sessions.begin() as session:
             planner = _plan_update if update else _plan_deploy
             plan = await planner(ctx, session, name, release.meta_version, deps)
+        plan = dataclasses.replace(plan, jobs=with_canary(name, plan.jobs, canary))
         return await _carry_out(ctx, plan, "update" if update else "deploy")
     except DomainError:
         for instance_name in created:  # nothing this deploy created stays half-done

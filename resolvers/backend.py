@@ -30,10 +30,14 @@ async def ensure_available(ctx: OpContext) -> None:
         raise BackendUnavailable(f"the scheduler is unavailable: {health.detail}")
 
 
-def refuse_while_rolling(ctx: OpContext, job_ids: Sequence[str], what: str) -> None:
+def refuse_while_rolling(
+    ctx: OpContext, job_ids: Sequence[str], what: str, *, unless_canaries_wait: bool = False
+) -> None:
     """Refuse an operation, before anything is stored, while one of the jobs rolls out:
     the rollout runs in the background and must not be overtaken half-way. Reads what the
-    scheduler's events said, not the scheduler.
+    scheduler's events said, not the scheduler. With `unless_canaries_wait`, a rollout
+    whose canaries are not promoted yet does not count: only canaries run the new spec
+    then, and replacing them (an update) is how they are dropped.
 
     Raises:
         Conflict
@@ -41,8 +45,11 @@ def refuse_while_rolling(ctx: OpContext, job_ids: Sequence[str], what: str) -> N
     rolling = []
     for job_id in job_ids:
         state = ctx.services.bus.proc_state(job_id)
-        if state is not None and state.rollout is RolloutStatus.RUNNING:
-            rolling.append(job_id)
+        if state is None or state.rollout is not RolloutStatus.RUNNING:
+            continue
+        if unless_canaries_wait and state.canary is not None and not state.canary.promoted:
+            continue
+        rolling.append(job_id)
     if rolling:
         raise Conflict(
             f"{what} is busy with a rollout of {', '.join(rolling)}; try again when it has finished"

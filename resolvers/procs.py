@@ -16,6 +16,7 @@ from resolvers.backend import (
     scheduler_errors,
     translate,
 )
+from resolvers.canaries import require_canary_deploys
 from resolvers.context import OpContext
 from resolvers.errors import Conflict, InvalidInput, NotFound
 from resolvers.jobs import build_job
@@ -35,6 +36,7 @@ __all__ = [
     "get_proc",
     "list_procs",
     "proc_states",
+    "promote_proc",
     "resize_proc",
     "scale_proc",
     "undeploy_proc",
@@ -43,6 +45,10 @@ __all__ = [
 MAX_INSTANCES = 1000
 MAX_CPU = 8  # deployd caps LAIN's CPU level at 8
 MAX_MEMORY_BYTES = 1024**4  # 1 TB: anything above is a typo
+
+# What may run while a rollout is under way: undeploying stops it, promoting its canaries
+# is what it waits for.
+_DURING_ROLLOUTS = frozenset({"UNDEPLOY_PROC", "PROMOTE"})
 
 # A proc mutation in two parts: the change to the stored row (returning the audit message),
 # then the scheduler call made with the new desired state.
@@ -181,6 +187,31 @@ async def control_proc(
     return await _operate(ctx, app, proc, str(action).upper(), change, run)
 
 
+@mutation("promoteProc")
+async def promote_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
+    """Promote the canaries of the proc's rollout: the rest of its instances are replaced.
+
+    Raises:
+        NotFound. Conflict: no canaries await a promotion, they are not all healthy yet, or
+        the proc is busy. InvalidInput: a portal, or the scheduler has no canaries.
+        Forbidden. BackendUnavailable.
+    """
+    await access.check_app(ctx, app)
+    require_canary_deploys(ctx, "proc")
+
+    async def change(row: Proc, current: ProcView) -> str:
+        return ""
+
+    async def run(view: ProcView) -> None:
+        await ctx.scheduler.promote(view.job_id)
+
+    def unchanged(row: Proc) -> None:
+        # Nothing to promote (or not yet) changed nothing: the proc's error stays as it was.
+        return None
+
+    return await _operate(ctx, app, proc, "PROMOTE", change, run, undo_on_conflict=unchanged)
+
+
 @mutation("undeployProc")
 async def undeploy_proc(ctx: OpContext, *, app: str, proc: str) -> ProcView:
     """Stop and remove one proc; it stays in the release and comes back with the next update.
@@ -290,7 +321,7 @@ async def _operate(
                 )
             if require_deployed and not row.deployed:
                 raise NotFound(f"proc {proc} of app {app} is not deployed", field="proc")
-            if operation != "UNDEPLOY_PROC":  # undeploying stops a rollout instead
+            if operation not in _DURING_ROLLOUTS:
                 refuse_while_rolling(ctx, [current.job_id], f"proc {proc}")
             message = await change(row, current)
             await session.flush()

@@ -12,6 +12,8 @@ from functools import lru_cache
 from typing import Generic, TypeVar
 
 from backends.types import (
+    Canary,
+    CanaryState,
     InstanceAction,
     InstanceState,
     InstanceStatus,
@@ -25,6 +27,8 @@ __all__ = [
     "AppStatus",
     "AppType",
     "AppView",
+    "Canary",
+    "CanaryState",
     "InstanceAction",
     "InstanceState",
     "InstanceStatus",

@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 
 import strawberry
 
-from resolvers import apps, idempotency, maintainers, procs, releases, repos
+from resolvers import apps, canaries, idempotency, maintainers, procs, releases, repos
 from resolvers.errors import DomainError
-from resolvers.views import InstanceAction
+from resolvers.views import Canary, InstanceAction
 from schema.errors import UserError, user_errors
 from schema.types import App, Maintainer, MaintainerRole, Proc, Release, Repo
 
@@ -33,6 +33,8 @@ PublishReleasePayload = _payload("PublishReleasePayload", "release", Release)
 DeployAppPayload = _payload("DeployAppPayload", "app", App)
 UpdateAppPayload = _payload("UpdateAppPayload", "app", App)
 UndeployAppPayload = _payload("UndeployAppPayload", "app", App)
+PromoteAppPayload = _payload("PromoteAppPayload", "app", App)
+PromoteProcPayload = _payload("PromoteProcPayload", "proc", Proc)
 DeployProcPayload = _payload("DeployProcPayload", "proc", Proc)
 UndeployProcPayload = _payload("UndeployProcPayload", "proc", Proc)
 ScaleProcPayload = _payload("ScaleProcPayload", "proc", Proc)
@@ -90,8 +92,35 @@ class DeployAppInput(AppInput):
     )
 
 
+@strawberry.input(
+    description=(
+        "Canaries for the rollout of an update (Nomad backend): each long-running proc whose "
+        "instances are replaced first starts `instances` new ones beside the old ones, which "
+        "keep running; the rest are replaced once the canaries are promoted."
+    )
+)
+class CanaryInput:
+    instances: int = strawberry.field(description="Canaries per proc, at least 1.")
+    auto_promote_after: int | None = strawberry.field(
+        default=None,
+        description=(
+            "Promote by itself once every canary has stayed healthy this many seconds "
+            "(1-3600; also how long each later instance must stay healthy); null: wait for "
+            "promoteApp or promoteProc."
+        ),
+    )
+
+
 @strawberry.input
 class UpdateAppInput(DeployAppInput):
+    canary: CanaryInput | None = strawberry.field(
+        default=None,
+        description="Roll out with canaries that wait for a promotion; null: replace all.",
+    )
+
+
+@strawberry.input
+class PromoteAppInput(AppInput):
     pass
 
 
@@ -119,6 +148,11 @@ class UndeployProcInput(ProcInput):
 @strawberry.input
 class ScaleProcInput(ProcInput):
     num_instances: int
+
+
+@strawberry.input
+class PromoteProcInput(ProcInput):
+    pass
 
 
 @strawberry.input
@@ -242,9 +276,34 @@ class Mutation:
     @strawberry.mutation
     async def update_app(self, info: strawberry.Info, input: UpdateAppInput) -> UpdateAppPayload:
         def call() -> Awaitable[Any]:
-            return apps.update_app(_info_op(info), name=input.name, meta_version=input.meta_version)
+            return apps.update_app(
+                _info_op(info),
+                name=input.name,
+                meta_version=input.meta_version,
+                canary=_canary(input.canary),
+            )
 
         return await _attempt(info, input, UpdateAppPayload, "app", call, App.from_view)
+
+    @strawberry.mutation(
+        description="Promote the canaries of every proc of the app whose rollout waits for "
+        "them; the rest of their instances are then replaced. CONFLICT when none wait or "
+        "they are not all healthy yet."
+    )
+    async def promote_app(self, info: strawberry.Info, input: PromoteAppInput) -> PromoteAppPayload:
+        def call() -> Awaitable[Any]:
+            return canaries.promote_app(_info_op(info), name=input.name)
+
+        return await _attempt(info, input, PromoteAppPayload, "app", call, App.from_view)
+
+    @strawberry.mutation(description="Promote the canaries of one proc's rollout (see promoteApp).")
+    async def promote_proc(
+        self, info: strawberry.Info, input: PromoteProcInput
+    ) -> PromoteProcPayload:
+        def call() -> Awaitable[Any]:
+            return procs.promote_proc(_info_op(info), app=input.app, proc=input.proc)
+
+        return await _attempt(info, input, PromoteProcPayload, "proc", call, Proc.from_view)
 
     @strawberry.mutation
     async def undeploy_app(
@@ -324,6 +383,12 @@ class Mutation:
     @strawberry.mutation
     async def start_proc(self, info: strawberry.Info, input: StartProcInput) -> StartProcPayload:
         return await _control(info, input, InstanceAction.START, StartProcPayload)
+
+
+def _canary(given: CanaryInput | None) -> Canary | None:
+    if given is None:
+        return None
+    return Canary(instances=given.instances, auto_promote_after=given.auto_promote_after)
 
 
 async def _remove_maintainer(op: Any, app: str, username: str) -> Any:

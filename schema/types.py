@@ -19,6 +19,7 @@ from resolvers.views import (
     AppStatus,
     AppType,
     AppView,
+    CanaryState,
     InstanceState,
     InstanceStatus,
     ProcSpec,
@@ -38,6 +39,7 @@ __all__ = [
     "AppStatus",
     "AppType",
     "AuditEntry",
+    "Canary",
     "Health",
     "Instance",
     "InstanceStatus",
@@ -104,6 +106,36 @@ class Node:
 class Port:
     number: int
     protocol: str
+
+
+@strawberry.type(
+    description="The canaries of a proc's rollout under way (an update with `canary`)."
+)
+class Canary:
+    desired: int
+    placed: int = strawberry.field(description="Canaries started so far.")
+    healthy: int = strawberry.field(description="Of them, those judged healthy.")
+    promoted: bool = strawberry.field(
+        description="Promoted: the proc's other instances are being replaced."
+    )
+    auto_promote: bool = strawberry.field(
+        description="The scheduler promotes them itself once every one is healthy."
+    )
+    awaiting_promotion: bool = strawberry.field(
+        description="Every canary runs and is healthy, and only promoteApp or promoteProc "
+        "lets the rollout go on."
+    )
+
+    @classmethod
+    def from_state(cls, state: CanaryState) -> Canary:
+        return cls(
+            desired=state.desired,
+            placed=state.placed,
+            healthy=state.healthy,
+            promoted=state.promoted,
+            auto_promote=state.auto_promote,
+            awaiting_promotion=state.awaiting_promotion,
+        )
 
 
 @strawberry.type
@@ -286,6 +318,15 @@ class Proc(Node):
     async def rollout(self, info: strawberry.Info) -> RolloutStatus | None:
         state = await self._state(info)
         return state.rollout if state is not None else RolloutStatus.NONE
+
+    @strawberry.field(
+        description="The canaries of the rollout under way (`rollout` RUNNING, health "
+        "ROLLING); null when it has none. Null, with the error, when the scheduler cannot "
+        "be asked."
+    )
+    async def canary(self, info: strawberry.Info) -> Canary | None:
+        state = await self._state(info)
+        return Canary.from_state(state.canary) if state and state.canary else None
 
     @strawberry.field(description="The proc's health roll-up (see the `Health` enum).")
     async def health(self, info: strawberry.Info) -> Health | None:

@@ -26,6 +26,10 @@ class MeteredScheduler:
         self._inner = inner
         self._metrics = metrics
 
+    @property
+    def canary_deploys(self) -> bool:
+        return self._inner.canary_deploys
+
     @contextlib.contextmanager
     def _timed(self, call: str) -> Iterator[None]:
         started = time.perf_counter()
@@ -41,6 +45,10 @@ class MeteredScheduler:
     async def apply(self, job: ProcJob) -> None:
         with self._timed("apply"):
             await self._inner.apply(job)
+
+    async def promote(self, job_id: str) -> None:
+        with self._timed("promote"):
+            await self._inner.promote(job_id)
 
     async def scale(self, job_id: str, num_instances: int) -> None:
         with self._timed("scale"):

@@ -12,10 +12,16 @@ from pathlib import Path, PurePosixPath
 from backends.errors import SchedulerRejected
 from backends.types import ProcJob
 
-__all__ = ["argv", "instance_env", "validate", "working_dir"]
+__all__ = ["NO_CANARIES", "argv", "instance_env", "validate", "working_dir"]
 
 # Job ids become file names; LAIN names are lower-case letters, digits, '-' and '.'.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+NO_CANARIES = (
+    "canary deploys need the Nomad backend (LAIN_CONSOLE_BACKEND=nomad); the local backend "
+    "replaces instances one at a time, each once its successor is ready, and has no canaries"
+)
 
 
 def validate(job: ProcJob) -> None:
@@ -27,6 +33,8 @@ def validate(job: ProcJob) -> None:
         raise SchedulerRejected(f"{job.job_id} has no cmd; the local backend runs the cmd itself")
     if job.num_instances < 0:
         raise SchedulerRejected(f"{job.job_id}: num_instances must be >= 0")
+    if job.canary is not None:
+        raise SchedulerRejected(f"{job.job_id}: {NO_CANARIES}")
     if job.memory_bytes < 0 or job.cpu < 0:
         raise SchedulerRejected(f"{job.job_id}: cpu and memory must be >= 0")
     if job.kill_timeout < 0 or job.setup_time < 0:

@@ -95,6 +95,8 @@ class LocalScheduler:
         clock: the time source for `started_at` (UTC, aware).
     """
 
+    canary_deploys = False  # rollouts replace one instance at a time; see `promote`
+
     def __init__(
         self,
         *,
@@ -288,6 +290,13 @@ class LocalScheduler:
                 return  # already on its way there
             self._refuse_while_rolling(job.job_id)
             await self._apply(job)
+
+    async def promote(self, job_id: str) -> None:
+        """Refused: this backend has no canaries (SchedulerRejected; JobNotFound first)."""
+        self._require_open()
+        if job_id not in self._jobs:
+            raise JobNotFound(job_id)
+        raise SchedulerRejected(f"{job_id} has nothing to promote: {launch.NO_CANARIES}")
 
     async def scale(self, job_id: str, num_instances: int) -> None:
         """Start or stop exactly the difference; the highest numbers stop first.

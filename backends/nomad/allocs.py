@@ -22,12 +22,20 @@ from backends.nomad.jobs import (
     PORT_LABEL,
     decode_spec,
 )
-from backends.types import InstanceState, InstanceStatus, ProcJob, ProcState, RolloutStatus
+from backends.types import (
+    CanaryState,
+    InstanceState,
+    InstanceStatus,
+    ProcJob,
+    ProcState,
+    RolloutStatus,
+)
 
 __all__ = [
     "JobView",
     "alloc_index",
     "check_verdict",
+    "deployment_canary",
     "deployment_error",
     "deployment_rollout",
     "instances",
@@ -132,6 +140,7 @@ def proc_state(
     last_error: str = "",
     rollout: RolloutStatus = RolloutStatus.NONE,
     reverted_spec_hash: str = "",
+    canary: CanaryState | None = None,
 ) -> ProcState:
     """The proc as Nomad runs it; cpu is the LAIN level from the stored spec (0 if none)."""
     return ProcState(
@@ -147,6 +156,7 @@ def proc_state(
         last_error=last_error,
         rollout=rollout,
         reverted_spec_hash=reverted_spec_hash,
+        canary=canary,
     )
 
 
@@ -164,6 +174,36 @@ def deployment_rollout(deployments: Iterable[Mapping[str, Any]]) -> RolloutStatu
     if status in _DEPLOYING:
         return RolloutStatus.RUNNING
     return RolloutStatus.STOPPED if status == "failed" else RolloutStatus.NONE
+
+
+def deployment_canary(deployments: Iterable[Mapping[str, Any]]) -> CanaryState | None:
+    """The canaries of the latest deployment while it is under way; None when it has none.
+
+    From the deployment's TaskGroups (nomad/structs/deployment.go, DeploymentState):
+    DesiredCanaries, PlacedCanaries (alloc IDs), Promoted, AutoPromote. Until a promotion
+    only canaries are placed in the deployment, so its HealthyAllocs are healthy canaries.
+    """
+    latest = max(deployments, key=lambda d: int(d.get("CreateIndex") or 0), default=None)
+    if latest is None or latest.get("Status") not in _DEPLOYING:
+        return None
+    groups = [
+        group
+        for group in (latest.get("TaskGroups") or {}).values()
+        if isinstance(group, dict) and int(group.get("DesiredCanaries") or 0) > 0
+    ]
+    if not groups:
+        return None
+    placed = [len(group.get("PlacedCanaries") or ()) for group in groups]
+    return CanaryState(
+        desired=sum(int(group["DesiredCanaries"]) for group in groups),
+        placed=sum(placed),
+        healthy=sum(
+            min(int(group.get("HealthyAllocs") or 0), count)
+            for group, count in zip(groups, placed, strict=True)
+        ),
+        promoted=all(bool(group.get("Promoted")) for group in groups),
+        auto_promote=all(bool(group.get("AutoPromote")) for group in groups),
+    )
 
 
 def deployment_error(deployments: Iterable[Mapping[str, Any]]) -> str:

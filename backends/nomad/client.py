@@ -49,6 +49,10 @@ _ENFORCE_INDEX = "Enforcing job modify index"
 # validateJobUpdate (nomad/job_endpoint.go): changes a job may never make, plain errors.
 _UPDATE_REFUSED = ("cannot update job from type", "cannot update non-periodic job")
 _MULTIERROR = re.compile(r"^\d+ errors? occurred:\n\t\* (.*)$", re.DOTALL)
+# Refusals of a promotion (nomad/deployment_endpoint.go Promote, structs/errors.go,
+# state/state_store.go UpdateDeploymentPromotion), all answered 500 as uncoded errors.
+_PROMOTE_GONE = ("deployment not found", "can't promote terminal deployment")
+_PROMOTE_UNHEALTHY = re.compile(r'Task group "[^"]*" has \d+/\d+ healthy allocations')
 
 
 class _Api:
@@ -77,6 +81,7 @@ class _Api:
         self.allocation = nomad.api.Allocation(**options)
         self.client_allocation = client_allocation(**options)
         self.deployments = nomad.api.Deployments(**options)
+        self.deployment = nomad.api.Deployment(**options)
         self.leader = Leader(**options)
 
 
@@ -306,6 +311,21 @@ class NomadClient:
             lambda api, params: api.deployments.request(method="get", params=params),
         )
 
+    async def promote_deployment(self, deployment_id: str, *, job_id: str) -> None:
+        """Promote every canary of a running deployment (PUT /v1/deployment/promote/:id,
+        `All`, as `nomad deployment promote` does). Raises SchedulerConflict when the
+        deployment has ended or its canaries are not all healthy yet."""
+        body = {"DeploymentID": deployment_id, "All": True}
+        await self.call(
+            f"promote the canaries of job {job_id}",
+            lambda api: self._wrote(
+                api.deployment.request("promote", deployment_id, method="post", json=body)
+            ),
+            missing=lambda: SchedulerConflict(
+                f"the rollout of job {job_id} is gone; nothing to promote"
+            ),
+        )
+
     async def restart_allocation(
         self, alloc_id: str, task: str, *, what: str, kill_timeout: float
     ) -> None:
@@ -450,6 +470,16 @@ def _refusal(what: str, text: str) -> SchedulerError | None:
     if _ENFORCE_INDEX in text:
         return SchedulerConflict(
             f"Nomad refused to {what}: the job changed meanwhile ({text}); read it again and retry"
+        )
+    if text in _PROMOTE_GONE:
+        return SchedulerConflict(
+            f"Nomad refused to {what}: the rollout has ended meanwhile ({text}); nothing to promote"
+        )
+    unhealthy = _PROMOTE_UNHEALTHY.findall(text)
+    if unhealthy:
+        return SchedulerConflict(
+            f"Nomad refused to {what}: the canaries are not all healthy yet "
+            f"({'; '.join(unhealthy)}); promote them once they are"
         )
     if text.startswith(_UPDATE_REFUSED):
         return SchedulerRejected(f"Nomad rejected {what}: {text}")

@@ -398,6 +398,13 @@ def _update(job: ProcJob, options: JobOptions) -> dict[str, Any]:
     # LAIN's setup_time is the pause between instances of a rolling update; Nomad's
     # equivalent is how long a new instance must stay healthy. 0 takes Nomad's 10 s.
     min_healthy = (job.setup_time or 10) * NS_PER_SECOND
+    canary = job.canary
+    auto_promote = canary is not None and canary.auto_promote_after is not None
+    if canary is not None and canary.auto_promote_after is not None:
+        # Nomad promotes once every canary is healthy (nomad/deploymentwatcher,
+        # autoPromoteDeployment), and an allocation is healthy only after MinHealthyTime:
+        # that is the time canaries must prove themselves for.
+        min_healthy = canary.auto_promote_after * NS_PER_SECOND
     healthy_deadline = min_healthy + 300 * NS_PER_SECOND
     return {
         "MaxParallel": options.max_parallel,
@@ -406,8 +413,9 @@ def _update(job: ProcJob, options: JobOptions) -> dict[str, Any]:
         "HealthyDeadline": healthy_deadline,
         "ProgressDeadline": healthy_deadline + 300 * NS_PER_SECOND,
         "AutoRevert": True,
-        "AutoPromote": False,
-        "Canary": 0,
+        # Nomad refuses AutoPromote without canaries (structs.UpdateStrategy.Validate).
+        "AutoPromote": auto_promote,
+        "Canary": canary.instances if canary is not None else 0,
     }
 
 
@@ -425,6 +433,9 @@ def _restart_policy(job: ProcJob) -> dict[str, Any]:
 def _meta(job: ProcJob) -> dict[str, str]:
     spec = dataclasses.asdict(job)
     del spec["num_instances"]
+    # How one register rolls out is not the proc's spec: a resize or start re-rendered
+    # from this must not wait for a promotion again.
+    del spec["canary"]
     # Meta is visible inside every task as NOMAD_META_* and to anyone who may read the
     # job: env values (secrets, often) stay in the task's Env only.
     del spec["env"]

@@ -12,6 +12,7 @@ import anyio
 from backends.errors import SchedulerError
 from backends.nomad.allocs import (
     JobView,
+    deployment_canary,
     deployment_error,
     deployment_rollout,
     instances,
@@ -54,6 +55,7 @@ class JobRead:
             last_error=self.last_error,
             rollout=deployment_rollout(self.deployments),
             reverted_spec_hash="" if reverted is None else self.version_hashes.get(reverted, ""),
+            canary=deployment_canary(self.deployments),
         )
 
 

@@ -32,7 +32,7 @@ import httpx
 from backends.errors import JobNotFound, SchedulerConflict, SchedulerError, SchedulerRejected
 from backends.feed import EventFeed
 from backends.logs import LogArchive, LogItem, LogLine, LogPosition, LogStream
-from backends.nomad.allocs import JobView, check_verdict, is_live
+from backends.nomad.allocs import JobView, check_verdict, deployment_canary, is_live
 from backends.nomad.client import NomadClient
 from backends.nomad.events import EventStream
 from backends.nomad.jobs import DEFAULT_CPU_MHZ_PER_UNIT, DRIVERS, render_job
@@ -97,6 +97,8 @@ class NomadScheduler:
     An instance's `healthy` is the live result of its Nomad-native checks (read by
     `state()`, and every `health_interval` for events), else what its deployment judged.
     """
+
+    canary_deploys = True  # ProcJob.canary becomes Update.Canary; see `promote`
 
     def __init__(
         self,
@@ -229,6 +231,29 @@ class NomadScheduler:
             except SchedulerConflict:
                 if attempt + 1 == _WRITE_ATTEMPTS:
                     raise
+
+    async def promote(self, job_id: str) -> None:
+        """Promote the canaries of the job's deployment under way, as `nomad deployment
+        promote` does: Nomad then replaces the other instances, MaxParallel at a time.
+
+        Nomad itself accepts promoting a deployment without canaries (it only marks it
+        promoted), so that is refused here first, with the reason. Raises JobNotFound;
+        SchedulerConflict when no deployment with canaries awaits a promotion or its
+        canaries are not all healthy yet; SchedulerUnavailable."""
+        self._check_usable()
+        read = await self._read_one(job_id)
+        canary = deployment_canary(read.deployments)
+        if canary is None:
+            raise SchedulerConflict(
+                f"{job_id} has no rollout with canaries under way; nothing to promote"
+            )
+        if canary.promoted:
+            raise SchedulerConflict(
+                f"the canaries of {job_id} are promoted already; its other instances are "
+                "being replaced"
+            )
+        latest = max(read.deployments, key=lambda d: int(d.get("CreateIndex") or 0))
+        await self._client.promote_deployment(str(latest["ID"]), job_id=job_id)
 
     async def scale(self, job_id: str, num_instances: int) -> None:
         """Set the count through Nomad's scale endpoint. Raises JobNotFound, and

@@ -19,6 +19,7 @@ from backends.feed import EventFeed
 from backends.nomad.allocs import (
     JobView,
     alloc_index,
+    deployment_canary,
     deployment_error,
     deployment_rollout,
     instances,
@@ -212,6 +213,7 @@ class Tracker:
             last_error=deployment_error(job.deployments.values()),
             rollout=deployment_rollout(job.deployments.values()),
             reverted_spec_hash="" if reverted is None else job.hashes.get(reverted, ""),
+            canary=deployment_canary(job.deployments.values()),
         )
 
     def _refresh(self, job: _Job) -> None:

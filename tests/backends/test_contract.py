@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from backends.base import Scheduler
-from backends.errors import JobNotFound, SchedulerRejected
+from backends.errors import JobNotFound, SchedulerConflict, SchedulerRejected
 from backends.types import (
+    Canary,
     EventKind,
     InstanceAction,
     InstanceState,
@@ -157,6 +159,24 @@ async def test_changing_an_unknown_job_raises_job_not_found(backend: Backend) ->
         await backend.scheduler.scale("ghost.worker.worker", 2)
     with pytest.raises(JobNotFound):
         await backend.scheduler.control("ghost.worker.worker", InstanceAction.RESTART)
+    with pytest.raises(JobNotFound):
+        await backend.scheduler.promote("ghost.worker.worker")
+
+
+async def test_promote_without_canaries_waiting_is_refused_saying_why(backend: Backend) -> None:
+    scheduler = backend.scheduler
+    job = backend.make_job(num_instances=1)
+    await scheduler.apply(job)
+    await _until(lambda: scheduler.state(job.job_id), _running(1), "one running")
+
+    # Nothing waits for a promotion: a conflict where canaries exist, else a refusal.
+    refusal = SchedulerConflict if scheduler.canary_deploys else SchedulerRejected
+    with pytest.raises(refusal, match="nothing to promote"):
+        await scheduler.promote(job.job_id)
+    if not scheduler.canary_deploys:
+        # Never dropped silently: a job asking for canaries is refused.
+        with pytest.raises(SchedulerRejected, match="canar"):
+            await scheduler.apply(dataclasses.replace(job, canary=Canary(1)))
 
 
 async def test_apply_runs_the_count_numbered_from_one_and_scale_changes_exactly_it(

@@ -350,6 +350,39 @@ class FakeNomad(Progress):
                 self.force_reschedule(job)
             return {"EvalID": new_id(), "EvalCreateIndex": self.index, "JobModifyIndex": 0}
 
+    def promote(self, deployment_id: str, body: Any) -> dict[str, Any]:
+        """PUT/POST /v1/deployment/promote/:id. The agent checks the body
+        (command/agent/deployment_endpoint.go, 400s); Deployment.Promote
+        (nomad/deployment_endpoint.go) answers "deployment not found" and "can't promote
+        terminal deployment" as uncoded errors (500); the state store checks the canaries
+        (see `promote_groups`). A deployment without canaries is promoted without a word.
+        The reply is structs.DeploymentUpdateResponse; the promotion's evaluation then
+        replaces the other allocations."""
+        with self.lock:
+            if not isinstance(body, dict) or not body.get("DeploymentID"):
+                raise FakeError(400, "DeploymentID must be specified")
+            if body["DeploymentID"] != deployment_id:
+                raise FakeError(400, "Deployment ID does not match")
+            deployment = self.deployments.get(deployment_id)
+            if deployment is None:
+                raise FakeError(500, "deployment not found")
+            if deployment["Status"] not in ACTIVE_DEPLOYMENT:
+                raise FakeError(500, "can't promote terminal deployment")
+            groups = None if body.get("All") else list(body.get("Groups") or ())
+            index = self.bump()
+            events = self.promote_groups(deployment, groups, index)
+            self.emit(index, events)
+            job = self.jobs.get((deployment["Namespace"], deployment["JobID"]))
+            if job is not None:
+                self.schedule(job)
+            return {
+                "EvalID": new_id(),
+                "EvalCreateIndex": index,
+                "DeploymentModifyIndex": index,
+                "RevertedJobVersion": None,
+                "Index": index,
+            }
+
     def kill_seconds(self, alloc_id: str) -> float:
         """How long a restart of this allocation blocks: the task's KillTimeout when the
         `slow_kill` fault makes tasks ignore their kill signal, else no time."""

@@ -162,6 +162,11 @@ class FakeAlloc:
         status = self.doc.get("DeploymentStatus") or {}
         return status.get("Healthy")
 
+    @property
+    def canary(self) -> bool:
+        status = self.doc.get("DeploymentStatus") or {}
+        return bool(status.get("Canary"))
+
     def occupies_slot(self) -> bool:
         """Counted by the scheduler for its index (a failed one waits to be rescheduled)."""
         if self.desired != "run":

@@ -16,6 +16,7 @@ from tests.fakes.nomad_objects import (
     NODE_NAME,
     ZERO_TIME,
     FakeAlloc,
+    FakeError,
     FakeJob,
     Faults,
     new_id,
@@ -189,8 +190,20 @@ class Placement:
             self.emit(index, events)
             return
         deployment = self.latest_deployment(job)
+        if (
+            deployment is not None
+            and deployment["Status"] in ACTIVE_DEPLOYMENT
+            and deployment["JobVersion"] != job.version
+        ):
+            # A deployment of an older version is cancelled whatever the new one needs
+            # (scheduler/reconciler/reconcile_cluster.go, cancelUnneededDeployments).
+            reason = "Cancelled due to newer version of job"
+            self._cancel_deployment(job, reason, index, events)
         for group in job.spec["TaskGroups"]:
-            slots = self._slots(allocs, group["Name"])
+            # Canaries waiting for a promotion take no slot yet: the allocations they may
+            # replace keep theirs (scheduler/reconciler: untainted.difference(canaries)).
+            waiting = self.waiting_canaries(deployment, group["Name"])
+            slots = self._slots([a for a in allocs if a.id not in waiting], group["Name"])
             for slot, alloc in slots.items():
                 if slot >= group["Count"]:
                     self._desire_stop(alloc, "alloc not needed due to job update", index)
@@ -210,11 +223,17 @@ class Placement:
                 deployment["JobVersion"] != job.version
                 or deployment["Status"] not in ACTIVE_DEPLOYMENT
             )
+            created = False
             if job.update is not None and (missing or destructive) and stale:
                 reason = "Cancelled due to newer version of job"
                 self._cancel_deployment(job, reason, index, events)
                 deployment = self._new_deployment(job, index, events)
+                created = True
             live = deployment if deployment and deployment["Status"] in ACTIVE_DEPLOYMENT else None
+            if live is not None and job.update is not None:
+                events += self._place_canaries(job, group, live, destructive, index)
+                if created:
+                    self._describe_promotion(live)
             for slot in missing:
                 placed = self.place(job, group, slot, index, deployment=live)
                 events.append(self.alloc_event("PlanResult", placed))
@@ -234,6 +253,7 @@ class Placement:
         *,
         deployment: dict[str, Any] | None,
         previous: str = "",
+        canary: bool = False,
     ) -> FakeAlloc:
         task = group["Tasks"][0]
         ports = []
@@ -266,7 +286,7 @@ class Placement:
             "TaskStates": None,  # the client fills these in when it picks the alloc up
             "DeploymentID": deployment["ID"] if deployment else "",
             "DeploymentStatus": (
-                {"Healthy": None, "Timestamp": ZERO_TIME, "Canary": False, "ModifyIndex": 0}
+                {"Healthy": None, "Timestamp": ZERO_TIME, "Canary": canary, "ModifyIndex": 0}
                 if deployment
                 else None
             ),
@@ -406,6 +426,7 @@ class Placement:
         deployment = self.latest_deployment(job)
         if deployment is not None and deployment["Status"] in ACTIVE_DEPLOYMENT:
             self._set_deployment(deployment, "cancelled", reason, index, events)
+            events += self.stop_unpromoted_canaries(deployment, index)
 
     def _set_deployment(
         self,
@@ -441,13 +462,15 @@ class Placement:
         ]
         budget = int(update["MaxParallel"]) - len(in_flight)
         groups = {group["Name"]: group for group in job.spec["TaskGroups"]}
-        events: list[dict[str, Any]] = []
+        canarying = {name for name in groups if self.canarying(deployment, name)}
+        events = self._stop_replaced_by_canaries(job, deployment, canarying, index)
         outdated = sorted(
             (
                 a
                 for a in self.incarnation_allocs(job)
                 if a.occupies_slot()
                 and a.version != job.version
+                and a.doc["TaskGroup"] not in canarying
                 and a.slot < groups[a.doc["TaskGroup"]]["Count"]
             ),
             key=lambda a: (a.doc["TaskGroup"], a.slot),
@@ -471,6 +494,152 @@ class Placement:
         alloc.doc["NextAllocation"] = placed.id
         return [self.alloc_event("PlanResult", alloc), self.alloc_event("PlanResult", placed)]
 
+    # -- canaries -------------------------------------------------------------------------
+
+    def canarying(self, deployment: dict[str, Any] | None, group: str) -> bool:
+        """Whether the group's canaries wait for a promotion (scheduler/reconciler:
+        isCanarying = DesiredCanaries != 0 && !Promoted): nothing else is replaced."""
+        if deployment is None or deployment["Status"] not in ACTIVE_DEPLOYMENT:
+            return False
+        state = deployment["TaskGroups"].get(group) or {}
+        return bool(state.get("DesiredCanaries")) and not state.get("Promoted")
+
+    def waiting_canaries(self, deployment: dict[str, Any] | None, group: str) -> set[str]:
+        if not self.canarying(deployment, group):
+            return set()
+        assert deployment is not None
+        return set(deployment["TaskGroups"][group]["PlacedCanaries"])
+
+    def _place_canaries(
+        self,
+        job: FakeJob,
+        group: dict[str, Any],
+        deployment: dict[str, Any],
+        destructive: list[FakeAlloc],
+        index: int,
+    ) -> list[dict[str, Any]]:
+        """Nomad's requiresCanaries and computeCanaries (scheduler/reconciler/
+        reconcile_cluster.go): with allocations to replace destructively and fewer canaries
+        than Update.Canary, not yet promoted, place the missing canaries beside the old
+        allocations. Their names reuse the indexes of the allocations being replaced first
+        (reconcile_util.go, NextCanaries), so a canary and an old allocation share one."""
+        update = job.update or {}
+        wanted = int(update.get("Canary") or 0)
+        state = deployment["TaskGroups"][group["Name"]]
+        placed = [
+            self.allocs[alloc_id]
+            for alloc_id in state["PlacedCanaries"]
+            if alloc_id in self.allocs and self.allocs[alloc_id].desired == "run"
+        ]
+        if not destructive or len(placed) >= wanted or state["Promoted"]:
+            return []
+        state["DesiredCanaries"] = wanted
+        taken = {alloc.slot for alloc in placed}
+        order = [a.slot for a in sorted(destructive, key=lambda a: a.slot)]
+        order += [slot for slot in range(group["Count"]) if slot not in order]
+        order += list(range(wanted))  # more canaries than slots: overlapping names
+        slots = [slot for slot in dict.fromkeys(order) if slot not in taken]
+        events = []
+        for slot in slots[: wanted - len(placed)]:
+            canary = self.place(job, group, slot, index, deployment=deployment, canary=True)
+            state["PlacedCanaries"].append(canary.id)
+            events.append(self.alloc_event("PlanResult", canary))
+        return events
+
+    def _describe_promotion(self, deployment: dict[str, Any]) -> None:
+        """A created deployment that needs a promotion says so (reconcile_cluster.go, with
+        Deployment.RequiresPromotion and HasAutoPromote of nomad/structs/deployment.go)."""
+        groups = [g for g in deployment["TaskGroups"].values() if g["DesiredCanaries"] > 0]
+        if not any(not g["Promoted"] for g in groups):
+            return
+        if all(g["AutoPromote"] for g in groups):
+            deployment["StatusDescription"] = "Deployment is running pending automatic promotion"
+        else:
+            deployment["StatusDescription"] = "Deployment is running but requires manual promotion"
+
+    def stop_unpromoted_canaries(
+        self, deployment: dict[str, Any], index: int
+    ) -> list[dict[str, Any]]:
+        """Canaries of a deployment that failed or was cancelled without a promotion stop
+        (reconcile_cluster.go, cancelUnneededCanaries)."""
+        events = []
+        for state in deployment["TaskGroups"].values():
+            if state["Promoted"]:
+                continue
+            for alloc_id in state["PlacedCanaries"]:
+                alloc = self.allocs.get(alloc_id)
+                if alloc is not None and alloc.desired == "run":
+                    self._desire_stop(alloc, "alloc not needed due to job update", index)
+                    events.append(self.alloc_event("PlanResult", alloc))
+        return events
+
+    def promote_groups(
+        self, deployment: dict[str, Any], groups: list[str] | None, index: int
+    ) -> list[dict[str, Any]]:
+        """Nomad's UpdateDeploymentPromotion (nomad/state/state_store.go): every group asked
+        for (all with None) must have as many healthy, running canaries as it desires, else
+        a go-multierror of `Task group "<g>" has <n>/<m> healthy allocations`; then the
+        groups are Promoted and a deployment that needs no more promotion is described as
+        running again. Raises FakeError(500) as the agent answers that uncoded error."""
+        chosen = [name for name in deployment["TaskGroups"] if groups is None or name in groups]
+        problems = []
+        for name in chosen:
+            state = deployment["TaskGroups"][name]
+            need = state["DesiredCanaries"]
+            if need == 0:
+                continue
+            have = sum(
+                1
+                for alloc_id in state["PlacedCanaries"]
+                if (alloc := self.allocs.get(alloc_id)) is not None
+                and alloc.client in ("pending", "running")
+                and alloc.desired == "run"
+                and alloc.healthy is True
+            )
+            if have < need:
+                problems.append(f'Task group "{name}" has {have}/{need} healthy allocations')
+        if problems:
+            points = "\n\t* ".join(problems)
+            count = f"{len(problems)} error{'s' if len(problems) > 1 else ''} occurred"
+            raise FakeError(500, f"{count}:\n\t* {points}\n\n")
+        for name in chosen:
+            deployment["TaskGroups"][name]["Promoted"] = True
+        still = any(
+            g["DesiredCanaries"] > 0 and not g["Promoted"]
+            for g in deployment["TaskGroups"].values()
+        )
+        if not still and deployment["Status"] == "running":
+            deployment["StatusDescription"] = "Deployment is running"
+        deployment["ModifyIndex"] = index
+        event = self.deployment_event(deployment)
+        event["Type"] = "DeploymentPromotion"  # nomad/state/events.go, for this request type
+        return [event]
+
+    def _stop_replaced_by_canaries(
+        self, job: FakeJob, deployment: dict[str, Any], canarying: set[str], index: int
+    ) -> list[dict[str, Any]]:
+        """Once promoted, an old allocation whose name a canary took stops without a
+        replacement: the canary is its replacement (reconcile_cluster.go, computeStop:
+        "Prefer stopping any alloc that has the same name as the canaries")."""
+        events: list[dict[str, Any]] = []
+        promoted = {
+            alloc_id
+            for name, state in deployment["TaskGroups"].items()
+            if name not in canarying and state["Promoted"]
+            for alloc_id in state["PlacedCanaries"]
+        }
+        names = {
+            (a.doc["TaskGroup"], a.slot)
+            for a in self.incarnation_allocs(job)
+            if a.id in promoted and a.occupies_slot()
+        }
+        for alloc in self.incarnation_allocs(job):
+            key = (alloc.doc["TaskGroup"], alloc.slot)
+            if key in names and alloc.id not in promoted and alloc.occupies_slot():
+                self._desire_stop(alloc, "alloc not needed due to job update", index)
+                events.append(self.alloc_event("PlanResult", alloc))
+        return events
+
     # -- small helpers --------------------------------------------------------------------
 
     def _slots(self, allocs: list[FakeAlloc], group: str) -> dict[int, FakeAlloc]:
@@ -491,9 +660,12 @@ class Placement:
 
 
 def footprint(spec: dict[str, Any]) -> dict[str, Any]:
-    """What makes allocations differ: the spec without counts and the stop flag."""
+    """What makes allocations differ: the spec without counts, the stop flag and the update
+    strategy (scheduler/util.go, tasksUpdated, compares the groups' tasks, networks and
+    services, not how they roll out: a changed Update block updates allocations in place)."""
     footprint = copy.deepcopy(spec)
     footprint.pop("Stop", None)
+    footprint.pop("Update", None)
     for group in footprint["TaskGroups"]:
         group["Count"] = 0
     return footprint

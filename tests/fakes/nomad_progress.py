@@ -55,7 +55,7 @@ class Progress(Placement):
             alloc.doc["DeploymentStatus"] = {
                 "Healthy": True,
                 "Timestamp": self.time(now_ns()),
-                "Canary": False,
+                "Canary": alloc.canary,
                 "ModifyIndex": self.index + 1,
             }
             self.touch(alloc)
@@ -148,7 +148,7 @@ class Progress(Placement):
             alloc.doc["DeploymentStatus"] = {
                 "Healthy": False,
                 "Timestamp": self.time(now),
-                "Canary": False,
+                "Canary": alloc.canary,
                 "ModifyIndex": self.index + 1,
             }
         self.touch(alloc)
@@ -185,6 +185,10 @@ class Progress(Placement):
         if any(alloc.healthy is False for alloc in mine):
             self._fail_deployment(job, deployment)
             return True
+        if self._counted(deployment, mine):
+            return True
+        if self._auto_promote(job, deployment, mine):
+            return True
         wanted = {
             (group["Name"], slot)
             for group in job.spec["TaskGroups"]
@@ -217,6 +221,48 @@ class Progress(Placement):
         self.emit(index, events)
         return True
 
+    def _counted(self, deployment: dict[str, Any], mine: list[FakeAlloc]) -> bool:
+        """Keep PlacedAllocs/HealthyAllocs/UnhealthyAllocs in step with the deployment's
+        allocations, as the state store does with each allocation update
+        (nomad/state/state_store.go, updateDeploymentWithAlloc); whether they changed."""
+        changed = False
+        for name, state in deployment["TaskGroups"].items():
+            placed = [a for a in mine if a.doc["TaskGroup"] == name]
+            counts = {
+                "PlacedAllocs": len(placed),
+                "HealthyAllocs": sum(a.healthy is True for a in placed),
+                "UnhealthyAllocs": sum(a.healthy is False for a in placed),
+            }
+            if any(state[key] != value for key, value in counts.items()):
+                state.update(counts)
+                changed = True
+        if changed:
+            index = self.bump()
+            deployment["ModifyIndex"] = index
+            self.emit(index, [self.deployment_event(deployment)])
+        return changed
+
+    def _auto_promote(
+        self, job: FakeJob, deployment: dict[str, Any], mine: list[FakeAlloc]
+    ) -> bool:
+        """nomad/deploymentwatcher/deployment_watcher.go, autoPromoteDeployment: once every
+        group with canaries is AutoPromote and has all its desired canaries placed and
+        healthy, the watcher promotes the whole deployment; then the rest is replaced."""
+        groups = [g for g in deployment["TaskGroups"].values() if g["DesiredCanaries"] > 0]
+        if not groups or all(g["Promoted"] for g in groups):
+            return False
+        healthy = {a.id for a in mine if a.healthy is True}
+        for group in groups:
+            placed = group["PlacedCanaries"]
+            if not group["AutoPromote"] or len(placed) < group["DesiredCanaries"]:
+                return False
+            if sum(alloc_id in healthy for alloc_id in placed) != group["DesiredCanaries"]:
+                return False
+        index = self.bump()
+        self.emit(index, self.promote_groups(deployment, None, index))
+        self.schedule(job)
+        return True
+
     def _fail_deployment(self, job: FakeJob, deployment: dict[str, Any]) -> None:
         index = self.bump()
         events: list[dict[str, Any]] = []
@@ -232,6 +278,7 @@ class Progress(Placement):
                 target = max(stable)
                 description += f" - rolling back to job version {target}"
         self._set_deployment(deployment, "failed", description, index, events)
+        events += self.stop_unpromoted_canaries(deployment, index)
         self.emit(index, events)
         if target is not None:
             self.upsert(job.namespace, copy.deepcopy(job.history[target][0]), job)

@@ -328,6 +328,10 @@ def _update(update: dict[str, Any], path: str) -> None:
         _int(update["MaxParallel"], f"{path}.MaxParallel", low=0)
     if update.get("HealthCheck", "checks") not in ("checks", "task_states", "manual"):
         raise JobInvalid(f"{path}.HealthCheck: invalid health check {update['HealthCheck']!r}")
+    # nomad/structs/structs.go, UpdateStrategy.Validate.
+    canary = _int(update.get("Canary") or 0, f"{path}.Canary", low=0)
+    if canary == 0 and update.get("AutoPromote"):
+        raise JobInvalid("Auto Promote requires a Canary count greater than zero")
     healthy = update.get("MinHealthyTime", 10 * SECOND)
     deadline = update.get("HealthyDeadline", 300 * SECOND)
     if healthy >= deadline:

@@ -269,6 +269,10 @@ def _app(server: FakeNomadServer) -> Starlette:
         )
         return _json(found, index)
 
+    async def deployment_promote(request: Request) -> Response:
+        deployment_id = request.path_params["deployment_id"]
+        return _json(server.fake.promote(deployment_id, await _body(request)))
+
     async def event_stream(request: Request) -> Response:
         # The subscription's place in the buffer is fixed now, before the headers go
         # out, as Nomad's is: what happens later reaches it or gets it dropped.
@@ -302,6 +306,11 @@ def _app(server: FakeNomadServer) -> Starlette:
             methods=write,
         ),
         Route("/v1/deployments", endpoint(deployments)),
+        Route(
+            "/v1/deployment/promote/{deployment_id}",
+            endpoint(deployment_promote),
+            methods=write,
+        ),
         Route("/v1/event/stream", endpoint(event_stream)),
         Route("/v1/client/fs/logs/{alloc_id}", endpoint(task_logs)),
     ]

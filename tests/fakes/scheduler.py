@@ -6,7 +6,12 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from backends.errors import JobNotFound, SchedulerRejected, SchedulerUnavailable
+from backends.errors import (
+    JobNotFound,
+    SchedulerConflict,
+    SchedulerRejected,
+    SchedulerUnavailable,
+)
 from backends.feed import EventFeed
 from backends.logs import (
     LogFanout,
@@ -17,6 +22,7 @@ from backends.logs import (
 )
 from backends.types import (
     BackendHealth,
+    CanaryState,
     EventKind,
     InstanceAction,
     InstanceState,
@@ -32,8 +38,11 @@ from backends.types import (
 class FakeScheduler:
     """Switches: `down` makes every call fail as unreachable; `fail_jobs` refuses `apply` of
     those job ids; `rolling` reports those job ids' rollouts as running; `calls` records
-    every mutating call in order."""
+    every mutating call in order. An `apply` with canaries that changes a job's spec leaves
+    its rollout running, the canaries healthy, until `promote`; `canary_deploys` False
+    makes this a scheduler without canaries, refusing them."""
 
+    canary_deploys: bool = True
     down: bool = False
     fail_jobs: set[str] = field(default_factory=set)
     rolling: set[str] = field(default_factory=set)
@@ -44,6 +53,7 @@ class FakeScheduler:
     feed: EventFeed = field(default_factory=EventFeed)
     printed: dict[str, list[LogLine]] = field(default_factory=dict)
     log_fanout: LogFanout = field(default_factory=LogFanout)
+    canaries: dict[str, CanaryState] = field(default_factory=dict)  # awaiting a promotion
 
     def print_lines(self, job_id: str, instance: int, stream: LogStream, *texts: str) -> None:
         """Lines as if instance `instance` of the job had printed them now."""
@@ -115,8 +125,26 @@ class FakeScheduler:
         self.calls.append(("apply", job.job_id))
         if job.job_id in self.fail_jobs:
             raise SchedulerRejected(f"fake scheduler refuses {job.job_id}")
+        if job.canary is not None and not self.canary_deploys:
+            raise SchedulerRejected(f"{job.job_id}: fake scheduler has no canaries")
+        before = self.jobs.get(job.job_id)
         self.jobs[job.job_id] = job
+        if job.canary is not None and before is not None and before.spec_hash() != job.spec_hash():
+            count = job.canary.instances
+            auto = job.canary.auto_promote_after is not None
+            self.canaries[job.job_id] = CanaryState(count, count, count, False, auto)
+            self.rolling.add(job.job_id)
         self._publish(job.job_id)
+
+    async def promote(self, job_id: str) -> None:
+        self._job(job_id)
+        self.calls.append(("promote", job_id))
+        if not self.canary_deploys:
+            raise SchedulerRejected(f"{job_id}: fake scheduler has no canaries")
+        if self.canaries.pop(job_id, None) is None:
+            raise SchedulerConflict(f"{job_id} has no rollout with canaries; nothing to promote")
+        self.rolling.discard(job_id)
+        self._publish(job_id)
 
     async def scale(self, job_id: str, num_instances: int) -> None:
         job = self._job(job_id)
@@ -185,6 +213,7 @@ class FakeScheduler:
             spec_hash=job.spec_hash(),
             instances=instances,
             rollout=RolloutStatus.RUNNING if job_id in self.rolling else RolloutStatus.NONE,
+            canary=self.canaries.get(job_id),
         )
 
     async def state(self, job_id: str) -> ProcState:

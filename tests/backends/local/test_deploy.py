@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from backends.base import Scheduler
 from backends.errors import JobNotFound, SchedulerRejected
 from backends.local import LocalScheduler
-from backends.types import InstanceAction, InstanceStatus
+from backends.types import Canary, InstanceAction, InstanceStatus
 from tests.backends.local.helpers import (
     all_up,
     environ_of,
@@ -104,6 +105,22 @@ async def test_apply_job_without_cmd_is_rejected(sched: LocalScheduler, marker: 
     with pytest.raises(SchedulerRejected, match="no cmd"):
         await sched.apply(make_job(marker, cmd=()))
     assert not (await sched.state("hello.worker.worker")).exists
+
+
+async def test_canaries_are_refused_and_there_is_nothing_to_promote(
+    sched: LocalScheduler, marker: str
+) -> None:
+    # Rollouts here replace one instance at a time; dropping canaries would be silent.
+    assert sched.canary_deploys is False
+    job = make_job(marker)
+    with pytest.raises(SchedulerRejected, match="canary deploys need the Nomad backend"):
+        await sched.apply(dataclasses.replace(job, canary=Canary(instances=1)))
+    assert not (await sched.state(job.job_id)).exists
+    with pytest.raises(JobNotFound):
+        await sched.promote(job.job_id)
+    await sched.apply(job)
+    with pytest.raises(SchedulerRejected, match="has nothing to promote: canary deploys"):
+        await sched.promote(job.job_id)
 
 
 async def test_missing_executable_fails_instance_and_keeps_retrying(

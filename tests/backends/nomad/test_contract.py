@@ -3,10 +3,11 @@ from Nomad unnoticed.
 
 Covered: register with check-and-set (and how Nomad refuses), scale, resize, stop and
 start, restart (one and all), stop versus purge, raw_exec on every version, the event
-stream. The real half runs when NOMAD_ADDR is set (with the other NOMAD_* variables, as the
-`nomad` CLI reads them), e.g. against `nomad agent -dev`, which enables the raw_exec
-driver these jobs use. Otherwise it is skipped, saying why. Only waits on observed state:
-against a real cluster every step takes seconds.
+stream, a canary rollout and its promotion. The real half runs when NOMAD_ADDR is set
+(with the other NOMAD_* variables, as the `nomad` CLI reads them), e.g. against
+`nomad agent -dev`, which enables the raw_exec driver these jobs use. Otherwise it is
+skipped, saying why. Only waits on observed state: against a real cluster every step
+takes seconds.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from backends.errors import SchedulerConflict, SchedulerRejected
 from backends.nomad import NomadScheduler, NomadSettings
 from backends.nomad.client import NomadClient
 from backends.nomad.jobs import render_job
-from backends.types import EventKind, InstanceAction, InstanceStatus, ProcJob, ProcState
+from backends.types import (
+    Canary,
+    EventKind,
+    InstanceAction,
+    InstanceStatus,
+    ProcJob,
+    ProcState,
+)
 from tests.backends.nomad.helpers import (
     HEARTBEAT_TIMEOUT,
     MIB,
@@ -307,3 +315,42 @@ async def test_contract_purge_forgets_the_job_and_stop_keeps_it(
         assert await client.read_job(job.job_id) is None
     finally:
         client.close()
+
+
+async def test_contract_canary_waits_for_its_promotion(
+    scheduler: NomadScheduler, target: Target, job: ProcJob
+) -> None:
+    await scheduler.apply(job.with_count(2))
+    await _state_where(scheduler, target, job.job_id, _all_running(2), "2 running")
+    release = "1700000001-0123456789abcdef0123456789abcdef01234567"
+    new = dataclasses.replace(
+        job.with_count(2), meta_version=release, cmd=("-c", "sleep 3601"), canary=Canary(1)
+    )
+
+    await scheduler.apply(new)
+    waiting = await _state_where(
+        scheduler,
+        target,
+        job.job_id,
+        lambda s: s.canary is not None and s.canary.awaiting_promotion,
+        "a healthy canary awaiting its promotion",
+    )
+    assert waiting.canary is not None
+    assert (waiting.canary.desired, waiting.canary.placed) == (1, 1)
+    assert {i.release for i in waiting.instances} == {job.meta_version, release}
+
+    await scheduler.promote(job.job_id)
+    done = await _state_where(
+        scheduler,
+        target,
+        job.job_id,
+        lambda s: (
+            _all_running(2)(s)
+            and s.canary is None
+            and {i.release for i in s.instances} == {release}
+        ),
+        "every instance replaced after the promotion",
+    )
+    assert done.spec_hash == new.spec_hash()
+    with pytest.raises(SchedulerConflict, match="no rollout with canaries under way"):
+        await scheduler.promote(job.job_id)
