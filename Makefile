@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint format schema bench lock clean
+.PHONY: install serve test lint format schema bench lock image-test clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet 'uv==0.13.9'
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 		$(LOCK_ARGS) -o requirements.lock pyproject.toml
+
+# Builds the Dockerfile's image and runs a console and one deploy in it (buildah, as root).
+image-test:
+	.ci/image-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .lain-console

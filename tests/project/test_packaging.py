@@ -1,6 +1,6 @@
 """The package's metadata says what it is: every third-party module the code imports is a
 declared dependency (not one that only arrives through another package), the lock pins
-every declared one, and the package data it lists exists."""
+every declared one, the package data it lists exists and the image copies every package."""
 
 from __future__ import annotations
 
@@ -140,3 +140,8 @@ def test_listed_package_data_exists() -> None:
         if not any((ROOT / package).glob(pattern))
     ]
     assert missing == []
+
+
+def test_the_image_copies_every_package() -> None:
+    copied = set(re.findall(r"^COPY (\S+) \./\1$", (ROOT / "Dockerfile").read_text(), re.M))
+    assert set(PACKAGES) - copied == set()
