@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint format schema bench clean
+.PHONY: install serve test lint format schema bench lock image-test clean
 
 install: $(STAMP)
 
@@ -34,6 +34,18 @@ format: $(STAMP)
 # Benchmarks print tables (bench/RESULTS.md); BENCH_ARGS passes flags, e.g. BENCH_ARGS=--quick.
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# requirements.lock pins (with hashes) what the image installs; run this after changing the
+# [project] dependencies (LOCK_ARGS=--upgrade moves every pin to the newest allowed). uv is
+# installed into .venv only for this: make test installs from pyproject.toml and needs none.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'uv==0.13.9'
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		$(LOCK_ARGS) -o requirements.lock pyproject.toml
+
+# Builds the Dockerfile's image and runs a console and one deploy in it (buildah, as root).
+image-test:
+	.ci/image-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .lain-console
