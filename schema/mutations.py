@@ -16,34 +16,106 @@ from schema.types import App, Maintainer, MaintainerRole, Proc, Release, Repo
 __all__ = ["Mutation"]
 
 T = TypeVar("T")
+PayloadT = TypeVar("PayloadT")
 
 
-def _payload(name: str, field: str, kind: type) -> Any:
-    """A payload type: the changed object (null on failure) and the errors."""
-    namespace: dict[str, Any] = {
-        "__annotations__": {field: kind | None, "errors": list[UserError]},
-        field: None,
-        "errors": strawberry.field(default_factory=list),
-    }
-    return strawberry.type(type(name, (), namespace))
+# Each payload: the changed object (null on failure) and the errors, in that order.
 
 
-RegisterRepoPayload = _payload("RegisterRepoPayload", "repo", Repo)
-PublishReleasePayload = _payload("PublishReleasePayload", "release", Release)
-DeployAppPayload = _payload("DeployAppPayload", "app", App)
-UpdateAppPayload = _payload("UpdateAppPayload", "app", App)
-UndeployAppPayload = _payload("UndeployAppPayload", "app", App)
-PromoteAppPayload = _payload("PromoteAppPayload", "app", App)
-PromoteProcPayload = _payload("PromoteProcPayload", "proc", Proc)
-DeployProcPayload = _payload("DeployProcPayload", "proc", Proc)
-UndeployProcPayload = _payload("UndeployProcPayload", "proc", Proc)
-ScaleProcPayload = _payload("ScaleProcPayload", "proc", Proc)
-ResizeProcPayload = _payload("ResizeProcPayload", "proc", Proc)
-RestartProcPayload = _payload("RestartProcPayload", "proc", Proc)
-StopProcPayload = _payload("StopProcPayload", "proc", Proc)
-StartProcPayload = _payload("StartProcPayload", "proc", Proc)
-AddMaintainerPayload = _payload("AddMaintainerPayload", "maintainer", Maintainer)
-RemoveMaintainerPayload = _payload("RemoveMaintainerPayload", "app", App)
+@strawberry.type
+class RegisterRepoPayload:
+    repo: Repo | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class PublishReleasePayload:
+    release: Release | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeployAppPayload:
+    app: App | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UpdateAppPayload:
+    app: App | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UndeployAppPayload:
+    app: App | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class PromoteAppPayload:
+    app: App | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class PromoteProcPayload:
+    proc: Proc | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeployProcPayload:
+    proc: Proc | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UndeployProcPayload:
+    proc: Proc | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ScaleProcPayload:
+    proc: Proc | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ResizeProcPayload:
+    proc: Proc | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RestartProcPayload:
+    proc: Proc | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class StopProcPayload:
+    proc: Proc | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class StartProcPayload:
+    proc: Proc | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class AddMaintainerPayload:
+    maintainer: Maintainer | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RemoveMaintainerPayload:
+    app: App | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.input
@@ -186,11 +258,11 @@ class StartProcInput(InstanceInput):
 async def _attempt(
     info: strawberry.Info,
     input: Idempotent,
-    payload: Any,
+    payload: Callable[..., PayloadT],
     field: str,
     call: Callable[[], Awaitable[T]],
-    make: Callable[[T], Any],
-) -> Any:
+    make: Callable[[T], object],
+) -> PayloadT:
     """Run the resolver (once per idempotency key) and put its result or errors in `payload`."""
     op = info.context.op
     arguments = {k: v for k, v in vars(input).items() if k != "idempotency_key"}
@@ -397,8 +469,11 @@ async def _remove_maintainer(op: Any, app: str, username: str) -> Any:
 
 
 async def _control(
-    info: strawberry.Info, input: InstanceInput, action: InstanceAction, payload: Any
-) -> Any:
+    info: strawberry.Info,
+    input: InstanceInput,
+    action: InstanceAction,
+    payload: Callable[..., PayloadT],
+) -> PayloadT:
     def call() -> Awaitable[Any]:
         return procs.control_proc(
             _info_op(info), app=input.app, proc=input.proc, action=action, instance=input.instance
