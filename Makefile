@@ -21,11 +21,13 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -48,4 +50,4 @@ image-test:
 	.ci/image-test
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .lain-console
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .lain-console

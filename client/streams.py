@@ -138,7 +138,7 @@ async def _print_events(
                 return 0
             _print_event(out, data["appEvents"])
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()  # type: ignore[attr-defined]  # an async generator, typed as AsyncIterator
 
 
 async def events(console: Console, out: Output, args: argparse.Namespace) -> int:

@@ -97,7 +97,7 @@ class Console:
         url = "ws" + self.target.server.removeprefix("http") + "/graphql"
         init = {"Authorization": f"Bearer {self.target.token}"} if self.target.token else {}
         try:
-            async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+            async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]  # a Subprotocol str
                 await ws.send(json.dumps({"type": "connection_init", "payload": init}))
                 while (message := json.loads(await ws.recv())).get("type") != "connection_ack":
                     if message.get("type") == "ping":

@@ -17,6 +17,7 @@ from store import queries
 from store.models import Maintainer, MaintainerRole
 
 __all__ = [
+    "MaintainerRole",
     "MaintainerView",
     "add_maintainer",
     "get_maintainer",

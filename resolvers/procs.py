@@ -95,7 +95,7 @@ async def scale_proc(ctx: OpContext, *, app: str, proc: str, num_instances: int)
             field="numInstances",
         )
 
-    previous: list[int] = []
+    previous: list[int | None] = []
 
     async def change(row: Proc, current: ProcView) -> str:
         previous.append(row.num_instances)

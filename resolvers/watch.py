@@ -198,7 +198,7 @@ async def while_permitted(
 
 
 async def _recheck(ctx: OpContext, app: str, credentials: Credentials | None) -> None:
-    principal = ctx.principal
+    principal: Principal | None = ctx.principal
     if credentials is not None:
         try:
             principal = await credentials.ask()

@@ -230,7 +230,8 @@ def proc_object(proc: ProcOverview, *, with_status: bool = True) -> dict[str, An
     spec = view.spec
     state = proc.state if with_status else None
     if state is not None:
-        image, cpu = state.image, state.cpu
+        image = state.image
+        cpu: int | str = state.cpu  # lain.yaml's text as given, when not running
         instances: Any = state.num_instances
         memory = format_memory(state.memory_bytes)
         pods = [

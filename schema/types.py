@@ -66,8 +66,11 @@ strawberry.enum(
     name="RolloutStatus",
     description="Where the replacement of a proc's instances by its current spec stands.",
 )
-Health = strawberry.enum(
-    readmodel.Health,
+Health = readmodel.Health
+MaintainerRole = maintainers.MaintainerRole
+strawberry.enum(MaintainerRole, name="MaintainerRole")
+strawberry.enum(
+    Health,
     name="Health",
     description=(
         "A roll-up of running state a frontend can show as is. A proc is STOPPED when not "
@@ -82,7 +85,6 @@ Health = strawberry.enum(
         "degraded or its last operation failed, else HEALTHY."
     ),
 )
-MaintainerRole = strawberry.enum(maintainers.MaintainerRole, name="MaintainerRole")
 
 
 def global_id(kind: str, key: str) -> strawberry.ID:

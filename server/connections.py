@@ -23,7 +23,7 @@ def with_header_timeout(seconds: float) -> type[asyncio.Protocol]:
     """uvicorn's own HTTP protocol (httptools, else h11) with a deadline for headers."""
     base: Any = AutoHTTPProtocol
 
-    class HeaderTimeoutProtocol(base):  # type: ignore[misc]
+    class HeaderTimeoutProtocol(base):  # type: ignore[misc]  # httptools or h11: chosen at run time
         _header_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:

@@ -113,13 +113,13 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     settings = Settings(
         data_dir=data_dir,
         database_url=reader.text("DATABASE_URL", _sqlite_url(data_dir)),
-        backend=reader.choice("BACKEND", ("local", "nomad"), "local"),  # type: ignore[arg-type]
+        backend=reader.choice("BACKEND", ("local", "nomad"), "local"),  # type: ignore[arg-type]  # one of those
         host=reader.text("HOST", "127.0.0.1"),
         port=reader.integer("PORT", 8000, low=1, high=65535),
         log_level=reader.choice(
             "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
         ),
-        log_format=reader.choice("LOG_FORMAT", ("json", "text"), "text"),  # type: ignore[arg-type]
+        log_format=reader.choice("LOG_FORMAT", ("json", "text"), "text"),  # type: ignore[arg-type]  # one of those
         registry=reader.text("REGISTRY", "registry.lain.local"),
         domain=domain,
         timezone=reader.text("TIMEZONE", "Asia/Shanghai"),

@@ -190,7 +190,7 @@ def _checked_filter(plain: Any) -> Any:
         result = plain(*args, **kwargs)
         return _check_text(result) if isinstance(result, str) else result
 
-    checked.jinja_pass_arg = getattr(plain, "jinja_pass_arg", None)  # type: ignore[attr-defined]
+    checked.jinja_pass_arg = getattr(plain, "jinja_pass_arg", None)  # type: ignore[attr-defined]  # jinja reads it
     return checked
 
 
@@ -203,7 +203,7 @@ def _checked_join(plain: Any) -> Any:
         result = plain(*args, **kwargs)
         return _check_text(result) if isinstance(result, str) else result
 
-    checked.jinja_pass_arg = getattr(plain, "jinja_pass_arg", None)  # type: ignore[attr-defined]
+    checked.jinja_pass_arg = getattr(plain, "jinja_pass_arg", None)  # type: ignore[attr-defined]  # jinja reads it
     return checked
 
 

@@ -52,7 +52,7 @@ class _Refused(Exception):
         super().__init__(_where(mark) + message)
 
 
-class _StrictLoader(_BaseLoader):  # type: ignore[misc]
+class _StrictLoader(_BaseLoader):  # type: ignore[misc]  # CSafeLoader or SafeLoader: Any
     """SafeLoader (C when available) that records duplicate keys instead of overwriting."""
 
     def __init__(self, stream: str) -> None:

@@ -127,4 +127,4 @@ async def prune_events(
     if horizon <= 0:
         return 0
     result = await session.execute(delete(EventRecord).where(EventRecord.id <= horizon))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a CursorResult for DELETE

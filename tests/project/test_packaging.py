@@ -99,7 +99,7 @@ def test_every_dev_dependency_is_used() -> None:
         for module in _third_party(folder)
         for dist in _distributions(module)
     }
-    plugins_and_tools = {"pytest-asyncio", "pytest-timeout", "ruff"}
+    plugins_and_tools = {"pytest-asyncio", "pytest-timeout", "ruff", "mypy", "types-pyyaml"}
     assert DEV - used - plugins_and_tools == set()
 
 
