@@ -16,6 +16,7 @@ from resolvers.context import OpContext
 from resolvers.errors import DomainError, Forbidden, NotFound, Unauthenticated
 from store import queries
 from store.models import App, Maintainer, MaintainerRole
+from store.queries import AppRow
 
 __all__ = [
     "check_app",
@@ -25,6 +26,7 @@ __all__ = [
     "readable_among",
     "readable_app_ids",
     "readable_apps",
+    "readable_deployed_apps",
     "refusal",
     "role_on",
 ]
@@ -116,9 +118,32 @@ async def readable_among(
 
 async def readable_apps(
     ctx: OpContext, session: AsyncSession, names: Collection[str]
-) -> tuple[dict[str, App], list[str]]:
+) -> tuple[dict[str, AppRow], list[str]]:
     """The named apps that exist, by name: those the caller may read, and the others' names."""
-    found = await queries.apps_by_names(session, sorted(set(names)))
+    found = await queries.app_rows_by_names(session, sorted(set(names)))
     readable = await readable_among(ctx, session, [app.id for app in found.values()])
     refused = [name for name, app in found.items() if app.id not in readable]
     return {name: app for name, app in found.items() if app.id in readable}, refused
+
+
+async def readable_deployed_apps(
+    ctx: OpContext,
+    session: AsyncSession,
+    *,
+    apptype: str | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[AppRow]:
+    """The deployed apps the caller may read, by name: what both doors list.
+
+    Optionally of one type, after a name, at most `limit`. Raises: Unauthenticated.
+    """
+    check_signed_in(ctx)
+    return await queries.app_rows_page(
+        session,
+        after=after,
+        limit=limit,
+        apptype=apptype,
+        deployed_only=True,
+        among=readable_app_ids(ctx),
+    )

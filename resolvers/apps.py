@@ -175,13 +175,12 @@ async def list_apps(
     limit = check_first(first)
     after_name = decode_cursor("app", after)
     async with ctx.sessions() as session:
-        apps = await queries.apps_page(
+        apps = await access.readable_deployed_apps(
+            ctx,
             session,
+            apptype=None if apptype is None else str(apptype),
             after=after_name,
             limit=limit + 1,
-            apptype=None if apptype is None else str(apptype),
-            reachable_only=True,
-            among=access.readable_app_ids(ctx),
         )
     return page_of(
         [app_view(app) for app in apps],

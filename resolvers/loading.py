@@ -12,21 +12,21 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from resolvers import access
+from resolvers import access, overview
 from resolvers.context import OpContext
 from resolvers.errors import DomainError
 from resolvers.procs import proc_states
-from resolvers.rows import app_view, proc_views, release_view
+from resolvers.rows import app_view, release_view
 from resolvers.views import AppView, ProcView, ReleaseView
-from store import queries
 from store.models import App, Release
+from store.queries import AppRow
 
 __all__ = ["apps_by_name", "proc_states", "procs_by_app", "releases_by_key"]
 
 
 async def _readable_apps(
     ctx: OpContext, session: AsyncSession, names: Sequence[str]
-) -> tuple[dict[str, App], dict[str, DomainError]]:
+) -> tuple[dict[str, AppRow], dict[str, DomainError]]:
     apps, refused = await access.readable_apps(ctx, session, names)
     return apps, {name: access.refusal(ctx, name) for name in refused}
 
@@ -41,24 +41,14 @@ async def apps_by_name(ctx: OpContext, names: Sequence[str]) -> dict[str, AppVie
 async def procs_by_app(
     ctx: OpContext, names: Sequence[str]
 ) -> dict[str, list[ProcView] | DomainError]:
-    """Every proc of many deployed apps: three queries in all (apps, procs, their releases)."""
+    """Every proc of many deployed apps, in lain.yaml order as every read shows them: three
+    queries in all (apps, procs, their releases)."""
     async with ctx.sessions() as session:
         apps, refused = await _readable_apps(ctx, session, names)
-        by_id = {app.id: app for app in apps.values() if app.meta_version is not None}
-        procs = await queries.procs_of_apps(session, list(by_id))
-        keys = sorted({(p.app_id, p.meta_version) for rows in procs.values() for p in rows})
-        releases = await queries.releases_by_versions(session, keys)
+        found = await overview.overviews_of(ctx, session, list(apps.values()))
     result: dict[str, list[ProcView] | DomainError] = dict(refused)
-    for app_id, rows in procs.items():
-        app = by_id[app_id]
-        result[app.name] = proc_views(
-            app.name,
-            app_id,
-            rows,
-            releases,
-            registry=ctx.services.registry,
-            domains=ctx.services.domains,
-        )
+    for name, item in found.items():
+        result[name] = [proc.view for proc in item.procs]
     return result
 
 

@@ -21,19 +21,24 @@ from resolvers import access
 from resolvers.context import OpContext
 from resolvers.errors import DomainError, NotFound
 from resolvers.jobs import portal_job_id
+from resolvers.pages import check_first, decode_cursor, page_of
 from resolvers.procs import get_proc, proc_states
 from resolvers.rows import app_view, proc_views, release_config
-from resolvers.views import AppType, AppView, ProcState, ProcType, ProcView
+from resolvers.views import AppType, AppView, Page, ProcState, ProcType, ProcView
 from spec import LainConfig, parse_resource_instance_name, resource_instance_name
 from store import queries
 from store.models import App, PortalBinding
+from store.queries import AppRow
 
 __all__ = [
     "AppOverview",
+    "AppPage",
     "Overviews",
     "ProcOverview",
     "app_overview",
     "app_overviews",
+    "app_page",
+    "overviews_of",
     "proc_overview",
     "resource_instance_overviews",
 ]
@@ -95,16 +100,86 @@ async def app_overviews(ctx: OpContext, *, apptype: AppType | None = None) -> Ov
 
     Raises: Unauthenticated.
     """
-    access.check_signed_in(ctx)
-    query = select(App).where(App.meta_version.is_not(None)).order_by(App.name)
-    if apptype is not None:
-        query = query.where(App.apptype == str(apptype))
-    readable = access.readable_app_ids(ctx)
-    if readable is not None:
-        query = query.where(App.id.in_(readable))
     async with ctx.sessions() as session:
-        rows = list((await session.execute(query)).scalars())
+        rows = await access.readable_deployed_apps(
+            ctx, session, apptype=None if apptype is None else str(apptype)
+        )
     return await _load(ctx, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class AppPage:
+    """A page of deployed apps with their procs (lain.yaml order, portals included) and
+    the scheduler's answer for every job they run: read in bulk, so that nothing is loaded
+    per app or per proc afterwards."""
+
+    page: Page[AppOverview]
+    # By job id, for every deployed proc that is not a portal (ProcState.missing for a job
+    # the scheduler does not know); the scheduler's error when it could not be read.
+    states: Mapping[str, ProcState] | DomainError
+
+
+async def app_page(
+    ctx: OpContext,
+    *,
+    apptype: AppType | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> AppPage:
+    """A page of the deployed apps the caller may read, by name, as `list_apps` pages them.
+
+    Raises: Unauthenticated, InvalidInput.
+    """
+    access.check_signed_in(ctx)
+    limit = check_first(first)
+    after_name = decode_cursor("app", after)
+    async with ctx.sessions() as session:
+        rows = await access.readable_deployed_apps(
+            ctx,
+            session,
+            apptype=None if apptype is None else str(apptype),
+            after=after_name,
+            limit=limit + 1,
+        )
+        rows_page = page_of(
+            rows, limit, "app", lambda row: row.name, has_previous=after_name is not None
+        )
+        found = await _overviews(ctx, session, rows_page.items)
+    # GraphQL asks the scheduler for every deployed proc but a portal (a resource's too).
+    job_ids = [
+        p.view.job_id
+        for o in found.values()
+        for p in o.procs
+        if p.view.deployed and p.view.type is not ProcType.PORTAL
+    ]
+    states: Mapping[str, ProcState] | DomainError = MappingProxyType({})
+    running: Mapping[str, ProcState] = {}
+    if job_ids:
+        try:
+            read = await proc_states(ctx, job_ids)
+        except DomainError as exc:
+            states = exc
+        else:
+            states = MappingProxyType(
+                {job_id: read.get(job_id, ProcState.missing(job_id)) for job_id in job_ids}
+            )
+            running = {job_id: state for job_id, state in read.items() if state.exists}
+    items = []
+    for row in rows_page.items:
+        overview = found[row.name]
+        # The procs' own `state` follows the rule of every overview (see ProcOverview).
+        own = [p.view.job_id for p in overview.procs if _runs(overview, p.view)]
+        kept = {job_id: running[job_id] for job_id in own if job_id in running}
+        items.append(_with_states(overview, kept, {}))
+    page = Page(
+        items=tuple(items),
+        has_next=rows_page.has_next,
+        has_previous=rows_page.has_previous,
+        start_cursor=rows_page.start_cursor,
+        end_cursor=rows_page.end_cursor,
+        cursors=rows_page.cursors,
+    )
+    return AppPage(page=page, states=states)
 
 
 async def resource_instance_overviews(ctx: OpContext, *, resource: str) -> Overviews:
@@ -130,7 +205,7 @@ async def proc_overview(ctx: OpContext, *, app: str, proc: str) -> ProcOverview:
     return ProcOverview(view=view, state=(await _states(ctx, [view.job_id])).get(view.job_id))
 
 
-async def _load(ctx: OpContext, rows: Sequence[App]) -> Overviews:
+async def _load(ctx: OpContext, rows: Sequence[AppRow]) -> Overviews:
     async with ctx.sessions() as session:
         apps = await _overviews(ctx, session, rows)
         related: set[str] = set()
@@ -215,14 +290,22 @@ async def _bindings(
     return {key: tuple(pairs) for key, pairs in found.items()}
 
 
+async def overviews_of(
+    ctx: OpContext, session: AsyncSession, rows: Sequence[AppRow]
+) -> dict[str, AppOverview]:
+    """The deployed apps among `rows`, by name, with their procs (lain.yaml order, portals
+    included) and no running state: three queries whatever the count."""
+    return await _overviews(ctx, session, rows)
+
+
 async def _overviews(
-    ctx: OpContext, session: AsyncSession, rows: Sequence[App]
+    ctx: OpContext, session: AsyncSession, rows: Sequence[AppRow]
 ) -> dict[str, AppOverview]:
     deployed = {row.id: row for row in rows if row.meta_version is not None}
-    procs = await queries.procs_of_apps(session, list(deployed))
+    procs = await queries.proc_rows_of_apps(session, list(deployed))
     keys = {(row.id, row.meta_version or "") for row in deployed.values()}
     keys.update((p.app_id, p.meta_version) for found in procs.values() for p in found)
-    releases = await queries.releases_by_versions(session, sorted(keys))
+    releases = await queries.release_rows_by_versions(session, sorted(keys))
     result: dict[str, AppOverview] = {}
     for app_id, row in deployed.items():
         release = releases.get((app_id, row.meta_version or ""))

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from resolvers.views import AppView, ProcView, ReleaseView, RepoView, parse_release_config
 from spec import AppType, LainConfig, LainYamlError, ProcType, parse_memory
 from store.models import App, Proc, Release
+from store.queries import AppRow, ProcRow, ReleaseRow
 
 __all__ = [
     "app_view",
@@ -31,7 +32,7 @@ def repo_view(app: App) -> RepoView:
     return RepoView(name=app.name, created_at=app.created_at, giturl=app.giturl)
 
 
-def app_view(app: App) -> AppView:
+def app_view(app: AppRow) -> AppView:
     try:
         apptype = AppType(app.apptype)
     except ValueError:
@@ -59,7 +60,7 @@ def release_view(app_name: str, release: Release, domains: tuple[str, ...]) -> R
     )
 
 
-def release_config(release: Release, domains: tuple[str, ...]) -> LainConfig | None:
+def release_config(release: ReleaseRow, domains: tuple[str, ...]) -> LainConfig | None:
     try:
         return parse_release_config(release.lain_yaml, domains)
     except LainYamlError:
@@ -75,7 +76,7 @@ def clear_overrides(proc: Proc) -> None:
 
 
 def proc_view(
-    app_name: str, proc: Proc, release: Release, *, registry: str, domains: tuple[str, ...]
+    app_name: str, proc: ProcRow, release: ReleaseRow, *, registry: str, domains: tuple[str, ...]
 ) -> ProcView | None:
     """The proc's desired state, or None when its release no longer defines it."""
     config = release_config(release, domains)
@@ -103,8 +104,8 @@ def proc_view(
 def proc_views(
     app_name: str,
     app_id: int,
-    procs: Sequence[Proc],
-    releases: Mapping[tuple[int, str], Release],
+    procs: Sequence[ProcRow],
+    releases: Mapping[tuple[int, str], ReleaseRow],
     *,
     registry: str,
     domains: tuple[str, ...],

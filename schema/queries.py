@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import strawberry
 
-from resolvers import apps, procs, releases, repos
+from resolvers import apps, overview, procs, releases, repos
 from resolvers.errors import NotFound
 from resolvers.views import AppType
 from schema.connections import Connection, connection
@@ -38,8 +38,8 @@ class Viewer:
         self, info: strawberry.Info, first: int | None = None, after: str | None = None
     ) -> Connection[App]:
         with raise_as_graphql():
-            page = await apps.list_apps(info.context.op, first=first, after=after)
-        return connection(page, App.from_view)
+            found = await overview.app_page(info.context.op, first=first, after=after)
+        return connection(found.page, lambda item: App.from_overview(item, found.states))
 
 
 @strawberry.type
@@ -66,8 +66,11 @@ class Query:
         after: str | None = None,
     ) -> Connection[App]:
         with raise_as_graphql():
-            page = await apps.list_apps(info.context.op, apptype=apptype, first=first, after=after)
-        return connection(page, App.from_view)
+            found = await overview.app_page(
+                info.context.op, apptype=apptype, first=first, after=after
+            )
+        # Procs and running state come with the page: no field below loads per app or proc.
+        return connection(found.page, lambda item: App.from_overview(item, found.states))
 
     @strawberry.field(description="A registered app, deployed or not.")
     async def app(self, info: strawberry.Info, name: str) -> App | None:
