@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["dict_order", "dumps", "py2_str"]
+__all__ = ["Ordered", "Shape", "dict_order", "dumps", "py2_str"]
 
 _MASK64 = (1 << 64) - 1
 _PERTURB_SHIFT = 5
@@ -88,7 +88,34 @@ def _dict_order(inserted: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(table.keys())
 
 
+class Ordered(dict[str, Any]):
+    """A dict built in 2.7's iteration order, with every dict inside it built so too (or
+    empty): `dumps` writes it as it is, without walking it."""
+
+    __slots__ = ()
+
+
+class Shape:
+    """One kind of object: the keys in the order the console inserted them, and the order
+    2.7 iterated them in, computed once; `build` makes the object in that order directly."""
+
+    __slots__ = ("inserted", "keys")
+
+    def __init__(self, *inserted: str) -> None:
+        self.inserted = inserted
+        self.keys = _dict_order(inserted)
+
+    def build(self, **values: Any) -> Ordered:
+        """The object; `values` must have exactly the shape's keys, each value a scalar,
+        a list, or an `Ordered` (or empty) dict."""
+        if len(values) != len(self.keys):
+            raise TypeError(f"{sorted(values)} is not the shape {list(self.inserted)}")
+        return Ordered([(key, values[key]) for key in self.keys])
+
+
 def _reorder(value: Any) -> Any:
+    if type(value) is Ordered:
+        return value
     if isinstance(value, dict):
         return {key: _reorder(value[key]) for key in _dict_order(tuple(value))}
     if isinstance(value, list | tuple):

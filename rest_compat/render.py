@@ -1,7 +1,9 @@
 """LAIN's objects (COMPAT 2) built from resolver views.
 
-Dicts are built in the console's insertion order; `py2.dumps` turns that into the order the
-console's bytes had. Field names and value formats are LAIN's, whatever ours are called.
+The app and proc objects (thousands of dicts in a list of apps) are built directly in the
+order the console's bytes had (`py2.Shape`), so `py2.dumps` writes them as they are; the
+other, small objects are built in the console's insertion order and reordered by `py2.dumps`.
+Field names and value formats are LAIN's, whatever ours are called.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from resolvers.streamports import StreamPortView
 from resolvers.units import format_memory
 from resolvers.views import AppType, InstanceState, InstanceStatus, ProcType
 from rest_compat.oplog import container_name, oplog_entry
-from rest_compat.py2 import dumps
+from rest_compat.py2 import Ordered, Shape, dumps
 
 __all__ = [
     "app_object",
@@ -40,6 +42,59 @@ __all__ = [
 # Asia/Shanghai, where LAIN showed container start times; it has had no DST since 1991.
 _SHANGHAI = timezone(timedelta(hours=8))
 _GO_ZERO_TIME = "0001-01-01 00:00:00Z"  # what LAIN showed for a container never started
+
+
+# The console's insertion order of each object that a list of apps repeats.
+_APP = Shape(
+    "appname",
+    "apptype",
+    "metaversion",
+    "updatetime",
+    "deployerror",
+    "canaries",
+    "procs",
+    "portals",
+    "useservices",
+    "useresources",
+    "url",
+)
+_RESOURCE_APP = Shape(*_APP.inserted, "resourceinstances")
+_SERVICE_USE = Shape("servicename", "serviceprocs", "service")
+_RESOURCE_USE = Shape("resourcename", "resourceprocs", "resourceinstance")
+_PROC = Shape(
+    "procname",
+    "proctype",
+    "image",
+    "numinstances",
+    "cpu",
+    "memory",
+    "persistentdirs",
+    "dnssearchs",
+    "ports",
+    "mountpoints",
+    "httpsonly",
+    "user",
+    "workingdir",
+    "entrypoint",
+    "cmd",
+    "envs",
+    "logs",
+    "pods",
+    "depends",
+    "lasterror",
+    "url",
+)
+_PORT = Shape("portnumber", "porttype")
+_POD = Shape(
+    "containerid",
+    "containername",
+    "containerip",
+    "containerport",
+    "nodeip",
+    "status",
+    "uptime",
+    "envs",
+)
 
 
 def repo_object(app: str) -> dict[str, Any]:
@@ -136,7 +191,7 @@ def app_object(
     iteration: bool = True,
     client: str | None = None,
     portals: Collection[str] | None = None,
-) -> dict[str, Any]:
+) -> Ordered:
     """The app object (COMPAT 2.4). Nested in a client's (`iteration=False`, `client`), it
     leaves out its own services and resources and keeps only the `portals` the client uses,
     with the client's pods."""
@@ -150,7 +205,7 @@ def app_object(
         for p in overview.procs
         if p.view.type is ProcType.PORTAL and (portals is None or p.view.name in portals)
     ]
-    data: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "appname": app.name,
         "apptype": str(app.apptype),
         "metaversion": app.meta_version or "",
@@ -163,13 +218,15 @@ def app_object(
         "useresources": _use_resources(overviews, overview) if iteration else [],
         "url": f"/v1/apps/{app.name}/",
     }
-    if app.apptype is AppType.RESOURCE:
-        data["resourceinstances"] = [
-            app_object(overviews, instance, iteration=False)
-            for instance in overviews.instances.get(app.name, ())
-            if instance in overviews.apps
-        ]
-    return data
+    if app.apptype is not AppType.RESOURCE:
+        return _APP.build(**fields)
+    # Another key makes another 2.7 order: that of a resource's object.
+    instances = [
+        app_object(overviews, instance, iteration=False)
+        for instance in overviews.instances.get(app.name, ())
+        if instance in overviews.apps
+    ]
+    return _RESOURCE_APP.build(**fields, resourceinstances=instances)
 
 
 def _portal_name(overview: AppOverview | None, service: str) -> str | None:
@@ -196,11 +253,11 @@ def _use_services(overviews: Overviews, overview: AppOverview) -> list[dict[str,
     for service_app, services in overview.config.use_services.items():
         procs = [_portal_name(overviews.get(service_app), s) for s in services]
         entries.append(
-            {
-                "servicename": service_app,
-                "serviceprocs": procs,
-                "service": _nested(overviews, service_app, overview.app.name, procs),
-            }
+            _SERVICE_USE.build(
+                servicename=service_app,
+                serviceprocs=procs,
+                service=_nested(overviews, service_app, overview.app.name, procs),
+            )
         )
     return entries
 
@@ -214,16 +271,16 @@ def _use_resources(overviews: Overviews, overview: AppOverview) -> list[dict[str
         instance = f"resource.{resource}.{overview.app.name}"
         procs = [_portal_name(overviews.get(instance), s) for s in use.services]
         entries.append(
-            {
-                "resourcename": resource,
-                "resourceprocs": procs,
-                "resourceinstance": _nested(overviews, instance, overview.app.name, procs),
-            }
+            _RESOURCE_USE.build(
+                resourcename=resource,
+                resourceprocs=procs,
+                resourceinstance=_nested(overviews, instance, overview.app.name, procs),
+            )
         )
     return entries
 
 
-def proc_object(proc: ProcOverview, *, with_status: bool = True) -> dict[str, Any]:
+def proc_object(proc: ProcOverview, *, with_status: bool = True) -> Ordered:
     """The proc object (COMPAT 2.5); with the scheduler's state when it runs the proc and
     `with_status`, else the lain.yaml values and no pods, as LAIN showed it."""
     view = proc.view
@@ -249,34 +306,34 @@ def proc_object(proc: ProcOverview, *, with_status: bool = True) -> dict[str, An
     ports = (
         []
         if spec.port is None
-        else [{"portnumber": spec.port.number, "porttype": str(spec.port.protocol)}]
+        else [_PORT.build(portnumber=spec.port.number, porttype=str(spec.port.protocol))]
     )
-    return {
-        "procname": view.name,
-        "proctype": str(view.type),
-        "image": image,
-        "numinstances": instances,
-        "cpu": cpu,
-        "memory": memory,
-        "persistentdirs": list(spec.persistent_dirs),
-        "dnssearchs": list(spec.dns_search),
-        "ports": ports,
-        "mountpoints": list(spec.mountpoints),
-        "httpsonly": spec.https_only,
-        "user": spec.user,
-        "workingdir": spec.working_dir,
-        "entrypoint": list(spec.entrypoint) if spec.entrypoint is not None else None,
-        "cmd": list(spec.cmd) if spec.cmd is not None else None,
-        "envs": list(spec.env),
-        "logs": list(spec.logs),
-        "pods": pods,
-        "depends": [],
-        "lasterror": last_error,
-        "url": f"/v1/apps/{view.app}/procs/{view.name}/",
-    }
+    return _PROC.build(
+        procname=view.name,
+        proctype=str(view.type),
+        image=image,
+        numinstances=instances,
+        cpu=cpu,
+        memory=memory,
+        persistentdirs=list(spec.persistent_dirs),
+        dnssearchs=list(spec.dns_search),
+        ports=ports,
+        mountpoints=list(spec.mountpoints),
+        httpsonly=spec.https_only,
+        user=spec.user,
+        workingdir=spec.working_dir,
+        entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+        cmd=list(spec.cmd) if spec.cmd is not None else None,
+        envs=list(spec.env),
+        logs=list(spec.logs),
+        pods=pods,
+        depends=[],
+        lasterror=last_error,
+        url=f"/v1/apps/{view.app}/procs/{view.name}/",
+    )
 
 
-def portal_object(portal: ProcOverview, *, client: str | None = None) -> dict[str, Any]:
+def portal_object(portal: ProcOverview, *, client: str | None = None) -> Ordered:
     """A portal (COMPAT 2.10): its lain.yaml values always, and the pods it runs for each
     client app (only `client`'s, when given); its error is that of the last pod."""
     data = proc_object(portal, with_status=False)
@@ -287,26 +344,27 @@ def portal_object(portal: ProcOverview, *, client: str | None = None) -> dict[st
         if client is None or owner == client
         for instance in state.instances
     ]
+    # Setting keys the object has keeps its order, in 2.7 as here.
     data["pods"] = [_pod_object(job_id, instance, expose) for job_id, instance in instances]
     data["lasterror"] = instances[-1][1].last_error if instances else ""
     return data
 
 
-def _pod_object(job_id: str, instance: InstanceState, expose: int) -> dict[str, Any]:
+def _pod_object(job_id: str, instance: InstanceState, expose: int) -> Ordered:
     # The port clients reach the instance on: the one the backend gave it (the local backend
     # picks a free port), else the lain.yaml port the container exposes, as deployd showed.
     port = instance.port if instance.port is not None else expose
     running = instance.status is InstanceStatus.RUNNING
-    return {
-        "containerid": instance.instance_id,
-        "containername": container_name(job_id, instance.number),
-        "containerip": instance.ip or "",
-        "containerport": port,
-        "nodeip": instance.ip or "",
-        "status": "True" if running else "False",
-        "uptime": _uptime(instance.started_at),
-        "envs": list(instance.env),
-    }
+    return _POD.build(
+        containerid=instance.instance_id,
+        containername=container_name(job_id, instance.number),
+        containerip=instance.ip or "",
+        containerport=port,
+        nodeip=instance.ip or "",
+        status="True" if running else "False",
+        uptime=_uptime(instance.started_at),
+        envs=list(instance.env),
+    )
 
 
 def _uptime(started_at: datetime | None) -> str:
