@@ -5,8 +5,9 @@
     python -m bench --only rest,graphql --sizes 100
     python -m bench --output bench/last-run.txt
 
-Parts: rest, graphql (throughput against the baseline), sql (statements per request),
-fanout (subscriptions), deploy (concurrent deploys against the fake Nomad).
+Parts: rest, graphql (throughput against the baseline), objects (one app, one proc, beside
+the original console's figures), sql (statements per request), fanout (subscriptions),
+deploy (concurrent deploys against the fake Nomad).
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import deploy, eventsql, fanout, sqlcount, throughput
+from bench import deploy, eventsql, fanout, objects, sqlcount, throughput
 from bench.load import Budget
 from bench.report import Table, verdict
 
-PARTS = ("rest", "graphql", "sql", "fanout", "deploy")
+PARTS = ("rest", "graphql", "objects", "sql", "fanout", "deploy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ def _load() -> str:
 
 def _summary(
     measured: list[throughput.Measured],
+    single: list[objects.ObjectMeasured],
     counted: list[sqlcount.Counted],
     fanned: fanout.FanoutResult | None,
     deployed: deploy.DeployResult | None,
@@ -133,6 +135,13 @@ def _summary(
         target = throughput.TARGETS[m.endpoint]
         name = f"{throughput.ENDPOINTS[m.endpoint]}, N={m.n}: >= {target} of baseline req/s"
         found.add(name, m.ratio, verdict(m.ratio >= target))
+    for o in single:
+        wanted = objects.OBJECTS[o.kind]
+        found.add(
+            f"{wanted.title}, N={o.n}: >= {wanted.target:.0f} req/s (1.5x the original's)",
+            f"{o.result.rate:.0f} req/s",
+            verdict(o.met),
+        )
     for endpoint in dict.fromkeys(c.endpoint for c in counted):
         per_n = {c.n: set(c.product) for c in counted if c.endpoint == endpoint}
         shown = ", ".join(f"N={n}: {'/'.join(map(str, sorted(v)))}" for n, v in per_n.items())
@@ -176,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     header = _environment()
     print(header, flush=True)
     measured: list[throughput.Measured] = []
+    single: list[objects.ObjectMeasured] = []
     counted: list[sqlcount.Counted] = []
     fanned: fanout.FanoutResult | None = None
     deployed: deploy.DeployResult | None = None
@@ -190,6 +200,14 @@ def main(argv: list[str] | None = None) -> int:
                 show(table)
 
         steps.append(("throughput", run_throughput))
+    if "objects" in plan.parts:
+
+        def run_objects() -> None:
+            for n in plan.sizes:
+                single.extend(objects.measure(plan.workdir, n, plan.budget))
+            show(objects.table(single, plan.budget))
+
+        steps.append(("objects", run_objects))
     if "sql" in plan.parts:
 
         def run_sql() -> None:
@@ -225,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, step in steps:
         print(f"[{name}]", flush=True)
         step()
-    show(_summary(measured, counted, fanned, deployed))
+    show(_summary(measured, single, counted, fanned, deployed))
     footer = f"(all parts in {time.monotonic() - started:.0f} s)"
     printed.append(footer)
     print(footer)

@@ -19,7 +19,8 @@ from bench.seed import dataset
 
 __all__ = ["ENDPOINTS", "TARGETS", "Measured", "fetch_body", "measure", "request_for", "tables"]
 
-TARGETS = {"rest": 0.5, "graphql": 0.25}
+# Issue 18: uncached reads, as a ratio of the bare handler measured in the same run.
+TARGETS = {"rest": 0.7, "graphql": 0.35}
 ENDPOINTS = {"rest": "REST GET /api/v1/apps/", "graphql": "GraphQL apps{procs{instances}}"}
 
 
