@@ -86,13 +86,43 @@ class Overviews:
         return self.apps.get(name)
 
 
-async def app_overview(ctx: OpContext, *, name: str) -> Overviews:
+async def app_overview(ctx: OpContext, *, name: str, checked: AppRow | None = None) -> Overviews:
     """One deployed app. Raises: Unauthenticated, NotFound (unregistered or undeployed),
-    Forbidden."""
-    row = await access.check_app(ctx, name)
+    Forbidden.
+
+    `checked`: the app as `access.check_app` returned it for this caller in this request
+    (a front door that checked before its handler ran); then it is not checked again.
+    """
+    async with ctx.sessions() as session:
+        row = await _checked(ctx, session, name, checked)
+        stored = await _stored(ctx, session, [row])
+    return await _with_running(ctx, [row], stored)
+
+
+async def app_with_procs(
+    ctx: OpContext, *, name: str, checked: AppRow | None = None
+) -> AppOverview:
+    """One deployed app with its procs and their running state, without the apps its
+    object embeds and without its portals' clients: what a proc's object needs.
+
+    `checked` as for `app_overview`. Raises: Unauthenticated, NotFound, Forbidden.
+    """
+    async with ctx.sessions() as session:
+        row = await _checked(ctx, session, name, checked)
+        found = (await _overviews(ctx, session, [row]))[name]
+    states = await _states(ctx, [p.view.job_id for p in found.procs if _runs(found, p.view)])
+    return _with_states(found, states, {})
+
+
+async def _checked(
+    ctx: OpContext, session: AsyncSession, name: str, checked: AppRow | None
+) -> AppRow:
+    row = checked if checked is not None and checked.name == name else None
+    if row is None:
+        row = await access.check_app(ctx, name, session=session)
     if row.meta_version is None:
         raise NotFound(f"app {name} has not been deployed", field="app")
-    return await _load(ctx, [row])
+    return row
 
 
 async def app_overviews(ctx: OpContext, *, apptype: AppType | None = None) -> Overviews:
@@ -205,24 +235,44 @@ async def proc_overview(ctx: OpContext, *, app: str, proc: str) -> ProcOverview:
     return ProcOverview(view=view, state=(await _states(ctx, [view.job_id])).get(view.job_id))
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What the database says about some apps and every app their objects embed."""
+
+    apps: dict[str, AppOverview]
+    instances: dict[str, tuple[str, ...]]
+    bindings: dict[tuple[str, str], tuple[tuple[str, str], ...]]
+
+
 async def _load(ctx: OpContext, rows: Sequence[AppRow]) -> Overviews:
     async with ctx.sessions() as session:
-        apps = await _overviews(ctx, session, rows)
-        related: set[str] = set()
-        for overview in apps.values():
-            related.update(_related(overview))
-        resources = [o.app.name for o in apps.values() if o.app.apptype is AppType.RESOURCE]
-        instances = await _instance_names(session, resources)
-        for names in instances.values():
-            related.update(names)
-        missing = sorted(related - set(apps))
-        if missing:
-            # An embedded app the caller may not read is left out, so its place in the object
-            # is empty as for an app that does not exist: using a service or a resource is
-            # not permission to read its procs and env.
-            found, _ = await access.readable_apps(ctx, session, missing)
-            apps.update(await _overviews(ctx, session, list(found.values())))
-        bindings = await _bindings(session, list(apps))
+        stored = await _stored(ctx, session, rows)
+    return await _with_running(ctx, rows, stored)
+
+
+async def _stored(ctx: OpContext, session: AsyncSession, rows: Sequence[AppRow]) -> _Stored:
+    apps = await _overviews(ctx, session, rows)
+    related: set[str] = set()
+    for overview in apps.values():
+        related.update(_related(overview))
+    resources = [o.app.name for o in apps.values() if o.app.apptype is AppType.RESOURCE]
+    instances = await _instance_names(session, resources)
+    for names in instances.values():
+        related.update(names)
+    missing = sorted(related - set(apps))
+    if missing:
+        # An embedded app the caller may not read is left out, so its place in the object
+        # is empty as for an app that does not exist: using a service or a resource is
+        # not permission to read its procs and env.
+        found, _ = await access.readable_apps(ctx, session, missing)
+        apps.update(await _overviews(ctx, session, list(found.values())))
+    bindings = await _bindings(session, list(apps))
+    return _Stored(apps=apps, instances=instances, bindings=bindings)
+
+
+async def _with_running(ctx: OpContext, rows: Sequence[AppRow], stored: _Stored) -> Overviews:
+    """The overviews with the scheduler's state, read once the session is closed."""
+    apps, bindings = stored.apps, stored.bindings
     job_ids = [p.view.job_id for o in apps.values() for p in o.procs if _runs(o, p.view)]
     job_ids += [job_id for pairs in bindings.values() for _, job_id in pairs]
     states = await _states(ctx, job_ids)
@@ -230,7 +280,7 @@ async def _load(ctx: OpContext, rows: Sequence[AppRow]) -> Overviews:
     return Overviews(
         requested=tuple(row.name for row in rows),
         apps=MappingProxyType(with_states),
-        instances=MappingProxyType(instances),
+        instances=MappingProxyType(stored.instances),
     )
 
 

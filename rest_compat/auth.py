@@ -11,6 +11,7 @@ from starlette.requests import Request
 from resolvers import access
 from resolvers.context import ANONYMOUS, OpContext, Principal, Services
 from resolvers.credentials import token_from_headers
+from store.queries import AppRow
 
 __all__ = ["AppStateLike", "Level", "authorize", "principal_of"]
 
@@ -51,14 +52,15 @@ async def principal_of(request: Request) -> Principal:
     return found or ANONYMOUS
 
 
-async def authorize(ctx: OpContext, level: Level, app: str | None) -> None:
+async def authorize(ctx: OpContext, level: Level, app: str | None) -> AppRow | None:
     """LAIN's permission decorator: 401, then 404 for an unregistered app, then 403.
 
-    Raises: Unauthenticated, NotFound, Forbidden.
+    Returns the app when the route names one and the caller may touch it, so that the
+    handler's read does not check it again. Raises: Unauthenticated, NotFound, Forbidden.
     """
     if level is Level.NONE:
-        return
+        return None
     if level is Level.READ or app is None:
         access.check_signed_in(ctx)
-        return
-    await access.check_app(ctx, app)
+        return None
+    return await access.check_app(ctx, app)

@@ -35,12 +35,12 @@ _RESIZE_FIELDS = {"numInstances": "num_instances", "cpu": "cpu", "memory": "memo
 async def _app(call: Call, key: str) -> AppOverview:
     app = call.names["app"]
     try:
-        found = await overview.app_overview(call.ctx, name=app)
+        # A proc's object embeds nothing of other apps: the app's own procs are enough.
+        return await overview.app_with_procs(call.ctx, name=app, checked=call.checked_app)
     except NotFound as exc:
         if exc.field == "app":
             raise Abort(errors.not_deployed(app, key)) from None
         raise
-    return found.apps[app]
 
 
 def _proc(target: AppOverview, name: str, *, status: int = 404) -> ProcOverview:

@@ -33,6 +33,7 @@ from rest_compat.envelope import (
     preflight_response,
     slash_redirect,
 )
+from store.queries import AppRow
 
 __all__ = ["INVALID", "Call", "Endpoint", "Fatal", "Method", "RestApp"]
 
@@ -50,6 +51,8 @@ class Call:
     names: dict[str, str]  # path parameters, plus what handlers learn (the body's appname…)
     body: bytes
     principal: Principal = ANONYMOUS
+    # The app the route names, as the permission check found it for this caller.
+    checked_app: AppRow | None = None
 
     @property
     def ctx(self) -> OpContext:
@@ -183,7 +186,7 @@ class RestApp:
             if method.prepare is not None:
                 method.prepare(call)
             call.principal = await principal_of(call.request)
-            await authorize(call.ctx, method.level, call.names.get("app"))
+            call.checked_app = await authorize(call.ctx, method.level, call.names.get("app"))
             if method.mutating:
                 await ensure_available(call.ctx)
             if call.method in ("GET", "HEAD"):

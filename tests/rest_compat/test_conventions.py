@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resolvers import overview
-from rest_compat.py2 import dict_order, dumps, py2_str
+from rest_compat.py2 import Ordered, Shape, dict_order, dumps, py2_str
 from tests.fakes.scheduler import FakeScheduler
 from tests.rest_compat.helpers import DOCS, Rest, deployed_hello, register, repo_obj
 
@@ -34,6 +34,28 @@ class TestPython2Bytes:
     )
     def test_dict_order_is_python_27s(self, keys: list[str], order: list[str]) -> None:
         assert dict_order(keys) == order
+
+    def test_shape_builds_in_27s_order_and_dumps_keeps_it(self) -> None:
+        shape = Shape("appname", "giturl", "meta_version", "url")
+        built = shape.build(appname="a", giturl="g", meta_version="v", url="/u/")
+        assert type(built) is Ordered
+        assert list(built) == ["url", "meta_version", "giturl", "appname"]
+        # The same bytes as a dict built in insertion order and reordered by dumps.
+        inserted = {"appname": "a", "giturl": "g", "meta_version": "v", "url": "/u/"}
+        assert dumps({"app": built}) == dumps({"app": inserted})
+
+    def test_dumps_leaves_an_ordered_dict_as_it_is(self) -> None:
+        # Reordered, these keys would come out as dict_order gives them (test above).
+        kept = Ordered([("appname", 1), ("url", 2)])
+        assert dumps([kept]) == b'[{"appname": 1, "url": 2}]'
+        assert dumps([{"appname": 1, "url": 2}]) == b'[{"url": 2, "appname": 1}]'
+
+    def test_shape_refuses_other_keys(self) -> None:
+        shape = Shape("appname", "url")
+        with pytest.raises(TypeError, match="is not the shape"):
+            shape.build(appname="a")
+        with pytest.raises(KeyError):
+            shape.build(appname="a", other="b")
 
     def test_dumps_separators_escaping_and_order(self) -> None:
         assert dumps({"repos": None, "msg": "caf\u00e9\n", "url": "/v1/"}) == (
