@@ -266,7 +266,11 @@ async def _stored(ctx: OpContext, session: AsyncSession, rows: Sequence[AppRow])
         # not permission to read its procs and env.
         found, _ = await access.readable_apps(ctx, session, missing)
         apps.update(await _overviews(ctx, session, list(found.values())))
-    bindings = await _bindings(session, list(apps))
+    # Only a service (an app with portals) has clients bound to it.
+    services = [
+        name for name, o in apps.items() if any(p.view.type is ProcType.PORTAL for p in o.procs)
+    ]
+    bindings = await _bindings(session, services)
     return _Stored(apps=apps, instances=instances, bindings=bindings)
 
 
@@ -352,10 +356,12 @@ async def _overviews(
     ctx: OpContext, session: AsyncSession, rows: Sequence[AppRow]
 ) -> dict[str, AppOverview]:
     deployed = {row.id: row for row in rows if row.meta_version is not None}
-    procs = await queries.proc_rows_of_apps(session, list(deployed))
-    keys = {(row.id, row.meta_version or "") for row in deployed.values()}
-    keys.update((p.app_id, p.meta_version) for found in procs.values() for p in found)
-    releases = await queries.release_rows_by_versions(session, sorted(keys))
+    procs, releases = await queries.proc_rows_with_releases(session, list(deployed))
+    # The app's own release, when none of its procs runs it (usually they all do).
+    wanted = {(row.id, row.meta_version or "") for row in deployed.values()}
+    missing = sorted(wanted - set(releases))
+    if missing:
+        releases.update(await queries.release_rows_by_versions(session, missing))
     result: dict[str, AppOverview] = {}
     for app_id, row in deployed.items():
         release = releases.get((app_id, row.meta_version or ""))

@@ -96,21 +96,14 @@ class Ordered(dict[str, Any]):
 
 
 class Shape:
-    """One kind of object: the keys in the order the console inserted them, and the order
-    2.7 iterated them in, computed once; `build` makes the object in that order directly."""
+    """One kind of object: the keys in the order the console inserted them, and `keys`,
+    the order 2.7 iterated them in (computed once): the order to write an `Ordered` in."""
 
     __slots__ = ("inserted", "keys")
 
     def __init__(self, *inserted: str) -> None:
         self.inserted = inserted
         self.keys = _dict_order(inserted)
-
-    def build(self, **values: Any) -> Ordered:
-        """The object; `values` must have exactly the shape's keys, each value a scalar,
-        a list, or an `Ordered` (or empty) dict."""
-        if len(values) != len(self.keys):
-            raise TypeError(f"{sorted(values)} is not the shape {list(self.inserted)}")
-        return Ordered([(key, values[key]) for key in self.keys])
 
 
 def _reorder(value: Any) -> Any:

@@ -25,6 +25,7 @@ __all__ = [
     "latest_release",
     "maintainers_of",
     "proc_rows_of_apps",
+    "proc_rows_with_releases",
     "procs_of",
     "procs_of_apps",
     "release",
@@ -158,6 +159,32 @@ async def proc_rows_of_apps(
     for row in (await session.execute(query)).all():
         grouped[row.app_id].append(row)
     return grouped
+
+
+async def proc_rows_with_releases(
+    session: AsyncSession, app_ids: Sequence[int]
+) -> tuple[dict[int, list[ProcRow]], dict[tuple[int, str], ReleaseRow]]:
+    """Every proc of many apps (creation order) and the release each runs, in one query:
+    a proc's row is also its release's (same app_id and meta_version, plus the release's
+    lain_yaml and image). A release that no longer exists is missing from the second."""
+    grouped: dict[int, list[ProcRow]] = {app_id: [] for app_id in app_ids}
+    releases: dict[tuple[int, str], ReleaseRow] = {}
+    if not app_ids:
+        return grouped, releases
+    query = (
+        select(*_PROC_COLUMNS, Release.lain_yaml, Release.image)
+        .outerjoin(
+            Release,
+            (Release.app_id == Proc.app_id) & (Release.meta_version == Proc.meta_version),
+        )
+        .where(Proc.app_id.in_(app_ids))
+        .order_by(Proc.id)
+    )
+    for row in (await session.execute(query)).all():
+        grouped[row.app_id].append(row)
+        if row.lain_yaml is not None:
+            releases[(row.app_id, row.meta_version)] = row
+    return grouped, releases
 
 
 async def release_rows_by_versions(

@@ -88,5 +88,5 @@ async def test_nested_apps_query_cost_does_not_grow_with_the_number_of_apps(
     assert one[0] == 1
     assert fifty[0] == 50
     assert fifty[1] == one[1], f"SQL statements: {one[1]} for 1 app, {fifty[1]} for 50"
-    assert one[1] <= 4
+    assert one[1] <= 2  # the page of apps; their procs with their releases (one join)
     assert (one[2], fifty[2]) == (1, 1)  # one batched scheduler read, whatever the count
