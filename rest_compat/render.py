@@ -264,7 +264,7 @@ def _nested(
     return app_object(overviews, name, iteration=False, client=client, portals=used)
 
 
-def _use_services(overviews: Overviews, overview: AppOverview) -> list[dict[str, Any]]:
+def _use_services(overviews: Overviews, overview: AppOverview) -> list[Ordered]:
     if overview.config is None:
         return []
     entries = []
@@ -280,7 +280,7 @@ def _use_services(overviews: Overviews, overview: AppOverview) -> list[dict[str,
     return entries
 
 
-def _use_resources(overviews: Overviews, overview: AppOverview) -> list[dict[str, Any]]:
+def _use_resources(overviews: Overviews, overview: AppOverview) -> list[Ordered]:
     if overview.config is None:
         return []
     entries = []

@@ -123,7 +123,7 @@ async def app_rows_page(
     limit: int | None = None,
     apptype: str | None = None,
     deployed_only: bool = False,
-    among: Select[tuple[int]] | None = None,
+    among: Select[int] | None = None,
 ) -> list[AppRow]:
     """Apps ordered by name, as rows: after `after`, at most `limit` (None: all), of one
     `apptype`, deployed ones only, among the ids the subquery `among` selects."""
