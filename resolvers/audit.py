@@ -1,4 +1,5 @@
-"""Audit entries: written in the same transaction as the change they describe."""
+"""Audit entries: written in the same transaction as the change they describe, and read
+for both doors: GraphQL's `auditLog` and REST's oplog (LAIN's `/v1/oplogs/<app>/`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,11 @@ from resolvers.views import Page
 from store import queries
 from store.models import AuditEntry
 
-__all__ = ["AuditView", "audit_view", "list_audit", "record"]
+__all__ = ["OPLOG_LENGTH", "AuditView", "audit_view", "list_audit", "recent_operations", "record"]
+
+OPLOG_LENGTH = 50  # LAIN showed the last 50 operations
+# LAIN's maintainers were SSO group members: changing them never reached its oplog.
+_NOT_IN_OPLOG = ("ADD_MAINTAINER", "REMOVE_MAINTAINER")
 
 
 def record(
@@ -72,9 +77,37 @@ async def list_audit(
     if before is not None and not before.isdigit():
         raise InvalidInput("after: not a cursor of this list", field="after")
     await access.check_app(ctx, app)
+    views = await _entries(ctx, app, before_id=int(before) if before else None, limit=limit + 1)
+    return page_of(views, limit, "audit", lambda v: str(v.id), has_previous=before is not None)
+
+
+async def recent_operations(
+    ctx: OpContext, *, app: str, limit: int = OPLOG_LENGTH
+) -> list[AuditView]:
+    """The app's newest audit entries first, without the maintainer changes LAIN never
+    logged; entries outlive the app, so any name may be asked.
+
+    With auth off it is open to everyone, as LAIN's oplog was, and an unknown name has no
+    entries. With auth on it needs read access to the app (a deliberate deviation: the log
+    names who operated the app and every version it ran, which is not for strangers).
+
+    Raises (auth on): Unauthenticated, NotFound, Forbidden.
+    """
+    if ctx.services.auth_enabled:
+        await access.check_app(ctx, app)
+    return await _entries(ctx, app, before_id=None, limit=limit, excluding=_NOT_IN_OPLOG)
+
+
+async def _entries(
+    ctx: OpContext,
+    app: str,
+    *,
+    before_id: int | None,
+    limit: int,
+    excluding: tuple[str, ...] = (),
+) -> list[AuditView]:
     async with ctx.sessions() as session:
         rows = await queries.audit_page(
-            session, app, before_id=int(before) if before else None, limit=limit + 1
+            session, app, before_id=before_id, limit=limit, excluding=excluding
         )
-    views = [audit_view(row) for row in rows]
-    return page_of(views, limit, "audit", lambda v: str(v.id), has_previous=before is not None)
+    return [audit_view(row) for row in rows]

@@ -23,6 +23,7 @@ __all__ = [
     "get_maintainer",
     "list_maintainers",
     "remove_maintainer",
+    "user_role",
     "viewer_role",
 ]
 
@@ -159,3 +160,23 @@ async def viewer_role(ctx: OpContext, *, app: str) -> MaintainerRole | None:
         if ctx.principal.is_admin or not ctx.services.auth_enabled:
             return MaintainerRole.ADMIN
         return await access.role_on(session, row, ctx.principal.name)
+
+
+async def user_role(ctx: OpContext, *, app: str, username: str) -> MaintainerRole | None:
+    """The role `username` has on `app`, or None when none (or no such app): LAIN's
+    `roles/<user>/`.
+
+    With auth off there are no maintainers and everyone may do everything on a registered
+    app, so everyone is its admin, as `roles/` says of the caller. With auth on the caller
+    needs read access to the app (a deliberate deviation from LAIN, which told anyone who
+    administers what).
+
+    Raises (auth on): Unauthenticated, NotFound, Forbidden.
+    """
+    async with ctx.sessions() as session:
+        if ctx.services.auth_enabled:
+            row = await access.check_app(ctx, app, session=session)
+            return await access.role_on(session, row, username)
+        if await queries.app_by_name(session, app) is None:
+            return None
+        return MaintainerRole.ADMIN

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from resolvers import sso, streamports
+from resolvers.audit import recent_operations
 from resolvers.errors import Unauthenticated
-from resolvers.oplog import recent_operations
 from rest_compat import render
 from rest_compat.envelope import DOCS_URL, LAIN_HEADERS, Reply, origin, permanent_redirect
 from rest_compat.openapi import document

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from resolvers import catalog, maintainers, notify, releases, repos, roles
+from resolvers import catalog, maintainers, notify, releases, repos
 from resolvers.errors import DomainError, InvalidInput, NotFound
 from rest_compat import errors, render
 from rest_compat.envelope import DOCS_URL, Abort, Reply
@@ -70,7 +70,7 @@ async def role_of_caller(call: Call) -> Reply:
 
 async def role_of_user(call: Call) -> Reply:
     app, username = call.names["app"], call.names["username"]
-    role = await roles.user_role(call.ctx, app=app, username=username)
+    role = await maintainers.user_role(call.ctx, app=app, username=username)
     if role is None:
         raise Abort(_not_a_maintainer(app, username))
     url = f"/v1/repos/{app}/roles/{username}/"
