@@ -19,6 +19,7 @@ from store.models import App, Maintainer, MaintainerRole
 from store.queries import AppRow
 
 __all__ = [
+    "AppRow",
     "check_app",
     "check_app_admin",
     "check_global_admin",

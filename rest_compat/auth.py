@@ -9,9 +9,9 @@ from typing import Protocol
 from starlette.requests import Request
 
 from resolvers import access
+from resolvers.access import AppRow
 from resolvers.context import ANONYMOUS, OpContext, Principal, Services
 from resolvers.credentials import token_from_headers
-from store.queries import AppRow
 
 __all__ = ["AppStateLike", "Level", "authorize", "principal_of"]
 

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from resolvers import idempotency
+from resolvers.access import AppRow
 from resolvers.backend import ensure_available
 from resolvers.context import ANONYMOUS, OpContext, Principal, Services
 from resolvers.errors import Conflict, DomainError
@@ -33,7 +34,6 @@ from rest_compat.envelope import (
     preflight_response,
     slash_redirect,
 )
-from store.queries import AppRow
 
 __all__ = ["INVALID", "Call", "Endpoint", "Fatal", "Method", "RestApp"]
 
