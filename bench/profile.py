@@ -1,4 +1,6 @@
-"""Where a request's time goes: `python -m bench.profile {rest,graphql} [--n 100]`.
+"""Where a request's time goes: `python -m bench.profile {rest,graphql,app,proc} [--n 100]`.
+
+`app` and `proc` are one app's and one proc's REST object (bench.objects' requests).
 
 Runs the product in-process (ASGI transport, no sockets) over a seeded dataset, profiles a
 few requests with cProfile after a warm-up, and prints the functions by cumulative time,
@@ -20,6 +22,7 @@ from asgi_lifespan import LifespanManager
 
 from bench.baseline import APPS_QUERY
 from bench.config import bench_settings
+from bench.objects import OBJECTS
 from bench.scheduler import LoadedScheduler
 from bench.seed import Dataset, dataset
 from server.app import create_app
@@ -42,6 +45,8 @@ async def _profile(endpoint: str, data: Dataset, requests: int) -> cProfile.Prof
         async def request() -> None:
             if endpoint == "rest":
                 response = await client.get("/api/v1/apps/")
+            elif endpoint in OBJECTS:
+                response = await client.get(OBJECTS[endpoint].path)
             else:
                 response = await client.post("/graphql", json={"query": APPS_QUERY})
             response.raise_for_status()
@@ -56,7 +61,7 @@ async def _profile(endpoint: str, data: Dataset, requests: int) -> cProfile.Prof
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
-    parser.add_argument("endpoint", choices=("rest", "graphql"))
+    parser.add_argument("endpoint", choices=("rest", "graphql", *OBJECTS))
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--requests", type=int, default=10)
     parser.add_argument("--top", type=int, default=40)
