@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
+from functools import partial
 
 import strawberry
 
 from resolvers import watch
 from resolvers.events import AppEvent, AppEventKind
 from schema.errors import raise_as_graphql
+from schema.fanout import event_output
 from schema.logs import LogEntry, follow_logs
 from schema.types import App, Instance, Proc
 
@@ -46,8 +48,13 @@ async def _event(info: strawberry.Info, event: AppEvent) -> Event | None:
 async def _stream(
     info: strawberry.Info, events: AsyncIterator[AppEvent], *, app: str
 ) -> AsyncGenerator[Event]:
-    """The events rendered, while the caller may still read the app; ends with FORBIDDEN."""
+    """The events rendered, while the caller may still read the app; ends with FORBIDDEN.
+
+    Over graphql-transport-ws the events go to the transport's fan-out (rendered once per
+    group of sockets) and nothing is yielded here; errors still end the stream as usual.
+    """
     context = info.context
+    output = event_output()
     permitted = watch.while_permitted(
         context.op,
         events,
@@ -57,6 +64,9 @@ async def _stream(
     )
     with raise_as_graphql():
         async for event in permitted:
+            if output is not None:
+                await output.deliver(event.cursor, partial(_event, info, event))
+                continue
             rendered = await _event(info, event)
             if rendered is not None:
                 yield rendered

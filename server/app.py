@@ -177,6 +177,7 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
     graphql = ControlPlaneGraphQL(
         graphiql=settings.graphiql,
         recheck_seconds=settings.subscription_recheck_seconds,
+        send_queue=settings.subscription_send_queue,
         graphiql_assets_url=settings.graphiql_assets_url,
         extensions=() if metrics is None else (partial(OperationMetrics, metrics),),
     )

@@ -26,6 +26,7 @@ from schema.build import build_schema
 from schema.context import GraphQLContext
 from schema.introspection import may_introspect
 from server.auth import AuthUnavailable
+from server.fanout import Fanout, FanoutRenderer, FanoutTransportWSHandler, Outbox
 from server.graphiql import DEFAULT_ASSETS_URL, graphiql_page
 
 __all__ = ["ControlPlaneGraphQL"]
@@ -38,6 +39,10 @@ class _WebSocket(ASGIWebSocketAdapter):
     cannot send); Strawberry's own close and error message after it would raise on the closed
     socket and log a traceback, so once the socket is closed they are dropped."""
 
+    # Set by the graphql-transport-ws handler: its messages and its close go through it, in
+    # order. The legacy graphql-ws protocol writes to the socket directly.
+    outbox: Outbox | None = None
+
     def _closed(self) -> bool:
         return self.ws.application_state is WebSocketState.DISCONNECTED
 
@@ -46,7 +51,11 @@ class _WebSocket(ASGIWebSocketAdapter):
             await super().send_json(message)
 
     async def close(self, code: int, reason: str) -> None:
-        if not self._closed():
+        if self._closed():
+            return
+        if self.outbox is not None:
+            await self.outbox.close(code, reason)
+        else:
             await super().close(code, reason)
 
 
@@ -54,12 +63,14 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
     """The services and the authenticator come from the app's lifespan state per request."""
 
     websocket_adapter_class = _WebSocket
+    graphql_transport_ws_handler_class = FanoutTransportWSHandler
 
     def __init__(
         self,
         *,
         graphiql: bool,
         recheck_seconds: float = 30.0,
+        send_queue: int = 256,
         graphiql_assets_url: str = DEFAULT_ASSETS_URL,
         extensions: Sequence[Callable[[], SchemaExtension]] = (),
     ) -> None:
@@ -67,6 +78,7 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
         self._graphiql_page = graphiql_page(graphiql_assets_url)
         schema = build_schema(extensions=extensions)
         self._sdl = schema.as_str() + "\n"
+        self.fanout = Fanout(FanoutRenderer(schema, self.encode_json), send_queue=send_queue)
         super().__init__(
             schema,
             graphql_ide="graphiql" if graphiql else None,

@@ -60,6 +60,8 @@ class Settings:
     forwarded_allow_ips: tuple[str, ...] = ()
     # How often an open subscription re-checks its caller's token and access to the app.
     subscription_recheck_seconds: float = 30.0
+    # Event frames waiting to be written to one websocket before it is closed as too slow.
+    subscription_send_queue: int = 256
     reconcile_interval: int = 30
     local_stop_on_exit: bool = False
     # LAIN's SSO as an OAuth2 provider for /api/v1/authorize/ (all four, or no SSO).
@@ -137,6 +139,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         subscription_recheck_seconds=reader.number(
             "SUBSCRIPTION_RECHECK_SECONDS", 30.0, low=0.05, high=30.0
         ),
+        subscription_send_queue=reader.integer("SUBSCRIPTION_SEND_QUEUE", 256, low=1, high=100_000),
         reconcile_interval=reader.integer("RECONCILE_INTERVAL", 30, low=0, high=86400),
         local_stop_on_exit=reader.flag("LOCAL_STOP_ON_EXIT", False),
         sso_url=reader.text("SSO_URL", "") or None,
