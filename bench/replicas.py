@@ -160,16 +160,16 @@ async def _two_replicas(group: Consoles) -> tuple[str, str]:
     return a.url, b.url
 
 
-async def _scale(http: httpx.AsyncClient, count: int) -> float:
+async def _scale(http: httpx.AsyncClient, count: int) -> tuple[float, float]:
     """Scale until Nomad accepts (it refuses while the job's deployment runs); returns the
-    perf_counter time the accepted mutation was sent."""
+    perf_counter times the accepted mutation was sent and answered."""
     deadline = time.monotonic() + 60
     while True:
         sent = time.perf_counter()
         result = await _graphql(http, _SCALE, n=count)
         errors = result["data"]["scaleProc"]["errors"]  # type: ignore[index]
         if not errors:
-            return sent
+            return sent, time.perf_counter()
         if errors[0]["code"] != "CONFLICT" or time.monotonic() > deadline:
             raise RuntimeError(f"scaleProc failed: {result}")
         await asyncio.sleep(0.2)
@@ -210,25 +210,32 @@ async def _arrival(ws: ClientConnection, count: int) -> float:
 
 async def _cross_replica(url_a: str, url_b: str, rounds: int) -> tuple[Latencies, ...]:
     """Mutation on A; one subscriber on A and one on B. Milliseconds per round: mutation
-    to the event on B, mutation to the event on A, and B's arrival after A's (the hop)."""
+    to the event on B, mutation to the event on A, B's arrival after A's (the hop), and
+    the mutation's own answer."""
     to_b: list[float] = []
     to_a: list[float] = []
     hop: list[float] = []
+    answered: list[float] = []
     async with httpx.AsyncClient(base_url=url_a, timeout=60) as http:
         on_a, on_b = await _subscription(url_a), await _subscription(url_b)
         await asyncio.sleep(1.0)  # both subscriptions are live before the first round
         for n in range(rounds):
             count = 2 + n % 2
-            started = await _scale(http, count)
-            arrived_a, arrived_b = await asyncio.gather(
-                _arrival(on_a, count), _arrival(on_b, count)
-            )
+            arrivals = asyncio.gather(_arrival(on_a, count), _arrival(on_b, count))
+            started, answer = await _scale(http, count)
+            arrived_a, arrived_b = await arrivals
+            answered.append((answer - started) * 1000)
             to_a.append((arrived_a - started) * 1000)
             to_b.append((arrived_b - started) * 1000)
             hop.append((arrived_b - arrived_a) * 1000)
         await on_a.close()
         await on_b.close()
-    return Latencies(tuple(to_b)), Latencies(tuple(to_a)), Latencies(tuple(hop))
+    return (
+        Latencies(tuple(to_b)),
+        Latencies(tuple(to_a)),
+        Latencies(tuple(hop)),
+        Latencies(tuple(answered)),
+    )
 
 
 def _scale_accepted(http: httpx.Client, count: int) -> int:
@@ -286,7 +293,7 @@ def _replica_tables(pg_url: str, rounds: int, subscribers: int, workdir: Path) -
         }
         with consoles(workdir / "replicas", environ) as group:
             url_a, url_b = asyncio.run(_two_replicas(group))
-            cross, same, hop = asyncio.run(_cross_replica(url_a, url_b, rounds))
+            cross, same, hop, answered = asyncio.run(_cross_replica(url_a, url_b, rounds))
             fan = _fanout(url_a, url_b, subscribers, max(5, rounds // 5))
     cross_table = Table(
         "scaleProc sent to replica A; one subscriber on A, one on B (ms)",
@@ -302,6 +309,9 @@ def _replica_tables(pg_url: str, rounds: int, subscribers: int, workdir: Path) -
     )
     cross_table.add("mutation -> event on A", len(same.values), same.p50, same.p99, same.max, "")
     cross_table.add("B's arrival after A's", len(hop.values), hop.p50, hop.p99, hop.max, "")
+    cross_table.add(
+        "(mutation answered)", len(answered.values), answered.p50, answered.p99, answered.max, ""
+    )
     cross_table.note(
         "The event is Nomad's (the fake's event stream, read by the leading replica), so the "
         "mutation's own time and Nomad's are in the first two rows; the last is the cost of "

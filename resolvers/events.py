@@ -365,27 +365,30 @@ class EventBus:
             while self._pending:
                 batch = self._pending[:_BATCH]
                 try:
-                    await self._persist(batch, snapshots)
+                    persisted = await self._persist(batch, snapshots)
                 except Exception:  # the database away: keep the events, try again
                     log.exception("could not persist %d events; retrying", len(batch))
                     await asyncio.sleep(_RETRY_SECONDS)
                     continue
                 del self._pending[: len(batch)]
                 self._persisted_total += len(batch)
-                self._written.set()
+                if not self._follow(persisted):
+                    self._written.set()
                 progress, self._progress = self._progress, asyncio.Event()
                 progress.set()
             if self._stopping:
                 return
             await self._prune_now_and_then()
 
-    async def _persist(self, batch: Sequence[AppEvent], snapshots: Snapshotter) -> None:
+    async def _persist(self, batch: Sequence[AppEvent], snapshots: Snapshotter) -> list[AppEvent]:
+        """Append the batch to the log; the events as the log now holds them."""
         assert self._sessions is not None
         taken = await snapshots(batch)
         now = utcnow()
         # Events of one proc in a batch share their views: encode each pair once.
-        encoded: dict[tuple[int, int], object] = {}
+        encoded: dict[tuple[int, int], Any] = {}
         rows = []
+        stored = []
         for event, snapshot in zip(batch, taken, strict=True):
             key = (id(snapshot.app), id(snapshot.proc))
             if key not in encoded:
@@ -399,8 +402,25 @@ class EventBus:
                     at=now,
                 )
             )
+            stored.append(encoded[key])
         async with self._sessions.begin() as session:
-            await eventlog.append_events(session, rows)
+            ids = await eventlog.append_events(session, rows)
+        # What the tail would read back: the log's id, the stored snapshot (no live view).
+        return [
+            replace(event, cursor=cursor, stored_snapshot=snapshot, app_view=None)
+            for event, cursor, snapshot in zip(batch, ids, stored, strict=True)
+        ]
+
+    def _follow(self, persisted: Sequence[AppEvent]) -> bool:
+        """Give live subscribers what this console just wrote without reading it back, when
+        it follows on from what they have; False otherwise (another console wrote in
+        between, or the tail is behind): then the tail must read the log, in order."""
+        if not self._started or not persisted or persisted[0].cursor != self._window.newest + 1:
+            return False
+        for event in persisted:
+            self._record_change(event)
+        self._window.add(persisted)
+        return True
 
     async def _prune_now_and_then(self) -> None:
         assert self._sessions is not None
@@ -434,7 +454,8 @@ class EventBus:
                 log.exception("reading the event log failed; retrying")
                 await asyncio.sleep(_RETRY_SECONDS)
                 continue
-            events = [_event_of(row) for row in rows]
+            # Skip what the writer already gave the window (it may commit while we read).
+            events = [_event_of(row) for row in rows if row.id > self._window.newest]
             for event in events:
                 self._record_change(event)
             self._window.add(events)

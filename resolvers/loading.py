@@ -21,7 +21,7 @@ from resolvers.views import AppView, ProcView, ReleaseView
 from store.models import App, Release
 from store.queries import AppRow
 
-__all__ = ["apps_by_name", "proc_states", "procs_by_app", "releases_by_key"]
+__all__ = ["apps_and_procs", "apps_by_name", "proc_states", "procs_by_app", "releases_by_key"]
 
 
 async def _readable_apps(
@@ -43,13 +43,30 @@ async def procs_by_app(
 ) -> dict[str, list[ProcView] | DomainError]:
     """Every proc of many deployed apps, in lain.yaml order as every read shows them: three
     queries in all (apps, procs, their releases)."""
+    _, procs = await apps_and_procs(ctx, names, with_procs=names)
+    return procs
+
+
+async def apps_and_procs(
+    ctx: OpContext, names: Sequence[str], *, with_procs: Sequence[str]
+) -> tuple[dict[str, AppView | DomainError], dict[str, list[ProcView] | DomainError]]:
+    """`apps_by_name(names)` and `procs_by_app(with_procs)` (a subset of `names`) in one
+    session, each app read once."""
+    wanted = set(with_procs)
     async with ctx.sessions() as session:
         apps, refused = await _readable_apps(ctx, session, names)
-        found = await overview.overviews_of(ctx, session, list(apps.values()))
-    result: dict[str, list[ProcView] | DomainError] = dict(refused)
+        rows = [row for name, row in apps.items() if name in wanted]
+        found = await overview.overviews_of(ctx, session, rows) if rows else {}
+    views: dict[str, AppView | DomainError] = {
+        **{name: app_view(app) for name, app in apps.items()},
+        **refused,
+    }
+    procs: dict[str, list[ProcView] | DomainError] = {
+        name: error for name, error in refused.items() if name in wanted
+    }
     for name, item in found.items():
-        result[name] = [proc.view for proc in item.procs]
-    return result
+        procs[name] = [proc.view for proc in item.procs]
+    return views, procs
 
 
 async def releases_by_key(

@@ -74,16 +74,17 @@ def _shared(table: WeakKeyDictionary[object, _Shared[V]], ctx: OpContext) -> _Sh
 
 
 async def take_snapshots(ctx: OpContext, events: Sequence[AppEvent]) -> list[EventSnapshot]:
-    """The snapshots a batch of events shows, as the event log stores them: two reads for
-    the whole batch (its apps, and the procs of those that name a proc).
+    """The snapshots a batch of events shows, as the event log stores them: one read of
+    the whole batch's apps and of the procs of those that name a proc, in one session.
 
     Read as the system: each subscriber's own access is checked before a snapshot reaches it.
     """
     system = OpContext(services=ctx.services, principal=SYSTEM)
-    names = sorted({event.app for event in events if event.app_view is None})
-    apps = await loading.apps_by_name(system, names) if names else {}
     with_procs = sorted({event.app for event in events if event.proc is not None})
-    procs = await loading.procs_by_app(system, with_procs) if with_procs else {}
+    names = sorted({event.app for event in events if event.app_view is None} | set(with_procs))
+    apps, procs = (
+        await loading.apps_and_procs(system, names, with_procs=with_procs) if names else ({}, {})
+    )
     snapshots = []
     for event in events:
         app = event.app_view

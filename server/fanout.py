@@ -23,7 +23,7 @@ import json
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
@@ -43,6 +43,7 @@ __all__ = [
     "Fanout",
     "FanoutRenderer",
     "FanoutTransportWSHandler",
+    "GroupedOperation",
     "Outbox",
 ]
 
@@ -56,13 +57,21 @@ _KEPT = 4096  # rendered (group, event) payloads remembered for the group's late
 
 
 @dataclass(frozen=True, slots=True)
-class _Group:
-    """What a rendering depends on besides the event."""
+class GroupedOperation:
+    """An operation as the fan-out groups it: sockets whose operations are equal (and whose
+    callers are) share each event's rendering."""
 
     query: str
     operation_name: str | None
-    variables_key: str  # the variables as canonical JSON
-    principal: Principal
+    variables_key: str  # the variables as canonical JSON: equal variables, equal keys
+    variables: Mapping[str, Any] | None = field(compare=False, hash=False)
+
+    @classmethod
+    def of(
+        cls, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> GroupedOperation:
+        key = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
+        return cls(query, operation_name, key, variables)
 
 
 class _Rendering:
@@ -108,30 +117,23 @@ class FanoutRenderer:
 
     async def payload(
         self,
-        *,
+        operation: GroupedOperation,
         context: GraphQLContext,
-        query: str,
-        operation_name: str | None,
-        variables: Mapping[str, Any] | None,
         cursor: int,
         source: EventSource,
     ) -> str | None:
-        """The event's `next` payload as JSON text for this caller and operation; None when
-        the event shows nothing."""
-        group = _Group(
-            query=query,
-            operation_name=operation_name,
-            variables_key=json.dumps(variables or {}, sort_keys=True, separators=(",", ":")),
-            principal=context.principal,
-        )
-        key = (group, cursor)
+        """The event's `next` payload as JSON text for this operation and the context's
+        caller; None when the event shows nothing."""
+        principal = context.principal
+        key = (operation, principal, cursor)
         rendering = self._taken.get(key)
         if rendering is None:
             rendering = self._taken[key] = _Rendering()
             while len(self._taken) > _KEPT:
                 self._taken.popitem(last=False)
             # A task of its own: the socket that asked first may go away meanwhile.
-            task = asyncio.create_task(self._finish(rendering, context, group, variables, source))
+            rendered = self._finish(rendering, operation, context, principal, source)
+            task = asyncio.create_task(rendered)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if not rendering.done:
@@ -143,13 +145,13 @@ class FanoutRenderer:
     async def _finish(
         self,
         rendering: _Rendering,
+        operation: GroupedOperation,
         context: GraphQLContext,
-        group: _Group,
-        variables: Mapping[str, Any] | None,
+        principal: Principal,
         source: EventSource,
     ) -> None:
         try:
-            payload = await self._render(context, group, variables, source)
+            payload = await self._render(operation, context, principal, source)
         except Exception as exc:  # every socket of the group ends with it, as each would have
             rendering.finish(None, exc)
         else:
@@ -157,9 +159,9 @@ class FanoutRenderer:
 
     async def _render(
         self,
+        operation: GroupedOperation,
         context: GraphQLContext,
-        group: _Group,
-        variables: Mapping[str, Any] | None,
+        principal: Principal,
         source: EventSource,
     ) -> str | None:
         value = await source()
@@ -170,17 +172,18 @@ class FanoutRenderer:
         # and loaders that start empty for this event.
         rendering = GraphQLContext(
             services=context.services,
-            principal=group.principal,
+            principal=principal,
             websocket=True,
             request=context.request,
             recheck_seconds=context.recheck_seconds,
         )
+        variables = operation.variables
         result = await self._schema.execute(
-            group.query,
+            operation.query,
             variable_values=dict(variables) if variables is not None else None,
             context_value=rendering,
             root_value=value,  # the subscription field resolves to its event
-            operation_name=group.operation_name,
+            operation_name=operation.operation_name,
             allowed_operation_types=(OperationType.SUBSCRIPTION,),
         )
         # The shape Strawberry's `Operation.send_next` sends.
@@ -336,19 +339,15 @@ class _OperationOutput(EventOutput):
     ) -> None:
         self._handler = handler
         self._operation = operation
+        self._grouped = GroupedOperation.of(
+            operation.query, operation.operation_name, operation.variables
+        )
         self._prefix = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":'
 
     async def deliver(self, cursor: int, source: EventSource) -> None:
-        operation = self._operation
-        payload = await self._handler.renderer.payload(
-            context=self._handler.context,
-            query=operation.query,
-            operation_name=operation.operation_name,
-            variables=operation.variables,
-            cursor=cursor,
-            source=source,
-        )
-        if payload is None or operation.completed:
+        handler = self._handler
+        payload = await handler.renderer.payload(self._grouped, handler.context, cursor, source)
+        if payload is None or self._operation.completed:
             return
         self._handler.outbox.put(self._prefix + payload + "}")
 

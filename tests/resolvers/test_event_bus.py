@@ -7,11 +7,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from resolvers import events
 from resolvers.errors import CursorExpired
 from resolvers.events import AppEvent, EventBus, EventRetention, EventSnapshot, decode_snapshot
 from resolvers.views import AppStatus, AppType, AppView
@@ -100,3 +103,39 @@ async def test_the_writer_keeps_the_newest_events_of_the_retention(
     assert bounds.newest - bounds.oldest + 1 == 100
     with pytest.raises(CursorExpired):
         await bus.check_cursor(newest)
+
+
+async def test_live_subscribers_get_this_consoles_events_without_reading_them_back(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tail reads the log when woken, and every poll interval: make that never, here.
+    monkeypatch.setattr(events, "_POLL_SECONDS", 3600.0)
+    bus = EventBus(sessions)
+    reads: list[str] = []
+    looked = asyncio.Event()
+
+    def record(*args: Any) -> None:
+        # What the tail (or a subscriber behind) runs to read events; not the pruning.
+        if "FROM event_log" in args[2] and "ORDER BY event_log.id" in args[2]:
+            reads.append(args[2])
+            looked.set()
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        async with _running(bus):
+            with anyio.fail_after(20):
+                await looked.wait()  # the tail's first look at the log, as the bus starts
+                live = aiter(bus.subscribe(app="hello", after=bus.cursor))
+                first = asyncio.ensure_future(anext(live))
+                await asyncio.sleep(0)  # the subscriber waits for what comes next
+                reads.clear()
+                bus.publish_app(_view("hello", error="fresh"))
+                delivered = await first
+                await live.aclose()
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    snapshot = decode_snapshot(delivered)
+    assert snapshot is not None
+    assert snapshot.app is not None
+    assert snapshot.app.last_error == "fresh"
+    assert reads == [], reads  # the writer handed it over; nobody read the log for it
