@@ -37,6 +37,7 @@ class Plan:
     parts: list[str]
     budget: Budget
     subscribers: int
+    large_subscribers: list[int]
     client_processes: int
     rounds: int
     propagation_events: int
@@ -52,6 +53,10 @@ def _plan(argv: list[str] | None) -> tuple[Plan, Path | None]:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, help="time bound of each load measurement")
     parser.add_argument("--subscribers", type=int, help="websocket subscribers (default 1000)")
+    parser.add_argument(
+        "--large-subscribers",
+        help="subscriber counts for the fan-out at N = 1000 (default 1000,5000; 0: skip)",
+    )
     parser.add_argument("--deploy-apps", type=int, help="apps deployed at once (default 100)")
     parser.add_argument(
         "--workdir",
@@ -81,6 +86,11 @@ def _plan(argv: list[str] | None) -> tuple[Plan, Path | None]:
         parts=parts,
         budget=budget,
         subscribers=args.subscribers or (100 if quick else 1000),
+        large_subscribers=[
+            int(count)
+            for count in (args.large_subscribers or ("200" if quick else "1000,5000")).split(",")
+            if int(count) > 0
+        ],
         client_processes=2,
         rounds=2 if quick else 5,
         propagation_events=20 if quick else 100,
@@ -163,6 +173,21 @@ def _summary(
             f"p99 {one.summary()[0].p99:.1f} ms",
             verdict(one.missed == 0 and one.summary()[0].p99 <= fanout.PROPAGATION_TARGET_MS),
         )
+        for series, _, peak in fanned.large:
+            each = series.summary()[0]
+            large = series.subscribers > 1000
+            target = fanout.LARGE_FANOUT_TARGET_MS if large else fanout.FANOUT_TARGET_MS
+            found.add(
+                f"N=1000: fan-out to {series.subscribers} subscribers: p99 <= {target:.0f} ms",
+                f"p99 {each.p99:.0f} ms",
+                verdict(series.missed == 0 and each.p99 <= target),
+            )
+            if series.subscribers == 1000:
+                found.add(
+                    f"N=1000, 1000 subscribers: console RSS <= {fanout.RSS_TARGET_MB:.0f} MB",
+                    f"peak {peak:.0f} MB",
+                    verdict(peak <= fanout.RSS_TARGET_MB),
+                )
     if deployed is not None:
         found.add(
             f"{deployed.apps} concurrent deploys: none lost or duplicated",
@@ -226,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
                 processes=plan.client_processes,
                 rounds=plan.rounds,
                 propagation_events=plan.propagation_events,
+                large_subscribers=plan.large_subscribers,
             )
             show(fanout.table(fanned))
+            if fanned.large:
+                show(fanout.large_table(fanned))
 
         steps.append(("fanout", run_fanout))
     if "deploy" in plan.parts:

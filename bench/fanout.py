@@ -51,8 +51,10 @@ _JOB = f"{_APP}.web.{_PROC}"
 _ROUND_TIMEOUT = 30.0
 _WARMUP_ROUNDS = 2
 _GAP = 0.05  # seconds between rounds, so one round's stragglers never overlap the next
-FANOUT_TARGET_MS = 150.0
+FANOUT_TARGET_MS = 100.0  # issue 18: one change -> 1,000 subscribers
 PROPAGATION_TARGET_MS = 50.0
+LARGE_FANOUT_TARGET_MS = 600.0  # issue 18: one change -> 5,000 subscribers, one process
+RSS_TARGET_MB = 400.0  # issue 18: N = 1000 apps and 1,000 subscribers
 
 
 @dataclass
@@ -75,18 +77,36 @@ class FanoutResult:
     series: list[Series]
     client_processes: int
     compression: bool
+    # At N = 1000 apps: the scale series per subscriber count, and the console's memory.
+    large: list[tuple[Series, float, float]] = field(default_factory=list)  # (series, RSS, peak)
+    idle_rss_mb: float = 0.0
 
 
 class _Clients:
     """Subscriber processes, each read by a thread that queues its JSON lines."""
 
-    def __init__(self, children: list[subprocess.Popen[str]]) -> None:
+    def __init__(
+        self,
+        children: list[subprocess.Popen[str]],
+        lines: list[queue.Queue[dict[str, Any]]] | None = None,
+    ) -> None:
         self.children = children
-        self.lines: list[queue.Queue[dict[str, Any]]] = []
+        if lines is not None:  # already read (`joined`)
+            self.lines = lines
+            return
+        self.lines = []
         for child in children:
-            lines: queue.Queue[dict[str, Any]] = queue.Queue()
-            threading.Thread(target=_pump, args=(child, lines), daemon=True).start()
-            self.lines.append(lines)
+            queued: queue.Queue[dict[str, Any]] = queue.Queue()
+            threading.Thread(target=_pump, args=(child, queued), daemon=True).start()
+            self.lines.append(queued)
+
+    @classmethod
+    def joined(cls, groups: list[_Clients]) -> _Clients:
+        """Several groups of subscriber processes as one."""
+        return cls(
+            [child for group in groups for child in group.children],
+            [lines for group in groups for lines in group.lines],
+        )
 
     def expect(self, key: str, timeout: float) -> list[dict[str, Any] | None]:
         """The next message with `key` from every process (None where none came in time)."""
@@ -243,6 +263,7 @@ def measure(
     rounds: int,
     propagation_events: int,
     compression: bool = True,
+    large_subscribers: list[int] | None = None,
 ) -> FanoutResult:
     data = dataset(workdir, 100)
     result = FanoutResult(series=[], client_processes=processes, compression=compression)
@@ -292,7 +313,112 @@ def measure(
     if errors or alone_errors:
         print(f"  subscriber errors: {(errors + alone_errors)[:3]}")
     result.series = [scale, backend, alone]
+    if large_subscribers:
+        _measure_large(workdir, result, large_subscribers, rounds, compression)
     return result
+
+
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """The process's resident memory now and at its peak, in MB (Linux /proc)."""
+    found: dict[str, float] = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0]) / 1024
+    return found["VmRSS"], found["VmHWM"]
+
+
+def _measure_large(
+    workdir: Path, result: FanoutResult, counts: list[int], rounds: int, compression: bool
+) -> None:
+    """N = 1000 apps: subscribers added up to each count, scale rounds at each, and memory."""
+    data = dataset(workdir, 1000)
+    with (
+        server("app", data_dir=data.directory, n=data.n, control=True) as served,
+        httpx.Client(base_url=served.url, timeout=60.0) as http,
+        contextlib.ExitStack() as stack,
+    ):
+        _wait_idle(served)
+        result.idle_rss_mb = _rss_mb(served.pid)[0]
+        groups: list[_Clients] = []
+        phases: list[tuple[Series, list[tuple[int, str | None]], float, float]] = []
+        connected = 0
+        for count in sorted(counts):
+            added = count - connected
+            # About 1,000 subscribers per client process, so none falls far behind parsing.
+            processes = max(1, round(added / 1000))
+            print(f"  N=1000: {count} subscribers ({added} more in {processes} processes) ...")
+            groups.append(
+                stack.enter_context(
+                    _subscribers(served.url, added, processes, compression=compression)
+                )
+            )
+            connected = count
+            clients = _Clients.joined(groups)
+            _wait_idle(served)
+            for _ in range(_WARMUP_ROUNDS):
+                _round(clients, lambda: _restart(http))
+            series, done = _series(
+                "scaleProc mutation sent -> subscriber",
+                count,
+                clients,
+                [functools.partial(_scale, http, 4 if k % 2 == 0 else 3) for k in range(rounds)],
+            )
+            phases.append((series, done, *_rss_mb(served.pid)))
+        # Once, at the end: a subscriber process reports its arrivals and exits.
+        arrivals, errors = _Clients.joined(groups).dump()
+        if errors:
+            print(f"  subscriber errors: {errors[:3]}")
+        for series, done, rss, peak in phases:
+            _fill(series, done, arrivals)
+            result.large.append((series, rss, peak))
+
+
+def large_table(result: FanoutResult) -> Table:
+    found = Table(
+        "3b. Fan-out at N = 1000 apps, one console process (scaleProc -> procEvents "
+        "subscribers), and the console's memory",
+        [
+            "subscribers",
+            "rounds",
+            "missed",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "all-have-it p50 ms",
+            "RSS MB",
+            "peak RSS MB",
+            "targets",
+            "verdict",
+        ],
+    )
+    for series, rss, peak in result.large:
+        each, slowest = series.summary()
+        target = LARGE_FANOUT_TARGET_MS if series.subscribers > 1000 else FANOUT_TARGET_MS
+        targets = f"p99 <= {target:.0f}"
+        met = series.missed == 0 and each.p99 <= target
+        if series.subscribers == 1000:
+            targets += f", RSS <= {RSS_TARGET_MB:.0f} MB"
+            met = met and peak <= RSS_TARGET_MB
+        found.add(
+            series.subscribers,
+            series.rounds,
+            series.missed,
+            each.p50,
+            each.p99,
+            each.max,
+            slowest.p50,
+            round(rss),
+            round(peak),
+            targets,
+            verdict(met),
+        )
+    found.note(
+        f"RSS of the console with N = 1000 apps and no subscriber: {result.idle_rss_mb:.0f} MB. "
+        "Subscribers are added to those already connected; about 1,000 per client process."
+    )
+    return found
 
 
 def table(result: FanoutResult) -> Table:

@@ -349,11 +349,19 @@ class EventBus:
             await self._progress.wait()
 
     async def position(self) -> int:
-        """The cursor of "now": the newest event in the log once what this console has
-        published so far is in it. A subscription without a cursor starts there."""
+        """The cursor of "now": the newest event this console knows of once what it has
+        published so far is in the log. A subscription without a cursor starts there.
+
+        Once the tail follows the log that is the live window's newest event, with no
+        query (a reconnecting crowd of subscribers must not queue for connections): an
+        event another console wrote a moment ago that the tail has not read yet comes after
+        it, so such a subscriber gets it rather than misses it.
+        """
         if self._sessions is None:
             return self._window.newest
         await self._persisted(self._queued_total)
+        if self._started:
+            return self._window.newest
         async with self._sessions() as session:
             bounds = await eventlog.event_bounds(session)
         return max(bounds.newest or 0, self._window.newest)

@@ -139,3 +139,41 @@ async def test_live_subscribers_get_this_consoles_events_without_reading_them_ba
     assert snapshot.app is not None
     assert snapshot.app.last_error == "fresh"
     assert reads == [], reads  # the writer handed it over; nobody read the log for it
+
+
+async def test_subscribing_from_now_asks_the_database_nothing(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A thousand browsers reconnecting at once must not queue for database connections.
+    monkeypatch.setattr(events, "_POLL_SECONDS", 3600.0)
+    bus = EventBus(sessions, retention=EventRetention(every=1e12))  # no pruning meanwhile
+    statements: list[str] = []
+    looked = asyncio.Event()
+
+    def record(*args: Any) -> None:
+        if "event_log" in args[2]:
+            statements.append(args[2])
+            if "ORDER BY event_log.id" in args[2]:
+                looked.set()
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        async with _running(bus):
+            with anyio.fail_after(20):
+                await looked.wait()  # the tail's first look at the log, as the bus starts
+                bus.publish_app(_view("hello", error="before"))
+                await bus.drain()
+                statements.clear()
+                live = aiter(bus.subscribe(app="hello"))
+                first = asyncio.ensure_future(anext(live))
+                await asyncio.sleep(0.1)  # subscribed, waiting for what comes next
+                assert statements == [], statements
+                bus.publish_app(_view("hello", error="after"))
+                delivered = await first
+                await live.aclose()
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    snapshot = decode_snapshot(delivered)
+    assert snapshot is not None
+    assert snapshot.app is not None
+    assert snapshot.app.last_error == "after"  # from now: not the event before it
