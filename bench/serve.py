@@ -34,6 +34,7 @@ from bench.config import bench_settings
 from bench.scheduler import LoadedScheduler
 from bench.seed import Dataset
 from server.app import create_app
+from server.collector import settle_heap
 from server.logging import configure_logging
 
 __all__ = ["main"]
@@ -91,8 +92,10 @@ def main() -> None:
     parser.add_argument("--no-metrics", dest="metrics", action="store_false")
     args = parser.parse_args()
     configure_logging("WARNING")
+    app = _build(args)
+    settle_heap()  # as `lain-console serve` does
     uvicorn.run(
-        _build(args),
+        app,
         host="127.0.0.1",
         port=args.port,
         log_config=None,

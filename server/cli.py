@@ -86,6 +86,7 @@ def _refuse_a_second_local_console(settings: Settings) -> None:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from server.app import create_app
+    from server.collector import settle_heap
     from server.logging import configure_logging
     from server.scheduler import check_isolation
 
@@ -109,7 +110,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         if not args.no_migrate:
             _migrate(settings)
         _prepare_data_dir(settings)
-        serve(create_app(settings), sock, settings)
+        app = create_app(settings)
+        settle_heap()
+        serve(app, sock, settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
