@@ -126,7 +126,7 @@ def _persist_table(urls: dict[str, str], events: int, workdir: Path) -> Table:
         table.add(label, round(rate), rows)
     table.note(
         "Each batch (up to 500 events) is one INSERT ... RETURNING in one transaction, after "
-        "two reads for the snapshots of the whole batch (its apps, its procs)."
+        "one session reading the whole batch's snapshots (its apps, their procs and releases)."
     )
     return table
 
