@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,54 @@ async def test_revoked_token_stops_receiving(tenants: Tenants) -> None:
             '"subscription { appEvents(name: \\"b1\\") { cursor } }"}}'
         )
         assert _codes(await _end(sub, "2")) in (["UNAUTHENTICATED"], ["FORBIDDEN"])
+
+
+RESOURCE_EVENTS = (
+    'subscription { appEvents(name: "b1") { cursor app { usesResources { instance { name } } } } }'
+)
+
+
+async def _next_payload(sub: Subscriber) -> dict[str, Any]:
+    """The next event's whole payload, errors included."""
+    while True:
+        message = await sub.receive()
+        if message["type"] == "next" and message.get("id") == "1":
+            payload: dict[str, Any] = message["payload"]
+            return payload
+
+
+async def test_one_document_renders_for_each_caller_what_they_may_read(tenants: Tenants) -> None:
+    # Both sockets run the same document with the same variables: the console renders each
+    # event once per caller, never one caller's rendering for the other. bob maintains the
+    # redis instance b1 uses; carol maintains b1 but not the instance.
+    bob_init = {"accessToken": tenants.tokens["bob"]}
+    carol_init = {"accessToken": tenants.tokens["carol"]}
+    async with (
+        subscribe(tenants.url, RESOURCE_EVENTS, init_payload=bob_init) as bob,
+        subscribe(tenants.url, RESOURCE_EVENTS, init_payload=carol_init) as carol,
+    ):
+        payloads: dict[str, dict[str, Any]] = {}
+        async with asyncio.timeout(DEADLINE):
+            count = 2
+            while len(payloads) < 2:
+                await tenants.mutate("bob", SCALE, n=count)
+                count = 6 - count
+                for who, sub in (("bob", bob), ("carol", carol)):
+                    if who in payloads:
+                        continue
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(2.0):
+                            payloads[who] = await _next_payload(sub)
+    assert "errors" not in payloads["bob"], payloads["bob"]
+    (use,) = payloads["bob"]["data"]["appEvents"]["app"]["usesResources"]
+    assert use == {"instance": {"name": "resource.redis.b1"}}
+    (use,) = payloads["carol"]["data"]["appEvents"]["app"]["usesResources"]
+    assert use == {"instance": None}
+    assert _codes(payloads["carol"]["errors"]) == ["FORBIDDEN"]
+    assert payloads["carol"]["errors"][0]["path"] == [
+        "appEvents",
+        "app",
+        "usesResources",
+        0,
+        "instance",
+    ]
