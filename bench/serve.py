@@ -34,7 +34,7 @@ from bench.config import bench_settings
 from bench.scheduler import LoadedScheduler
 from bench.seed import Dataset
 from server.app import create_app
-from server.collector import settle_heap
+from server.collector import tune_collector
 from server.logging import configure_logging
 
 __all__ = ["main"]
@@ -93,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("WARNING")
     app = _build(args)
-    settle_heap()  # as `lain-console serve` does
+    tune_collector()  # as `lain-console serve` does
     uvicorn.run(
         app,
         host="127.0.0.1",

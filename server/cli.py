@@ -86,7 +86,7 @@ def _refuse_a_second_local_console(settings: Settings) -> None:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from server.app import create_app
-    from server.collector import settle_heap
+    from server.collector import tune_collector
     from server.logging import configure_logging
     from server.scheduler import check_isolation
 
@@ -111,7 +111,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             _migrate(settings)
         _prepare_data_dir(settings)
         app = create_app(settings)
-        settle_heap()
+        tune_collector()
         serve(app, sock, settings)
 
 

@@ -6,23 +6,20 @@ thresholds (700, 10, 10) ran a full collection every few rounds of fan-out: 20 o
 0.4-0.8 s each, while a 5,000-subscriber bench ran (bench/RESULTS.md). Almost nothing they
 found was garbage: what a request or an event allocates is freed by reference counting.
 
-So, once the app is built: collect, freeze what start-up built (the schema, the modules,
-the settings are never garbage; frozen objects are skipped by every collection), and collect
-the young generation every 50,000 allocations instead of 700, the older ones rarely. Cyclic
-garbage is still collected, later.
+So the young generation is collected every 50,000 allocations instead of 700, and the older
+ones rarely; cyclic garbage is still collected, later. (What start-up built is frozen by
+the app's lifespan, `server/app.py`, so that no collection traverses it.)
 """
 
 from __future__ import annotations
 
 import gc
 
-__all__ = ["THRESHOLDS", "settle_heap"]
+__all__ = ["THRESHOLDS", "tune_collector"]
 
 THRESHOLDS = (50_000, 50, 100)
 
 
-def settle_heap() -> None:
-    """Call once, after start-up has built the app and before serving."""
-    gc.collect()
-    gc.freeze()
+def tune_collector() -> None:
+    """Call once, in the process that serves (not in tests, which build many apps)."""
     gc.set_threshold(*THRESHOLDS)
