@@ -6,6 +6,7 @@ resolvers never see anything else.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -124,16 +125,9 @@ class ProcJob:
         The instance count is left out on purpose: scaling must not look like drift of the
         spec, and a redeploy keeps the count (LAIN's PUT never changes it).
         """
-        payload = asdict(self)
-        del payload["num_instances"]
-        del payload["canary"]
-        for name in _LATER_FIELDS:
-            # Fields added later count only when set, so adding them changed no hash (and
-            # redeployed nothing) of a job that does not use them.
-            if payload[name] == _DEFAULTS[name]:
-                del payload[name]
-        encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(encoded).hexdigest()[:16]
+        # Asked for on every state read and every scale: computing it costs about a
+        # millisecond (asdict, JSON, SHA-256), so equal jobs share one computation.
+        return _spec_hash(self)
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> ProcJob:
@@ -172,6 +166,20 @@ _LATER_FIELDS = (
     "filters",
 )
 _DEFAULTS = {f.name: f.default for f in fields(ProcJob) if f.name in _LATER_FIELDS}
+
+
+@functools.lru_cache(maxsize=4096)
+def _spec_hash(job: ProcJob) -> str:
+    payload = asdict(job)
+    del payload["num_instances"]
+    del payload["canary"]
+    for name in _LATER_FIELDS:
+        # Fields added later count only when set, so adding them changed no hash (and
+        # redeployed nothing) of a job that does not use them.
+        if payload[name] == _DEFAULTS[name]:
+            del payload[name]
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
 
 
 def split_job_id(job_id: str) -> tuple[str, str, str]:

@@ -5,6 +5,8 @@ Targets:
             `LoadedScheduler` holding the dataset's jobs
   baseline  the bare Starlette app of `bench.baseline` over the same dataset
   nomad     the product with the settings' Nomad backend (NOMAD_ADDR names the fake Nomad)
+  local     the product with its local backend (real processes) over the data dir's own
+            SQLite database, migrated first, as `lain-console serve` does it
 
 Each runs under uvicorn with one worker and uvicorn's defaults (uvloop, httptools), as
 `lain-console serve` does, on 127.0.0.1. Logging is at WARNING for every target, so the
@@ -36,6 +38,7 @@ from bench.seed import Dataset
 from server.app import create_app
 from server.collector import tune_collector
 from server.logging import configure_logging
+from store.migrate import upgrade
 
 __all__ = ["main"]
 
@@ -67,10 +70,13 @@ def _control(app: ASGIApp, scheduler: LoadedScheduler) -> ASGIApp:
 
 
 def _build(args: argparse.Namespace) -> ASGIApp:
-    if args.target == "nomad":
+    if args.target in ("nomad", "local"):
         data_dir = Path(args.data_dir)
         url = f"sqlite+aiosqlite:///{data_dir / 'lain-console.db'}"
-        return create_app(bench_settings(data_dir, url, backend="nomad"))
+        if args.target == "local":
+            data_dir.mkdir(parents=True, exist_ok=True)
+            upgrade(url)  # alembic runs its own event loop: before uvicorn's
+        return create_app(bench_settings(data_dir, url, backend=args.target))
     data = Dataset(n=args.n, directory=Path(args.data_dir))
     scheduler = LoadedScheduler(data.jobs())
     app: Starlette
@@ -84,7 +90,7 @@ def _build(args: argparse.Namespace) -> ASGIApp:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
-    parser.add_argument("target", choices=("app", "baseline", "nomad"))
+    parser.add_argument("target", choices=("app", "baseline", "nomad", "local"))
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--n", type=int, default=0)
     parser.add_argument("--port", type=int, required=True)

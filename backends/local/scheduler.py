@@ -491,9 +491,9 @@ class LocalScheduler:
         entry.job = job
         entry.stopped.intersection_update(range(1, job.num_instances + 1))
         await self._save(entry)
-        for number in sorted(entry.slots, reverse=True):
-            if number > job.num_instances:
-                await self._drop_slot(entry, number)
+        dropped = [
+            entry.slots.pop(n) for n in sorted(entry.slots, reverse=True) if n > job.num_instances
+        ]
         for number in range(len(entry.slots) + 1, job.num_instances + 1):
             self._add_slot(entry, number)
         spec_hash = job.spec_hash()
@@ -502,7 +502,14 @@ class LocalScheduler:
                 supervisor.job = job
         if entry.stale():
             self._start_rollout(entry, self._rollout)
-        self._publish_proc(entry)
+        if dropped:
+            # The desired state is stored: the caller need not wait for processes to end
+            # (up to kill_timeout each). The proc's snapshot follows their exits, as it did
+            # when this waited, so subscribers see each instance end and then the proc.
+            self._retiring.update(dropped)
+            self._spawn_task(self._let_go(entry, dropped))
+        else:
+            self._publish_proc(entry)
 
     def _refuse_while_rolling(self, job_id: str) -> None:
         entry = self._jobs.get(job_id)
@@ -613,11 +620,20 @@ class LocalScheduler:
         supervisor.launch()
         return supervisor
 
-    async def _drop_slot(self, entry: JobEntry, number: int) -> None:
-        supervisor = entry.slots.pop(number)
-        await supervisor.close(terminate=True)
-        await self._logs.flush()
-        self._logs.detach(entry.job.job_id, number)
+    async def _let_go(self, entry: JobEntry, dropped: list[InstanceSupervisor]) -> None:
+        """End the processes of slots a scale-down dropped, highest number first."""
+        for supervisor in dropped:
+            await self._retire(supervisor)
+        await self._logs.flush()  # their last words, before letting go of the files
+        job_id = entry.job.job_id
+        current = self._jobs.get(job_id)
+        for supervisor in dropped:
+            # A scale-up since then may have given the number to a new process, which
+            # shares the number's log files: those stay attached.
+            if current is None or supervisor.number not in current.slots:
+                self._logs.detach(job_id, supervisor.number)
+        if not entry.removed and current is entry and self._state is _State.OPENED:
+            self._publish_proc(entry)
 
     async def _save(self, entry: JobEntry) -> None:
         """Write the job file. Raises SchedulerUnavailable when the data dir refuses it."""

@@ -38,8 +38,11 @@ async def test_scale_changes_exactly_the_difference(
     await sched.scale(job.job_id, 1)
     (kept,) = (await sched.state(job.job_id)).instances
     assert kept.instance_id == first.instance_id
-    assert not is_alive(pid_of(grown[1]))
-    assert not is_alive(pid_of(grown[2]))
+    # Scale answers once the count is stored; the dropped processes end right after.
+    await wait_until(
+        lambda: not is_alive(pid_of(grown[1])) and not is_alive(pid_of(grown[2])),
+        what="the dropped instances to end",
+    )
     assert marked_pids(marker) == [pid_of(first)]
 
     def counts() -> list[int]:
@@ -142,6 +145,60 @@ async def test_stop_all_then_start_all(sched: LocalScheduler, marker: str) -> No
     assert marked_pids(marker) == []
     await sched.control(job.job_id, InstanceAction.START)
     await wait_for_instances(sched, job.job_id, all_up)
+
+
+async def test_scale_down_does_not_wait_for_the_processes_to_end(
+    sched: LocalScheduler, marker: str, event_log: EventLog
+) -> None:
+    # The process ignores SIGTERM: ending it takes the whole kill_timeout.
+    job = make_job(marker, cmd=script(IGNORES_SIGTERM), kill_timeout=6, num_instances=2)
+    await sched.apply(job)
+    _, second = await wait_for_instances(sched, job.job_id, all_up)
+    await wait_until(
+        lambda: any(line.text == "ignoring SIGTERM" for line in sched.logs(job.job_id, 2)),
+        what="SIGTERM to be ignored",
+    )
+
+    started = time.monotonic()
+    await sched.scale(job.job_id, 1)
+    answered = time.monotonic() - started
+
+    state = await sched.state(job.job_id)
+    assert (state.num_instances, [i.number for i in state.instances]) == (1, [1])
+    if time.monotonic() - started < 6:  # a very slow machine may have passed it already
+        assert is_alive(pid_of(second)), "still in its kill_timeout"
+    assert answered < 6, f"scale waited {answered:.1f}s, as long as the kill_timeout"
+    await wait_until(
+        lambda: not is_alive(pid_of(second)), within=20, what="SIGKILL after kill_timeout"
+    )
+
+
+async def test_scale_down_publishes_the_proc_once_the_dropped_instances_ended(
+    sched: LocalScheduler, marker: str, event_log: EventLog
+) -> None:
+    job = make_job(marker, num_instances=2)
+    await sched.apply(job)
+    await wait_for_instances(sched, job.job_id, all_up)
+
+    await sched.scale(job.job_id, 1)
+
+    def proc_events() -> list[int]:
+        return [e.proc.num_instances for e in event_log.events if e.proc is not None]
+
+    await wait_until(lambda: proc_events() == [2, 1], what="the scaled-down proc's event")
+    events = event_log.events
+    scaled = next(
+        i for i, e in enumerate(events) if e.proc is not None and e.proc.num_instances == 1
+    )
+    exited = next(
+        i
+        for i, e in enumerate(events)
+        if e.instance is not None
+        and e.instance.number == 2
+        and e.instance.status is InstanceStatus.EXITED
+    )
+    assert exited < scaled, "the proc's snapshot comes after its dropped instance ended"
+    assert [i.number for i in events[scaled].proc.instances] == [1]  # type: ignore[union-attr]
 
 
 async def test_stop_escalates_to_sigkill_after_kill_timeout(
