@@ -40,6 +40,7 @@ __all__ = [
     "app_page",
     "overviews_of",
     "proc_overview",
+    "proc_overview_of",
     "resource_instance_overviews",
 ]
 
@@ -231,7 +232,11 @@ async def proc_overview(ctx: OpContext, *, app: str, proc: str) -> ProcOverview:
 
     Raises: Unauthenticated, NotFound (app not deployed, no such proc), Forbidden.
     """
-    view = await get_proc(ctx, app=app, proc=proc)
+    return await proc_overview_of(ctx, await get_proc(ctx, app=app, proc=proc))
+
+
+async def proc_overview_of(ctx: OpContext, view: ProcView) -> ProcOverview:
+    """A proc a mutation has just returned, with its running state: no read of the database."""
     return ProcOverview(view=view, state=(await _states(ctx, [view.job_id])).get(view.job_id))
 
 

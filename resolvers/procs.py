@@ -27,7 +27,7 @@ from resolvers.rows import clear_overrides, proc_views
 from resolvers.views import ProcState, ProcType, ProcView
 from spec import InvalidSize, parse_memory
 from store import queries
-from store.models import App, AppStatus, Proc
+from store.models import App, AppStatus, Proc, Release
 
 __all__ = [
     "MAX_INSTANCES",
@@ -266,7 +266,35 @@ async def _views(
     ctx: OpContext, session: AsyncSession, app: App, procs: Sequence[Proc]
 ) -> list[ProcView]:
     versions = {(app.id, proc.meta_version) for proc in procs}
-    releases = await queries.releases_by_versions(session, sorted(versions))
+    return _views_of(ctx, app, procs, await queries.releases_by_versions(session, sorted(versions)))
+
+
+async def _proc(
+    ctx: OpContext, session: AsyncSession, app: App, name: str
+) -> tuple[Proc, ProcView]:
+    row, view, _ = await _proc_with_release(ctx, session, app, name)
+    return row, view
+
+
+async def _proc_with_release(
+    ctx: OpContext, session: AsyncSession, app: App, name: str
+) -> tuple[Proc, ProcView, Mapping[tuple[int, str], Release]]:
+    """The proc's row and view, and its release (to view the row again after a change)."""
+    row = await queries.proc_by_name(session, app.id, name)
+    releases = (
+        await queries.releases_by_versions(session, [(app.id, row.meta_version)])
+        if row is not None
+        else {}
+    )
+    views = _views_of(ctx, app, [row], releases) if row is not None else []
+    if row is None or not views:
+        raise NotFound(f"app {app.name} has no proc {name}", field="proc")
+    return row, views[0], releases
+
+
+def _views_of(
+    ctx: OpContext, app: App, procs: Sequence[Proc], releases: Mapping[tuple[int, str], Release]
+) -> list[ProcView]:
     return proc_views(
         app.name,
         app.id,
@@ -275,17 +303,6 @@ async def _views(
         registry=ctx.services.registry,
         domains=ctx.services.domains,
     )
-
-
-async def _proc(
-    ctx: OpContext, session: AsyncSession, app: App, name: str
-) -> tuple[Proc, ProcView]:
-    procs = await queries.procs_of(session, app.id)
-    row = next((p for p in procs if p.name == name), None)
-    views = await _views(ctx, session, app, [row]) if row is not None else []
-    if row is None or not views:
-        raise NotFound(f"app {app.name} has no proc {name}", field="proc")
-    return row, views[0]
 
 
 async def _operate(
@@ -305,6 +322,9 @@ async def _operate(
     entry; commit; call `run` with the new desired state; record its outcome on the proc.
     When the scheduler refuses with a conflict and `undo_on_conflict` is given, the row is
     put back instead (the refused request changed nothing).
+
+    Every read comes before the first write, so the transaction holds the database's write
+    lock only for its two writes; the outcome is written only when it changes the row.
     """
     await access.check_app(ctx, app)
     await ensure_available(ctx)
@@ -313,7 +333,7 @@ async def _operate(
             app_row = await _deployed(session, app)
             if app_row.status is AppStatus.DEPLOYING:
                 raise Conflict(f"app {app} is being deployed; try again when it has finished")
-            row, current = await _proc(ctx, session, app_row, proc)
+            row, current, releases = await _proc_with_release(ctx, session, app_row, proc)
             if row.proc_type == ProcType.PORTAL:
                 raise InvalidInput(
                     f"{proc} is a portal: it runs per client app and is managed through them",
@@ -324,8 +344,7 @@ async def _operate(
             if operation not in _DURING_ROLLOUTS:
                 refuse_while_rolling(ctx, [current.job_id], f"proc {proc}")
             message = await change(row, current)
-            await session.flush()
-            _, view = await _proc(ctx, session, app_row, proc)
+            (view,) = _views_of(ctx, app_row, [row], releases)
             audit.record(
                 session,
                 ctx.principal,
@@ -347,15 +366,27 @@ async def _operate(
                 error = exc
         except SchedulerError as exc:
             error = exc
-        async with ctx.sessions.begin() as session:
-            app_row = await require_app(session, app)
-            row, view = await _proc(ctx, session, app_row, proc)
-            if isinstance(error, SchedulerConflict) and undo_on_conflict is not None:
-                undo_on_conflict(row)
-                await session.flush()
-                _, view = await _proc(ctx, session, app_row, proc)
-            else:
-                row.last_error = "" if error is None else str(error)
+        if error is not None or view.last_error:
+            view = await _record_outcome(ctx, app, proc, error, undo_on_conflict)
         if error is not None:
             raise translate(error) from error
         return view
+
+
+async def _record_outcome(
+    ctx: OpContext,
+    app: str,
+    proc: str,
+    error: SchedulerError | None,
+    undo_on_conflict: Callable[[Proc], None] | None,
+) -> ProcView:
+    """Write down what the scheduler said (or put the row back); the proc as now stored."""
+    async with ctx.sessions.begin() as session:
+        app_row = await require_app(session, app)
+        row, view, releases = await _proc_with_release(ctx, session, app_row, proc)
+        if isinstance(error, SchedulerConflict) and undo_on_conflict is not None:
+            undo_on_conflict(row)
+        else:
+            row.last_error = "" if error is None else str(error)
+        (view,) = _views_of(ctx, app_row, [row], releases)
+    return view

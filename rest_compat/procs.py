@@ -139,6 +139,8 @@ async def patch_proc(call: Call) -> Reply:
         raise Abort(Reply(400, "proc", msg))
     operation = body.get("operation", "schedule")
     call.names["operation"] = "scale" if operation == "schedule" else py2_str(operation)
+    if operation == "schedule" and _plain_scale(body):
+        return await _scale(call, body["num_instances"])
     target = await _app(call, "proc")
     if operation == "schedule":
         return await _schedule(call, target, body)
@@ -197,17 +199,44 @@ async def _schedule(call: Call, target: AppOverview, body: dict[str, Any]) -> Re
                 call.ctx, app=app, proc=name, cpu=given.get("cpu"), memory=given.get("memory")
             )
     except DomainError as exc:
-        lain_name = _RESIZE_FIELDS.get(exc.field or "")
-        if isinstance(exc, InvalidInput) and lain_name is not None:
-            # Out of range (negative counts above all): refused before anything is scheduled.
-            value = py2_str(given.get(lain_name))
-            return Reply(
-                400, "proc", f"invalid parameter: {lain_name} ({value}) {exc.message}", url
-            )
-        return errors.proc_error(exc, app, name) or Reply(
-            500, "proc", errors.relay_error(exc), url, await _fresh(call)
-        )
+        return await _schedule_error(call, exc, given)
     return Reply(202, "proc", _SCHEDULED, url, await _fresh(call))
+
+
+def _plain_scale(body: dict[str, Any]) -> bool:
+    """A body that sets num_instances, validly, and nothing else `_schedule` looks at."""
+    if _schedule_problems(body):
+        return False
+    others = ("cpu", "memory", *CANARY_KEYS)
+    return body.get("num_instances") is not None and all(body.get(k) is None for k in others)
+
+
+async def _scale(call: Call, num_instances: int) -> Reply:
+    """`_schedule` for a scale, without reading the app first: the resolver checks access
+    and existence itself, and its answer is the proc as stored. Only a refusal looks at the
+    app, to be told as `_schedule` tells it (app and proc first, then the refusal)."""
+    app, name = call.names["app"], call.names["proc"]
+    try:
+        view = await procs.scale_proc(call.ctx, app=app, proc=name, num_instances=num_instances)
+    except DomainError as exc:
+        proc = _proc(await _app(call, "proc"), name)
+        if not proc.view.deployed:
+            return _not_deployed(call, proc)
+        return await _schedule_error(call, exc, {"num_instances": num_instances})
+    fresh = render.proc_object(await overview.proc_overview_of(call.ctx, view))
+    return Reply(202, "proc", _SCHEDULED, _proc_url(call), fresh)
+
+
+async def _schedule_error(call: Call, exc: DomainError, given: dict[str, Any]) -> Reply:
+    app, name, url = call.names["app"], call.names["proc"], _proc_url(call)
+    lain_name = _RESIZE_FIELDS.get(exc.field or "")
+    if isinstance(exc, InvalidInput) and lain_name is not None:
+        # Out of range (negative counts above all): refused before anything is scheduled.
+        value = py2_str(given.get(lain_name))
+        return Reply(400, "proc", f"invalid parameter: {lain_name} ({value}) {exc.message}", url)
+    return errors.proc_error(exc, app, name) or Reply(
+        500, "proc", errors.relay_error(exc), url, await _fresh(call)
+    )
 
 
 def _instance_number(value: Any) -> int | None:

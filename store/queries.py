@@ -24,6 +24,7 @@ __all__ = [
     "has_audit_entry",
     "latest_release",
     "maintainers_of",
+    "proc_by_name",
     "proc_rows_of_apps",
     "proc_rows_with_releases",
     "procs_of",
@@ -301,6 +302,11 @@ async def releases_page(
 async def procs_of(session: AsyncSession, app_id: int) -> list[Proc]:
     query = select(Proc).where(Proc.app_id == app_id).order_by(Proc.id)
     return list((await session.execute(query)).scalars())
+
+
+async def proc_by_name(session: AsyncSession, app_id: int, name: str) -> Proc | None:
+    query = select(Proc).where(Proc.app_id == app_id, Proc.name == name)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def procs_of_apps(session: AsyncSession, app_ids: Sequence[int]) -> dict[int, list[Proc]]:
