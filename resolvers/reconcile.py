@@ -128,7 +128,12 @@ async def _converge(
 
 async def reconcile(ctx: OpContext) -> ReconcileReport:
     """One round over every deployed app. Never raises for a scheduler failure: the failures
-    are in the report and the next round tries again."""
+    are in the report and the next round tries again.
+
+    An app is read first without claiming it; only one with something to converge is
+    claimed (and read again under the claim). Users then wait for a round only where it
+    changes something, not behind every read of every app.
+    """
     report = ReconcileReport()
     async with ctx.sessions() as session:
         apps = list(
@@ -142,9 +147,19 @@ async def reconcile(ctx: OpContext) -> ReconcileReport:
     for app in apps:
         if app.apptype == AppType.RESOURCE:
             continue
+        reading = await _read(ctx, app.name)
+        if reading is None:
+            continue
+        desired |= reading.wanted
+        work = reading.needs_work()
+        if reading.unreadable:
+            report.failed.update(dict.fromkeys(reading.wanted, reading.unreadable))
         try:
             async with ctx.services.guard.app(app.name, RECONCILIATION):
-                desired |= await _reconcile_app(ctx, app.name, report)
+                # Without work the claim is let go at once: it only tells whether a user's
+                # operation is on (its app's removals then wait for the next round).
+                if work:
+                    desired |= await _reconcile_app(ctx, app.name, report)
         except Conflict:
             report.skipped.append(app.name)
     removed, failed = await retry_removals(ctx, desired, busy=set(report.skipped))
@@ -153,12 +168,50 @@ async def reconcile(ctx: OpContext) -> ReconcileReport:
     return report
 
 
-async def _reconcile_app(ctx: OpContext, name: str, report: ReconcileReport) -> set[str]:
-    """Converge one app; returns its desired job ids."""
+@dataclass
+class _Reading:
+    """One app's desired jobs beside what the scheduler runs."""
+
+    jobs: list[ProcJob]
+    states: dict[str, ProcState]
+    interrupted: bool  # a deploy a stopped console left half-done
+    failed_hashes: dict[str, str]  # job id -> the spec hash recorded as rolled back
+    unreadable: str = ""  # why the scheduler's states could not be read
+
+    @property
+    def wanted(self) -> set[str]:
+        return {job.job_id for job in self.jobs}
+
+    def needs_work(self) -> bool:
+        """Whether `_reconcile_app` would change anything (the scheduler, or a row)."""
+        if self.unreadable:
+            return False
+        if self.interrupted:
+            return True
+        for job in self.jobs:
+            state = self.states.get(job.job_id, ProcState.missing(job.job_id))
+            recorded = self.failed_hashes.get(job.job_id, "")
+            if state.rollout is RolloutStatus.RUNNING:
+                if recorded:
+                    return True  # a recorded hold the new rollout moves past
+                continue
+            if _rolled_back(job, state, recorded):
+                if recorded != job.spec_hash():
+                    return True  # newly held: written down
+                continue
+            if recorded or not state.exists or state.spec_hash != job.spec_hash():
+                return True
+            if state.num_instances != job.num_instances:
+                return True
+        return False
+
+
+async def _read(ctx: OpContext, name: str) -> _Reading | None:
+    """The app's jobs and their states; None when it is gone or not deployed."""
     async with ctx.sessions() as session:
         app = await queries.app_by_name(session, name)
         if app is None or app.meta_version is None:
-            return set()
+            return None
         jobs = await _desired_jobs(ctx, session, app)
         interrupted = app.status is AppStatus.DEPLOYING
         failed_hashes = {
@@ -166,11 +219,24 @@ async def _reconcile_app(ctx: OpContext, name: str, report: ReconcileReport) -> 
             for proc in await queries.procs_of(session, app.id)
             if proc.failed_spec_hash
         }
-    wanted = {job.job_id for job in jobs}
+    reading = _Reading(jobs, {}, interrupted, failed_hashes)
     try:
-        states = await ctx.scheduler.states([job.job_id for job in jobs]) if jobs else {}
+        reading.states = await ctx.scheduler.states([job.job_id for job in jobs]) if jobs else {}
     except SchedulerError as exc:
-        report.failed.update({job.job_id: str(exc) for job in jobs})
+        reading.unreadable = str(exc)
+    return reading
+
+
+async def _reconcile_app(ctx: OpContext, name: str, report: ReconcileReport) -> set[str]:
+    """Converge one app; returns its desired job ids."""
+    reading = await _read(ctx, name)
+    if reading is None:
+        return set()
+    jobs, states = reading.jobs, reading.states
+    interrupted, failed_hashes = reading.interrupted, reading.failed_hashes
+    wanted = reading.wanted
+    if reading.unreadable:
+        report.failed.update(dict.fromkeys(wanted, reading.unreadable))
         return wanted
     done = await _converge(ctx, jobs, states, report, failed_hashes)
     failed = {job.job_id: report.failed[job.job_id] for job in jobs if job.job_id in report.failed}

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -9,7 +13,7 @@ from resolvers.procs import scale_proc
 from resolvers.reconcile import reconcile
 from resolvers.releases import publish_release
 from resolvers.repos import register_repo
-from resolvers.views import AppStatus
+from resolvers.views import AppStatus, ProcState
 from store.models import App, AuditEntry
 from tests.fakes.scheduler import FakeScheduler
 from tests.releases import V1, two_proc_yaml
@@ -134,3 +138,30 @@ async def test_busy_apps_are_left_for_the_next_round(
         report = await reconcile(_system(ctx))
     assert report.skipped == ["hello"]
     assert scheduler.jobs == {}
+
+
+async def test_a_user_does_not_wait_while_a_round_only_reads_the_app(
+    ctx: OpContext, scheduler: FakeScheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _deployed(ctx)
+    reading, scaled = asyncio.Event(), asyncio.Event()
+    states = scheduler.states
+
+    async def held_up_states(job_ids: Sequence[str]) -> dict[str, ProcState]:
+        if not scaled.is_set():
+            reading.set()  # the round is reading hello's running state: hold it there
+            await scaled.wait()
+        return await states(job_ids)
+
+    monkeypatch.setattr(scheduler, "states", held_up_states)
+    round_ = asyncio.create_task(reconcile(_system(ctx)))
+    await reading.wait()
+    # A round that claimed the app while reading would keep this waiting (and then refuse it).
+    async with asyncio.timeout(2):
+        view = await scale_proc(ctx, app="hello", proc="web", num_instances=2)
+    scaled.set()
+    report = await round_
+
+    assert view.num_instances == 2
+    assert (report.applied, report.scaled, report.skipped) == ([], [], [])
+    assert scheduler.jobs["hello.web.web"].num_instances == 2
