@@ -72,6 +72,7 @@ def make_scheduler(
         app_uids=settings.local_app_uids,
         min_healthy_time=settings.min_healthy_time,
         rollout_timeout=settings.rollout_timeout,
+        health_interval=settings.local_health_interval,
         log_max_bytes=settings.instance_log_max_bytes,
         log_files=settings.instance_log_files,
         log_retention=retention,

@@ -79,6 +79,7 @@ class Settings:
     # passed) before it replaces an old one, and how long to wait for that before stopping.
     min_healthy_time: int = 3
     rollout_timeout: int = 60
+    local_health_interval: float = 10.0
     # Instance output (local backend): journal cap and generations per stream and
     # instance, retention of what gone instances printed, and each follower's buffer.
     instance_log_max_bytes: int = 10 * 1024 * 1024
@@ -159,6 +160,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         header_timeout=reader.integer("HEADER_TIMEOUT", 10, low=1, high=3600),
         min_healthy_time=reader.integer("MIN_HEALTHY_TIME", 3, low=0, high=3600),
         rollout_timeout=reader.integer("ROLLOUT_TIMEOUT", 60, low=1, high=86400),
+        local_health_interval=reader.number("LOCAL_HEALTH_INTERVAL", 10.0, low=0.1, high=3600),
         instance_log_max_bytes=reader.integer(
             "INSTANCE_LOG_MAX_BYTES", 10 * 1024 * 1024, low=4096, high=1024**4
         ),

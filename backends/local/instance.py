@@ -22,10 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 from backends.local import launch
-from backends.local.health import CheckKind, check_kind, probe
+from backends.local.health import PROBE_TIMEOUT, CheckKind, ProbeSchedule, check_kind, probe
 from backends.local.isolation import AppSandbox
 from backends.local.logs import InstanceLogs
 from backends.local.process import (
@@ -48,9 +46,6 @@ _log = logging.getLogger(__name__)
 # A failing check during startup is only reported as an error after this long (or after the
 # job's setup_time, if longer): most apps refuse connections for a moment while starting.
 _STARTUP_GRACE = 10.0
-# While an instance has not passed its first check, probe at least this often.
-_PENDING_PROBE_INTERVAL = 0.25
-_PROBE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +55,6 @@ class SupervisorContext:
     store: LocalStore
     sandbox: AppSandbox  # starts processes as their app's uid
     blocking: ThreadBridge
-    http: httpx.AsyncClient
     ports: PortAllocator
     publish: Callable[[InstanceState], None]
     host: str
@@ -69,7 +63,7 @@ class SupervisorContext:
     backoff_initial: float
     backoff_max: float
     backoff_reset: float  # a process that ran this long starts the backoff over
-    health_interval: float
+    probes: ProbeSchedule  # when to probe health checks
     min_healthy_time: float  # how long a new process must stay up before it counts as ready
     enforce_memory: bool  # apply memory_bytes as RLIMIT_AS
     clock: Callable[[], datetime]
@@ -136,6 +130,7 @@ class InstanceSupervisor:
         self._idle = False
         self._token = ""  # names the process record of the current process
         self.probe_failure = ""  # why the last health probe failed, "" after a pass
+        self._healthy_since: float | None = None  # loop time its check last turned passing
         if adoption is not None:
             record = adoption.record
             if record.port is not None:
@@ -391,6 +386,7 @@ class InstanceSupervisor:
         self._release = job.meta_version
         self._exit_code = None
         self._healthy = None if self._check is None else False
+        self._healthy_since = None
         self.spec_hash = job.spec_hash()
         record = ProcessRecord(
             job_id=job.job_id,
@@ -475,15 +471,16 @@ class InstanceSupervisor:
                     future.cancel()
 
     def _probe_interval(self) -> float:
-        if self._status is InstanceStatus.PENDING:
-            return min(self._ctx.health_interval, _PENDING_PROBE_INTERVAL)
-        return self._ctx.health_interval
+        loop = asyncio.get_running_loop()
+        settle = max(self._ctx.probes.settle, float(self.job.setup_time))
+        settled = self._healthy_since is not None and loop.time() - self._healthy_since >= settle
+        return self._ctx.probes.delay(
+            passed=self._status is not InstanceStatus.PENDING, settled=settled
+        )
 
     async def _probe(self, kind: CheckKind) -> str | None:
         assert self._port is not None  # a check exists only for a proc with a port
-        return await probe(
-            kind, self._ctx.http, self._port, self.job.healthcheck, seconds=_PROBE_TIMEOUT
-        )
+        return await probe(kind, self._port, self.job.healthcheck, seconds=PROBE_TIMEOUT)
 
     def _probed(self, failure: str | None) -> None:
         loop = asyncio.get_running_loop()
@@ -491,12 +488,14 @@ class InstanceSupervisor:
         if failure is None:
             if not self._healthy:
                 _log.info("%s: health check passes", self._who())
+                self._healthy_since = loop.time()
             self._healthy = True
             self._status = InstanceStatus.RUNNING
         elif self._status is InstanceStatus.RUNNING:
             if self._healthy:  # report the turn to unhealthy, not every failed probe
                 self._unhealthy(failure)
             self._healthy = False
+            self._healthy_since = None
         else:
             grace = max(float(self.job.setup_time), _STARTUP_GRACE)
             if loop.time() - self._spawned_at >= grace and not self._last_error.startswith(
@@ -516,6 +515,7 @@ class InstanceSupervisor:
         await self._forget_record()
         if self._check is not None:
             self._healthy = False
+            self._healthy_since = None
         if self._closing or self._stop_requested or self._restart_requested:
             self._status = InstanceStatus.EXITED
             self._exit_code = info.exit_code

@@ -25,8 +25,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from backends.errors import (
     JobNotFound,
     SchedulerConflict,
@@ -35,6 +33,7 @@ from backends.errors import (
 )
 from backends.feed import EventFeed
 from backends.local import launch
+from backends.local.health import ProbeSchedule
 from backends.local.instance import InstanceSupervisor, SupervisorContext
 from backends.local.isolation import DEFAULT_APP_UIDS, AppSandbox
 from backends.local.jobs import JobEntry
@@ -75,7 +74,13 @@ class LocalScheduler:
         backoff_initial: seconds before the first restart after a crash; doubles per crash.
         backoff_max: the longest wait between two restarts.
         backoff_reset: a process that ran this long starts the backoff over.
-        health_interval: seconds between two health probes of a running instance.
+        health_interval: seconds between two health probes of an instance that has been
+            healthy for `health_settle` seconds (jittered by 10%); before that, and while
+            it fails, at most a second apart (a quarter second until the first pass). See
+            `health.ProbeSchedule`.
+        health_settle: how long an instance is probed often after it turned healthy (at
+            least `min_healthy_time`, so that a rollout sees a relapse).
+        probes: the whole probe schedule, instead of the two above.
         rollout_timeout: how long a rolling update waits for each new instance to be ready
             (plus the job's setup_time) before it stops and keeps the old instances.
         min_healthy_time: how long a new instance must stay up (its health check passed,
@@ -106,7 +111,9 @@ class LocalScheduler:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         backoff_reset: float = 10.0,
-        health_interval: float = 1.0,
+        health_interval: float = 10.0,
+        health_settle: float = 10.0,
+        probes: ProbeSchedule | None = None,
         rollout_timeout: float = 60.0,
         min_healthy_time: float = 3.0,
         enforce_memory: bool = True,
@@ -124,7 +131,9 @@ class LocalScheduler:
         self._node_name = node_name
         self._host = host
         self._backoff = (backoff_initial, backoff_max, backoff_reset)
-        self._health_interval = health_interval
+        self._probes = probes or ProbeSchedule(
+            interval=health_interval, settle=max(health_settle, min_healthy_time)
+        )
         self._rollout_timeout = rollout_timeout
         self._min_healthy_time = min_healthy_time
         self._enforce_memory = enforce_memory
@@ -153,7 +162,6 @@ class LocalScheduler:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
         self._retiring: set[InstanceSupervisor] = set()
-        self._http: httpx.AsyncClient | None = None
         self._ctx: SupervisorContext | None = None
 
     # Lifecycle.
@@ -171,13 +179,11 @@ class LocalScheduler:
         except OSError as exc:
             raise SchedulerUnavailable(f"cannot use data dir {self._data_dir}: {exc}") from exc
         await self._warn_if_apps_cannot_reach_their_dirs()
-        self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
         initial, maximum, reset = self._backoff
         self._ctx = SupervisorContext(
             store=self._store,
             sandbox=self._sandbox,
             blocking=self._bridge,
-            http=self._http,
             ports=self._ports,
             publish=self._publish_instance,
             host=self._host,
@@ -186,7 +192,7 @@ class LocalScheduler:
             backoff_initial=initial,
             backoff_max=maximum,
             backoff_reset=reset,
-            health_interval=self._health_interval,
+            probes=self._probes,
             min_healthy_time=self._min_healthy_time,
             enforce_memory=self._enforce_memory,
             clock=self._clock,
@@ -213,8 +219,6 @@ class LocalScheduler:
         await asyncio.gather(*(sup.close(terminate=self._stop_on_exit) for sup in supervisors))
         await self._logs.flush()
         self._logs.fanout.close()
-        if self._http is not None:
-            await self._http.aclose()
         self._feed.close()
 
     async def _warn_if_apps_cannot_reach_their_dirs(self) -> None:

@@ -220,3 +220,14 @@ def test_rollouts_wait_3_s_of_health_and_give_up_after_60_s_unless_set() -> None
         {"LAIN_CONSOLE_MIN_HEALTHY_TIME": "10", "LAIN_CONSOLE_ROLLOUT_TIMEOUT": "300"}
     )
     assert (settings.min_healthy_time, settings.rollout_timeout) == (10, 300)
+
+
+def test_local_health_probes_run_10_s_apart_unless_set() -> None:
+    assert load_settings({}).local_health_interval == 10.0
+    settings = load_settings({"LAIN_CONSOLE_LOCAL_HEALTH_INTERVAL": "2.5"})
+    assert settings.local_health_interval == 2.5
+    scheduler = make_scheduler(settings)
+    assert isinstance(scheduler, LocalScheduler)
+    assert scheduler._probes.interval == 2.5
+    with pytest.raises(SettingsError, match="LAIN_CONSOLE_LOCAL_HEALTH_INTERVAL"):
+        load_settings({"LAIN_CONSOLE_LOCAL_HEALTH_INTERVAL": "0"})
