@@ -51,6 +51,8 @@ _READ_CHUNK = 64 * 1024
 # A part of a line with no newline after it for this long is shown as a line (a process
 # that printed a prompt, or died mid-line).
 _PARTIAL_WAIT = 1.0
+# An instance that wrote within this many seconds is read at every interval.
+_LIVELY_SECONDS = 5.0
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 
@@ -292,6 +294,9 @@ class InstanceLogs:
         self.stdout_path = directory / f"{number}.stdout.log"
         self.stderr_path = directory / f"{number}.stderr.log"
         self._ring: deque[LogLine] = deque(maxlen=ring_lines)
+        # When the pump last found new lines (monotonic); a new slot counts as heard from,
+        # so that its process's first words are read at once.
+        self.heard_at = time.monotonic()
         self._sources = tuple(
             _Source(job_id, number, stream, directory)
             for stream in (LogStream.STDOUT, LogStream.STDERR)
@@ -344,7 +349,9 @@ class LogPump:
     Args:
         blocking: runs a blocking callable in a worker thread (the backend's bridge).
         root: the directory holding every job's log directory (for pruning).
-        interval: seconds between two reads of the files.
+        interval: seconds between two reads of the files of followed instances and of
+            those that wrote in the last few seconds.
+        quiet_interval: seconds between two reads of every file.
         max_bytes: a journal reaching this size is rotated; 0 means never.
         files: journal generations kept per stream, the current one included.
         ring_lines: lines kept in memory per instance.
@@ -359,6 +366,7 @@ class LogPump:
         blocking: ThreadBridge,
         root: Path,
         interval: float = 0.05,
+        quiet_interval: float = 1.0,
         max_bytes: int = 10 * 1024 * 1024,
         files: int = 3,
         ring_lines: int = 1000,
@@ -369,6 +377,7 @@ class LogPump:
         self._blocking = blocking
         self._root = root
         self._interval = interval
+        self._quiet_interval = quiet_interval
         self._max_bytes = max_bytes
         self._files = files
         self._ring_lines = ring_lines
@@ -398,25 +407,50 @@ class LogPump:
         return sum(logs.bytes_read for logs in self._logs.values())
 
     async def run(self) -> None:
-        """Read forever, pruning now and then; cancel the task to stop."""
+        """Read forever, pruning now and then; cancel the task to stop.
+
+        Every `interval` the instances that are followed or wrote lately are read; the
+        quiet ones only every `quiet_interval`, all in one go: an idle console with
+        hundreds of instances must not look at every file twenty times a second. (A tail
+        reads everything first, so it never misses what a quiet instance just wrote.)
+        """
         loop = asyncio.get_running_loop()
-        next_prune = loop.time()
+        next_prune = next_everything = loop.time()
         while True:
-            await self.flush()
+            if loop.time() >= next_everything:
+                await self.flush()
+                next_everything = loop.time() + self._quiet_interval
+            else:
+                await self.flush(self._lively())
             if loop.time() >= next_prune:
                 await self.prune()
                 next_prune = loop.time() + self._prune_every
             await asyncio.sleep(self._interval)
+
+    def _lively(self) -> list[tuple[str, int]]:
+        """The instances to read at every interval: followed, or heard from lately."""
+        recent = time.monotonic() - _LIVELY_SECONDS
+        return [
+            key
+            for key, logs in self._logs.items()
+            if logs.heard_at >= recent or self.fanout.followers(key[0])
+        ]
 
     async def prune(self) -> None:
         keep = {path for logs in self._logs.values() for path in logs.files()}
         with contextlib.suppress(OSError):
             await self._blocking(lambda: prune(self._root, keep, self._retention, time.time()))
 
-    async def flush(self) -> None:
-        """Journal everything written so far and hand it to the followers."""
+    async def flush(self, only: list[tuple[str, int]] | None = None) -> None:
+        """Journal everything written so far (by the `only` instances, if given) and hand it
+        to the followers."""
         async with self._reading:
-            logs = list(self._logs.items())
+            if only is None:
+                logs = list(self._logs.items())
+            else:
+                logs = [(key, self._logs[key]) for key in only if key in self._logs]
+            if not logs:
+                return
             max_bytes, files = self._max_bytes, self._files
 
             def read_all() -> list[list[LogLine]]:
@@ -434,8 +468,10 @@ class LogPump:
             except OSError:
                 return
         by_job: dict[str, list[LogLine]] = {}
+        heard_at = time.monotonic()
         for ((job_id, _), log), lines in zip(logs, batches, strict=True):
             if lines:
+                log.heard_at = heard_at
                 log._extend(lines)
                 by_job.setdefault(job_id, []).extend(lines)
         for job_id, lines in by_job.items():

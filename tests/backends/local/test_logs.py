@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from backends.local import LocalScheduler
-from backends.local.logs import LogRetention, prune
+from backends.local.logs import LogPump, LogRetention, prune
+from backends.local.threads import ThreadBridge
 from backends.logs import LogStream
 from tests.backends.local.helpers import all_up, make_job, script, wait_for_instances, wait_until
+
+T = TypeVar("T")
 
 
 async def test_output_outlives_the_job(sched: LocalScheduler, marker: str) -> None:
@@ -72,3 +77,44 @@ async def test_a_line_left_without_newline_is_shown_once_the_writer_is_quiet(
         return [line.text for line in lines] == ["Password: "]
 
     await wait_until(shown, what="the partial line", within=15)
+
+
+class _CountingBridge(ThreadBridge):
+    """Runs the pump's blocking reads and counts them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def __call__(self, fn: Callable[[], T]) -> T:
+        self.calls += 1
+        return await super().__call__(fn)
+
+
+async def test_quiet_instances_are_read_only_with_everything_else(tmp_path: Path) -> None:
+    bridge = _CountingBridge()
+    pump = LogPump(blocking=bridge, root=tmp_path, interval=0.05, quiet_interval=1.0)
+    worker, web = "hello.worker.worker", "hello.web.web"
+    for job_id in (worker, web):
+        (tmp_path / job_id).mkdir()
+    talkative = pump.attach(worker, 1, tmp_path / worker)
+    quiet = pump.attach(worker, 2, tmp_path / worker)
+    followed = pump.attach(web, 1, tmp_path / web)
+    # New slots count as heard from: their processes' first words are read at once.
+    assert pump._lively() == [(worker, 1), (worker, 2), (web, 1)]
+
+    long_ago = time.monotonic() - 60
+    quiet.heard_at = followed.heard_at = long_ago
+    (tmp_path / worker / "1.stdout.log").write_text("hello\n")
+    await pump.flush()  # everything, as the pump does every quiet_interval and a tail does
+    assert [line.text for line in talkative.lines()] == ["hello"]
+    assert talkative.heard_at > long_ago, "heard from: read at every interval"
+    assert quiet.heard_at == long_ago
+    assert pump._lively() == [(worker, 1)]
+
+    with pump.fanout.subscribe(web, 1):
+        assert pump._lively() == [(worker, 1), (web, 1)]  # a follower waits for no one
+
+    calls = bridge.calls
+    await pump.flush([])  # nothing lively: no worker thread is woken
+    assert bridge.calls == calls
