@@ -328,6 +328,10 @@ class LogFanout:
     def followers(self, job_id: str) -> int:
         return len(self._followers.get(job_id, ()))
 
+    def followed_jobs(self) -> list[str]:
+        """The jobs someone follows now."""
+        return [job_id for job_id, followers in self._followers.items() if followers]
+
     def publish(self, job_id: str, lines: list[LogLine]) -> None:
         for follower in self._followers.get(job_id, ()):
             follower.offer(job_id, lines)

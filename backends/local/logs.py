@@ -384,6 +384,8 @@ class LogPump:
         self._retention = retention or LogRetention()
         self._prune_every = prune_every
         self._logs: dict[tuple[str, int], InstanceLogs] = {}
+        # The instances heard from in the last _LIVELY_SECONDS (or since attached).
+        self._heard: dict[tuple[str, int], InstanceLogs] = {}
         self.fanout = LogFanout(queue_lines=follow_buffer)
         # One read at a time: a source's position is not safe to share between threads.
         self._reading = asyncio.Lock()
@@ -393,10 +395,12 @@ class LogPump:
         key = (job_id, number)
         if key not in self._logs:
             self._logs[key] = InstanceLogs(job_id, directory, number, ring_lines=self._ring_lines)
+            self._heard[key] = self._logs[key]
         return self._logs[key]
 
     def detach(self, job_id: str, number: int) -> None:
         self._logs.pop((job_id, number), None)
+        self._heard.pop((job_id, number), None)
 
     def get(self, job_id: str, number: int) -> InstanceLogs | None:
         return self._logs.get((job_id, number))
@@ -428,13 +432,20 @@ class LogPump:
             await asyncio.sleep(self._interval)
 
     def _lively(self) -> list[tuple[str, int]]:
-        """The instances to read at every interval: followed, or heard from lately."""
+        """The instances to read at every interval: heard from lately, or followed.
+
+        Looks only at those heard from lately and at followed jobs, not at every instance:
+        this runs twenty times a second.
+        """
         recent = time.monotonic() - _LIVELY_SECONDS
-        return [
-            key
-            for key, logs in self._logs.items()
-            if logs.heard_at >= recent or self.fanout.followers(key[0])
-        ]
+        for key, logs in list(self._heard.items()):
+            if logs.heard_at < recent:
+                del self._heard[key]
+        keys = list(self._heard)
+        followed = set(self.fanout.followed_jobs())
+        if followed:
+            keys += [k for k in self._logs if k[0] in followed and k not in self._heard]
+        return keys
 
     async def prune(self) -> None:
         keep = {path for logs in self._logs.values() for path in logs.files()}
@@ -469,9 +480,12 @@ class LogPump:
                 return
         by_job: dict[str, list[LogLine]] = {}
         heard_at = time.monotonic()
-        for ((job_id, _), log), lines in zip(logs, batches, strict=True):
+        for (key, log), lines in zip(logs, batches, strict=True):
+            job_id = key[0]
             if lines:
                 log.heard_at = heard_at
+                if self._logs.get(key) is log:
+                    self._heard[key] = log
                 log._extend(lines)
                 by_job.setdefault(job_id, []).extend(lines)
         for job_id, lines in by_job.items():
