@@ -7,7 +7,9 @@
 
 Parts: rest, graphql (throughput against the baseline), objects (one app, one proc, beside
 the original console's figures), sql (statements per request), fanout (subscriptions),
-deploy (concurrent deploys against the fake Nomad).
+deploy (concurrent deploys against the fake Nomad), scale (the scale PATCH on the local
+backend, beside the original console's figures), instances (idle CPU with ~350 real
+instances, and reads with them beside the in-memory scheduler).
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import deploy, eventsql, fanout, objects, sqlcount, throughput
+from bench import deploy, eventsql, fanout, instances, objects, scale, sqlcount, throughput
 from bench.load import Budget
 from bench.report import Table, verdict
 
-PARTS = ("rest", "graphql", "objects", "sql", "fanout", "deploy")
+PARTS = ("rest", "graphql", "objects", "sql", "fanout", "deploy", "scale", "instances")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,8 @@ class Plan:
     rounds: int
     propagation_events: int
     deploy_apps: int
+    instance_apps: int  # apps of 5 real instances each (bench.instances)
+    idle_window: float
     workdir: Path
 
 
@@ -95,6 +99,8 @@ def _plan(argv: list[str] | None) -> tuple[Plan, Path | None]:
         rounds=2 if quick else 5,
         propagation_events=20 if quick else 100,
         deploy_apps=args.deploy_apps or (20 if quick else 100),
+        instance_apps=20 if quick else 70,
+        idle_window=10.0 if quick else 20.0,
         workdir=args.workdir,
     )
     return plan, args.output
@@ -139,6 +145,8 @@ def _summary(
     counted: list[sqlcount.Counted],
     fanned: fanout.FanoutResult | None,
     deployed: deploy.DeployResult | None,
+    scaled: scale.ScaleResult | None = None,
+    real: instances.InstancesResult | None = None,
 ) -> Table:
     found = Table("Targets", ["target", "measured", "verdict"])
     for m in measured:
@@ -194,6 +202,21 @@ def _summary(
             f"{deployed.rate:.1f} mutations/s",
             verdict(deployed.exact),
         )
+    if scaled is not None:
+        found.add(
+            f"scale PATCH, {scaled.apps} clients on {scaled.apps} apps: "
+            f">= {scale.TARGET_RATE:.0f} req/s, p99 <= {scale.TARGET_P99_MS:.0f} ms "
+            f"(original {scale.ORIGINAL_RATE[0]:.0f}-{scale.ORIGINAL_RATE[1]:.0f} req/s)",
+            f"{scaled.rate:.0f} req/s, p99 {scaled.latencies.p99:.0f} ms, "
+            f"{scaled.cpu_ms:.1f} ms CPU each",
+            verdict(scaled.met),
+        )
+    if real is not None:
+        found.add(
+            f"idle console CPU, {real.instances} real instances: <= {instances.IDLE_TARGET:.0%}",
+            f"{real.idle_cpu:.1%}",
+            verdict(real.met),
+        )
     return found
 
 
@@ -214,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     counted: list[sqlcount.Counted] = []
     fanned: fanout.FanoutResult | None = None
     deployed: deploy.DeployResult | None = None
+    scaled: scale.ScaleResult | None = None
+    real: instances.InstancesResult | None = None
     steps: list[tuple[str, Callable[[], None]]] = []
 
     endpoints: list[str] = [p for p in ("rest", "graphql") if p in plan.parts]
@@ -266,12 +291,34 @@ def main(argv: list[str] | None = None) -> int:
             show(deploy.table(deployed))
 
         steps.append(("deploy", run_deploy))
+    if "scale" in plan.parts:
+
+        def run_scale() -> None:
+            nonlocal scaled
+            scaled = scale.measure(plan.workdir, replace(plan.budget, max_requests=10 * 2000))
+            show(scale.table(scaled))
+
+        steps.append(("scale", run_scale))
+    if "instances" in plan.parts:
+
+        def run_instances() -> None:
+            nonlocal real
+            real = instances.measure(
+                plan.workdir,
+                replace(plan.budget, max_seconds=min(plan.budget.max_seconds, 5.0)),
+                apps=plan.instance_apps,
+                window=plan.idle_window,
+            )
+            for table in instances.tables(real):
+                show(table)
+
+        steps.append(("instances", run_instances))
 
     started = time.monotonic()
     for name, step in steps:
         print(f"[{name}]", flush=True)
         step()
-    show(_summary(measured, single, counted, fanned, deployed))
+    show(_summary(measured, single, counted, fanned, deployed, scaled, real))
     footer = f"(all parts in {time.monotonic() - started:.0f} s)"
     printed.append(footer)
     print(footer)
