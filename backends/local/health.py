@@ -41,37 +41,44 @@ class ProbeSchedule:
     - `starting`: the process has not passed a first check yet (a rollout waits for it);
     - `fast`: it fails its check, or has passed it for less than `settle` seconds (the
       settling covers a rollout's minimum healthy time, where a relapse must be seen soon);
-    - `interval`: it has been healthy for `settle` seconds or more.
+    - `interval`: it has been healthy for `settle` seconds or more;
+    - `interval` x `relaxed`: it has been healthy for `relax_after` seconds or more.
 
-    None of them exceeds `interval`. Each wait is spread by up to `jitter` (a fraction)
-    either way, so instances started together do not probe in step. A check that starts
-    failing is therefore seen within `detection_seconds()`. The idle cost is then one probe
-    per settled instance every `interval`, whatever the number of instances.
+    Each wait is spread by up to `jitter` (a fraction) either way, so instances started
+    together do not probe in step. A check that starts failing is therefore seen within
+    `detection_seconds()` (LAIN's docker checks took three failures 10 s apart). The idle
+    cost is one probe per instance every `interval` x `relaxed`, whatever their number.
     """
 
     interval: float = 10.0
     fast: float = 1.0
     starting: float = 0.25
     settle: float = 10.0
+    relax_after: float = 60.0
+    relaxed: float = 2.0
     jitter: float = 0.1
     # Uniform in [0, 1): tests pass a fixed value.
     random: Callable[[], float] = field(default=random.random, compare=False)
 
-    def delay(self, *, passed: bool, settled: bool) -> float:
-        """Seconds until the next probe of an instance that has `passed` a first check
-        (and stayed healthy for `settle` seconds: `settled`)."""
+    def delay(self, *, passed: bool, healthy_for: float | None, settle: float = 0.0) -> float:
+        """Seconds until the next probe of an instance that has `passed` a first check and
+        has passed every check since `healthy_for` seconds (None: its last one failed);
+        `settle` lengthens the settling (a job's setup_time)."""
+        settle = max(self.settle, settle)
         if not passed:
             base = min(self.interval, self.starting)
-        elif not settled:
+        elif healthy_for is None or healthy_for < settle:
             base = min(self.interval, self.fast)
-        else:
+        elif healthy_for < max(settle, self.relax_after):
             base = self.interval
+        else:
+            base = self.interval * self.relaxed
         return base * (1 + self.jitter * (2 * self.random() - 1))
 
     def detection_seconds(self) -> float:
-        """The longest a failing check of a settled instance goes unnoticed: the longest
+        """The longest a failing check of a healthy instance goes unnoticed: the longest
         wait, then a probe that runs into its timeout."""
-        return self.interval * (1 + self.jitter) + PROBE_TIMEOUT
+        return self.interval * self.relaxed * (1 + self.jitter) + PROBE_TIMEOUT
 
 
 class CheckKind(StrEnum):

@@ -437,6 +437,9 @@ class InstanceSupervisor:
         loop = asyncio.get_running_loop()
         exited = asyncio.ensure_future(handle.wait())
         probe: asyncio.Future[str | None] | None = None
+        # Kept across probes: most wake-ups are a probe's, and this loop runs for every
+        # probe of every instance.
+        poked: asyncio.Future[Any] | None = None
         next_probe = loop.time()
         try:
             while True:
@@ -446,7 +449,8 @@ class InstanceSupervisor:
                     return await terminate(handle, float(self.job.kill_timeout))
                 if probe is None and self._check is not None and loop.time() >= next_probe:
                     probe = asyncio.ensure_future(self._probe(self._check))
-                poked = asyncio.ensure_future(self._poke.wait())
+                if poked is None:
+                    poked = asyncio.ensure_future(self._poke.wait())
                 waiting: set[asyncio.Future[Any]] = {exited, poked}
                 timeout = None
                 if probe is not None:
@@ -456,26 +460,26 @@ class InstanceSupervisor:
                 done, _ = await asyncio.wait(
                     waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
-                poked.cancel()
                 if exited in done:
                     return exited.result()
                 if poked in done:
                     self._poke.clear()
+                    poked = None
                 if probe is not None and probe.done():
                     self._probed(probe.result())
                     probe = None
                     next_probe = loop.time() + self._probe_interval()
         finally:
-            for future in (exited, probe):
+            for future in (exited, probe, poked):
                 if future is not None and not future.done():
                     future.cancel()
 
     def _probe_interval(self) -> float:
-        loop = asyncio.get_running_loop()
-        settle = max(self._ctx.probes.settle, float(self.job.setup_time))
-        settled = self._healthy_since is not None and loop.time() - self._healthy_since >= settle
+        since = self._healthy_since
         return self._ctx.probes.delay(
-            passed=self._status is not InstanceStatus.PENDING, settled=settled
+            passed=self._status is not InstanceStatus.PENDING,
+            healthy_for=None if since is None else asyncio.get_running_loop().time() - since,
+            settle=float(self.job.setup_time),
         )
 
     async def _probe(self, kind: CheckKind) -> str | None:
