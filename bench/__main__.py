@@ -214,7 +214,7 @@ def _summary(
     if real is not None:
         found.add(
             f"idle console CPU, {real.instances} real instances: <= {instances.IDLE_TARGET:.0%}",
-            f"{real.idle_cpu:.1%}",
+            f"{real.idle_cpu:.2%}",
             verdict(real.met),
         )
     return found
