@@ -77,7 +77,7 @@ class _SqliteWriters:
         dbapi_connection = conn.connection.dbapi_connection
         if dbapi_connection is None or self._holder is dbapi_connection:
             return
-        dbapi_connection.run_async(lambda _: self._acquire())  # type: ignore[attr-defined]
+        dbapi_connection.run_async(lambda _: self._acquire())
         self._holder = dbapi_connection
 
     def ended(self, dbapi_connection: object) -> None:
