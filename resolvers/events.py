@@ -263,13 +263,16 @@ class EventBus:
 
     def _track(self, event: SchedulerEvent) -> ProcState | None:
         if event.kind is EventKind.PROC_REMOVED:
-            self._states.pop(event.job_id, None)
-            return ProcState.missing(event.job_id)
+            # Kept as missing, not dropped: until the writer has persisted the removal, the
+            # log's last word on this job is older (a rollout running, say).
+            missing = ProcState.missing(event.job_id)
+            self._states[event.job_id] = missing
+            return missing
         if event.proc is not None:
             self._states[event.job_id] = event.proc
             return event.proc
         known = self._states.get(event.job_id)
-        if known is None or event.instance is None:
+        if known is None or not known.exists or event.instance is None:
             return known
         others = tuple(i for i in known.instances if i.number != event.instance.number)
         instances = tuple(sorted((*others, event.instance), key=lambda i: i.number))

@@ -14,6 +14,14 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backends.types import (
+    EventKind,
+    InstanceState,
+    InstanceStatus,
+    ProcState,
+    RolloutStatus,
+    SchedulerEvent,
+)
 from resolvers import events
 from resolvers.errors import CursorExpired
 from resolvers.events import AppEvent, EventBus, EventRetention, EventSnapshot, decode_snapshot
@@ -33,6 +41,10 @@ def _view(name: str, error: str = "") -> AppView:
         updated_at=now,
         giturl="",
     )
+
+
+def _exited(job_id: str) -> InstanceState:
+    return InstanceState(job_id=job_id, number=1, status=InstanceStatus.EXITED)
 
 
 async def _as_published(events: Sequence[AppEvent]) -> list[EventSnapshot]:
@@ -177,3 +189,28 @@ async def test_subscribing_from_now_asks_the_database_nothing(
     assert snapshot is not None
     assert snapshot.app is not None
     assert snapshot.app.last_error == "after"  # from now: not the event before it
+
+
+async def test_a_removed_proc_reads_missing_at_once_not_as_the_log_last_said(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Between the scheduler's removal and its persisting, the bus said what the log said
+    before (a rollout running), so a read right after an undeploy could show a ghost."""
+    bus = EventBus(sessions)
+    job = "hello.web.web"
+    rolling = ProcState(job_id=job, exists=True, num_instances=1, rollout=RolloutStatus.RUNNING)
+    async with _running(bus):
+        bus.publish_scheduler_event(SchedulerEvent(1, EventKind.PROC, job, proc=rolling))
+        await bus.drain()  # the log now says: rolling
+        bus.publish_scheduler_event(SchedulerEvent(2, EventKind.PROC_REMOVED, job))
+
+        state = bus.proc_state(job)  # before the writer persisted the removal
+
+        assert state is not None
+        assert state.exists is False
+        bus.publish_scheduler_event(
+            SchedulerEvent(3, EventKind.INSTANCE, job, instance=_exited(job))
+        )
+        late = bus.proc_state(job)  # a late instance event does not bring it back
+        assert late is not None
+        assert late.exists is False
