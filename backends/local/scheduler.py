@@ -401,6 +401,11 @@ class LocalScheduler:
             return BackendHealth(ok=False, detail=f"data dir {self._data_dir}: {exc}")
         return BackendHealth(ok=True)
 
+    @property
+    def state_version(self) -> int | None:
+        # Supervisors publish each change of their state in the step that makes it.
+        return self._feed.cursor if self._state is _State.OPENED else None
+
     def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
         return self._feed.subscribe(after)
 
