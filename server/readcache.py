@@ -187,7 +187,10 @@ class ReadCacheMiddleware:
                     body=content,
                     etag=_etag(content),
                     route=route if isinstance(route, str) else None,
-                    size=len(content) + sum(len(k) + len(v) for k, v in kept) + _ENTRY_OVERHEAD,
+                    size=len(content)
+                    + sum(len(k) + len(v) for k, v in kept)
+                    + sum(len(part) for part in read.material)  # the key is kept too
+                    + _ENTRY_OVERHEAD,
                 )
                 if version is not None:
                     self.cache.put(key, answer)
