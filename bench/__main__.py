@@ -212,10 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     if "cached" in plan.parts:
 
         def run_cached() -> None:
-            repeated.extend(
-                cached.measure(plan.workdir, plan.sizes, ["rest", "graphql"], plan.budget)
+            found, misses = cached.measure(
+                plan.workdir, plan.sizes, ["rest", "graphql"], plan.budget
             )
+            repeated.extend(found)
             show(cached.table(repeated))
+            show(cached.cost_table(misses))
 
         steps.append(("cached", run_cached))
     if "objects" in plan.parts:
