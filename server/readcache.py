@@ -55,7 +55,7 @@ _DROPPED_ON_304 = {b"content-length", b"content-type"}
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
-    version: ReadVersion
+    version: ReadVersion | None  # None: rendered when no version could be known; not kept
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
@@ -88,7 +88,7 @@ class ReadCache:
         return found
 
     def put(self, key: Hashable, answer: CachedAnswer) -> None:
-        if answer.size > self.max_bytes // 4:
+        if answer.version is None or answer.size > self.max_bytes // 4:
             return
         if key in self._answers:
             self._drop(key)
@@ -181,7 +181,7 @@ class ReadCacheMiddleware:
                 kept = tuple((bytes(k), bytes(v)) for k, v in start.get("headers", ()))
                 route = scope.get("route_template")
                 answer = CachedAnswer(
-                    version=version,  # type: ignore[arg-type]  # only kept when not None
+                    version=version,
                     status=200,
                     headers=kept,
                     body=content,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
 
@@ -22,8 +22,12 @@ __all__ = ["VersionedSession", "read_state_version"]
 
 _WROTE = "state_version.wrote"  # key in Session.info: this transaction has written
 _ROW = 1
-_TABLE = StateVersion.__table__
-_BUMP = _TABLE.update().where(_TABLE.c.id == _ROW).values(version=_TABLE.c.version + 1)
+_BUMP = (
+    update(StateVersion)
+    .where(StateVersion.id == _ROW)
+    .values(version=StateVersion.version + 1)
+    .execution_options(synchronize_session=False)  # no objects of it are ever loaded
+)
 _READ = select(StateVersion.version).where(StateVersion.id == _ROW)
 
 
