@@ -69,6 +69,14 @@ class Scheduler(Protocol):
         """Whether the scheduler can take work now; never raises."""
         ...
 
+    @property
+    def state_version(self) -> int | None:
+        """A number that grows whenever what `state`/`states` answer changes, by the time
+        they answer it (the cursor of the newest event published: a change is published as
+        it is made). None while those answers may change without it, e.g. read from the
+        cluster rather than from what the scheduler tracks; read caches skip them then."""
+        ...
+
     def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
         """State changes in cursor order: those after `after` still in history, then live."""
         ...

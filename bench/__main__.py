@@ -5,11 +5,12 @@
     python -m bench --only rest,graphql --sizes 100
     python -m bench --output bench/last-run.txt
 
-Parts: rest, graphql (throughput against the baseline), objects (one app, one proc, beside
-the original console's figures), sql (statements per request), fanout (subscriptions),
-deploy (concurrent deploys against the fake Nomad), scale (the scale PATCH on the local
-backend, beside the original console's figures), instances (idle CPU with ~350 real
-instances, and reads with them beside the in-memory scheduler).
+Parts: rest, graphql (throughput against the baseline), cached (the same reads repeated,
+read cache on), objects (one app, one proc, beside the original console's figures), sql
+(statements per request), fanout (subscriptions), deploy (concurrent deploys against the
+fake Nomad), scale (the scale PATCH on the local backend, beside the original console's
+figures), instances (idle CPU with ~350 real instances, and reads with them beside the
+in-memory scheduler).
 """
 
 from __future__ import annotations
@@ -26,11 +27,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench import deploy, eventsql, fanout, instances, objects, scale, sqlcount, throughput
+from bench import (
+    cached,
+    deploy,
+    eventsql,
+    fanout,
+    instances,
+    objects,
+    scale,
+    sqlcount,
+    throughput,
+)
 from bench.load import Budget
 from bench.report import Table, verdict
 
-PARTS = ("rest", "graphql", "objects", "sql", "fanout", "deploy", "scale", "instances")
+PARTS = (
+    "rest",
+    "graphql",
+    "cached",
+    "objects",
+    "sql",
+    "fanout",
+    "deploy",
+    "scale",
+    "instances",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +162,7 @@ def _load() -> str:
 
 def _summary(
     measured: list[throughput.Measured],
+    repeated: list[throughput.Measured],
     single: list[objects.ObjectMeasured],
     counted: list[sqlcount.Counted],
     fanned: fanout.FanoutResult | None,
@@ -153,6 +175,12 @@ def _summary(
         target = throughput.TARGETS[m.endpoint]
         name = f"{throughput.ENDPOINTS[m.endpoint]}, N={m.n}: >= {target} of baseline req/s"
         found.add(name, m.ratio, verdict(m.ratio >= target))
+    for m in repeated:
+        name = (
+            f"{throughput.ENDPOINTS[m.endpoint]} repeated, read cache on, N={m.n}: "
+            f">= {cached.TARGET} of baseline req/s"
+        )
+        found.add(name, m.ratio, verdict(m.ratio >= cached.TARGET))
     for o in single:
         wanted = objects.OBJECTS[o.kind]
         found.add(
@@ -233,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     header = _environment()
     print(header, flush=True)
     measured: list[throughput.Measured] = []
+    repeated: list[throughput.Measured] = []
     single: list[objects.ObjectMeasured] = []
     counted: list[sqlcount.Counted] = []
     fanned: fanout.FanoutResult | None = None
@@ -250,6 +279,17 @@ def main(argv: list[str] | None = None) -> int:
                 show(table)
 
         steps.append(("throughput", run_throughput))
+    if "cached" in plan.parts:
+
+        def run_cached() -> None:
+            found, misses = cached.measure(
+                plan.workdir, plan.sizes, ["rest", "graphql"], plan.budget
+            )
+            repeated.extend(found)
+            show(cached.table(repeated))
+            show(cached.cost_table(misses))
+
+        steps.append(("cached", run_cached))
     if "objects" in plan.parts:
 
         def run_objects() -> None:
@@ -318,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, step in steps:
         print(f"[{name}]", flush=True)
         step()
-    show(_summary(measured, single, counted, fanned, deployed, scaled, real))
+    show(_summary(measured, repeated, single, counted, fanned, deployed, scaled, real))
     footer = f"(all parts in {time.monotonic() - started:.0f} s)"
     printed.append(footer)
     print(footer)

@@ -23,12 +23,20 @@ BENCH_ENVIRON = {
 
 
 def bench_settings(
-    data_dir: Path, database_url: str, *, backend: str = "local", metrics: bool = True
+    data_dir: Path,
+    database_url: str,
+    *,
+    backend: str = "local",
+    metrics: bool = True,
+    read_cache: bool = False,
 ) -> Settings:
+    """`read_cache`: on, repeated reads are answered from it (part `cached`); off by default,
+    so that every other part times request handling itself (the "uncached" figures)."""
     return load_settings(
         {
             **BENCH_ENVIRON,
             "LAIN_CONSOLE_METRICS": "true" if metrics else "false",
+            **({} if read_cache else {"LAIN_CONSOLE_READ_CACHE_BYTES": "0"}),
             "LAIN_CONSOLE_DATA_DIR": str(data_dir),
             "LAIN_CONSOLE_DATABASE_URL": database_url,
             "LAIN_CONSOLE_BACKEND": backend,

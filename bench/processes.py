@@ -93,6 +93,7 @@ def server(
     n: int = 0,
     control: bool = False,
     metrics: bool = True,
+    read_cache: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Served]:
     """A `bench.serve` process, once it answers HTTP."""
@@ -102,6 +103,8 @@ def server(
         args.append("--control")
     if not metrics:
         args.append("--no-metrics")
+    if read_cache:
+        args.append("--read-cache")
     with python_module("bench.serve", args, env=env) as child:
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, child)

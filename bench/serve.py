@@ -13,6 +13,7 @@ Each runs under uvicorn with one worker and uvicorn's defaults (uvloop, httptool
 product's one access line per request is filtered out, not written.
 
 `--no-metrics` serves the product with LAIN_CONSOLE_METRICS=false (see `bench.metrics`).
+`--read-cache` serves it with the read cache on (off otherwise; see `bench.cached`).
 `--control` adds `POST /_bench/restart?job=&instance=`, which restarts an instance through
 the scheduler (one backend event) and answers with the moment the event was published.
 """
@@ -83,7 +84,9 @@ def _build(args: argparse.Namespace) -> ASGIApp:
     if args.target == "baseline":
         app = create_baseline(data.url, scheduler)
     else:
-        settings = bench_settings(data.directory, data.url, metrics=args.metrics)
+        settings = bench_settings(
+            data.directory, data.url, metrics=args.metrics, read_cache=args.read_cache
+        )
         app = create_app(settings, scheduler=scheduler)
     return _control(app, scheduler) if args.control else app
 
@@ -96,6 +99,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--control", action="store_true")
     parser.add_argument("--no-metrics", dest="metrics", action="store_false")
+    parser.add_argument("--read-cache", action="store_true")
     args = parser.parse_args()
     configure_logging("WARNING")
     app = _build(args)

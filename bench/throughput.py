@@ -17,7 +17,16 @@ from bench.processes import Served, server
 from bench.report import Table, verdict
 from bench.seed import dataset
 
-__all__ = ["ENDPOINTS", "TARGETS", "Measured", "fetch_body", "measure", "request_for", "tables"]
+__all__ = [
+    "ENDPOINTS",
+    "TARGETS",
+    "Measured",
+    "fetch_body",
+    "measure",
+    "measure_one",
+    "request_for",
+    "tables",
+]
 
 # Issue 18: uncached reads, as a ratio of the bare handler measured in the same run.
 TARGETS = {"rest": 0.7, "graphql": 0.35}
@@ -98,9 +107,7 @@ def _same(endpoint: str, product: bytes, baseline: bytes) -> str:
     return ""
 
 
-async def _measure_one(
-    n: int, endpoint: str, app: Served, base: Served, budget: Budget
-) -> Measured:
+async def measure_one(n: int, endpoint: str, app: Served, base: Served, budget: Budget) -> Measured:
     product_body = await fetch_body(app.url, endpoint)
     baseline_body = await fetch_body(base.url, endpoint)
     problem = _same(endpoint, product_body, baseline_body)
@@ -123,7 +130,7 @@ def measure(
         ):
             for endpoint in endpoints:
                 print(f"  N={n} {endpoint}: measuring baseline, then product ...", flush=True)
-                results.append(asyncio.run(_measure_one(n, endpoint, app, base, budget)))
+                results.append(asyncio.run(measure_one(n, endpoint, app, base, budget)))
     return results
 
 

@@ -314,6 +314,7 @@ _LOGS = Endpoint(
                 ("tail", "integer", "the newest lines to send first, 0 to 10000 (100)"),
                 ("follow", "integer", "1: keep the response open and send new lines"),
             ),
+            cached=False,  # instance output: no state version follows it
         )
     },
 )
@@ -382,6 +383,7 @@ _AUTHORIZE = Endpoint(
         summary="LAIN SSO's OAuth2 redirect: ?code= is exchanged for a token, then 302 to the "
         "UI with it.",
         statuses=(302, 400, 401),
+        cached=False,  # each call exchanges a code
     ),
 )
 

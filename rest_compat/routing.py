@@ -99,6 +99,9 @@ class Method:
     body: str = ""
     statuses: tuple[int, ...] = (200,)
     query: tuple[tuple[str, str, str], ...] = ()  # (name, Swagger type, description)
+    # Whether the server's read cache may keep a GET's 200: false for answers read from
+    # outside the database and the scheduler's tracked state (logs), or with side effects.
+    cached: bool = True
 
 
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -168,6 +171,11 @@ class RestApp:
         endpoint, params = match
         # The pattern, never the path, names the request in the server's metrics.
         request.scope["route_template"] = endpoint.path
+        method = endpoint.methods.get(request.method, endpoint.any_method)
+        # server.readcache keeps a 200 of this request only when the route says it may.
+        request.scope["read_cacheable"] = (
+            request.method == "GET" and method is not None and method.cached
+        )
         state: AppStateLike = request.state.lain
         call = Call(request, state.services, dict(params), await request.body())
         result = await self._run(endpoint, call)

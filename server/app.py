@@ -36,6 +36,7 @@ from server.logging import RequestIdMiddleware
 from server.metered_scheduler import MeteredScheduler
 from server.metrics import Metrics
 from server.metrics_http import MetricsEndpoint, MetricsMiddleware, OperationMetrics
+from server.readcache import ReadCache, ReadCacheMiddleware
 from server.replicas import hold_local_backend, lead_when_elected
 from server.scheduler import make_scheduler
 from server.settings import Settings
@@ -203,6 +204,8 @@ def create_app(settings: Settings, *, scheduler: Scheduler | None = None) -> Sta
                 failures_per_minute=settings.auth_failures_per_minute,
             ),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+            # Innermost: it answers for the doors, after the caller is known.
+            *_read_cache(settings, metrics),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
@@ -216,6 +219,13 @@ def _metrics_routes(settings: Settings, metrics: Metrics | None) -> list[Route]:
         metrics, auth=settings.auth, allow_networks=settings.metrics_allow_networks
     )
     return [Route("/metrics", endpoint.respond, methods=["GET"])]
+
+
+def _read_cache(settings: Settings, metrics: Metrics | None) -> list[Middleware]:
+    if not settings.read_cache_bytes:
+        return []
+    cache = ReadCache(max_bytes=settings.read_cache_bytes)
+    return [Middleware(ReadCacheMiddleware, cache=cache, metrics=metrics)]
 
 
 def _sso(settings: Settings) -> SsoSettings | None:

@@ -15,7 +15,9 @@ from starlette.websockets import WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from resolvers.context import ANONYMOUS, Principal
@@ -28,6 +30,7 @@ from schema.introspection import may_introspect
 from server.auth import AuthUnavailable
 from server.fanout import Fanout, FanoutRenderer, FanoutTransportWSHandler, Outbox
 from server.graphiql import DEFAULT_ASSETS_URL, graphiql_page
+from server.readcache import CACHEABLE
 
 __all__ = ["ControlPlaneGraphQL"]
 
@@ -82,7 +85,9 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
         super().__init__(
             schema,
             graphql_ide="graphiql" if graphiql else None,
-            allow_queries_via_get=False,
+            # Queries over GET, so that they can be revalidated with ETags; Strawberry
+            # refuses mutations over GET (no cookie carries a credential: no CSRF either).
+            allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=20,
@@ -108,6 +113,12 @@ class ControlPlaneGraphQL(GraphQL[GraphQLContext, None]):
                 headers={"www-authenticate": "Bearer"},
             )
         return PlainTextResponse(self._sdl)
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # An answer with errors may be the moment's (a masked failure): never cached.
+        if not result.errors:
+            request.scope[CACHEABLE] = True
+        return await super().process_result(request, result)
 
     def decode_json(self, data: str | bytes) -> object:
         return jsonbody.loads(data)

@@ -83,6 +83,10 @@ class MeteredScheduler:
             self._metrics.scheduler_errors.labels("health", "unhealthy").inc()
         return health
 
+    @property
+    def state_version(self) -> int | None:
+        return self._inner.state_version
+
     def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
         return self._inner.events(after)
 

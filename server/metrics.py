@@ -96,6 +96,16 @@ class Metrics:
             ("action",),
             registry=r,
         )
+        self.read_cache = Counter(
+            f"{_NS}_read_cache_requests",
+            "Reads the read cache was asked for, by outcome (hit; miss; unversioned: the "
+            "state version could not be known, so nothing was cached).",
+            ("outcome",),
+            registry=r,
+        )
+        self.read_cache_bytes = Gauge(
+            f"{_NS}_read_cache_bytes", "Bytes of answers the read cache holds.", registry=r
+        )
         self.rollouts = Counter(
             f"{_NS}_rollouts",
             "Rollouts by transition (started, finished, stopped), from the event bus.",

@@ -95,6 +95,9 @@ class Settings:
     metrics_allow_networks: tuple[Network, ...] = ()
     # App names as a label (rollouts): bounded by the number of apps, off by default.
     metrics_app_labels: bool = False
+    # Rendered answers of repeated reads (REST GETs, GraphQL queries), least recently used
+    # dropped past this many bytes; 0 switches the cache (and its ETags) off.
+    read_cache_bytes: int = 64 * 1024 * 1024
 
     @property
     def default_database_url(self) -> str:
@@ -182,6 +185,7 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         metrics=reader.flag("METRICS", True),
         metrics_allow_networks=reader.networks("METRICS_ALLOW_NETWORKS"),
         metrics_app_labels=reader.flag("METRICS_APP_LABELS", False),
+        read_cache_bytes=reader.integer("READ_CACHE_BYTES", 64 * 1024 * 1024, low=0, high=1024**4),
     )
     _check_sso(settings)
     if settings.auth_userinfo_url is not None and not settings.auth_userinfo_url.startswith(

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from store.stateversion import VersionedSession
+
 __all__ = [
     "check_database",
     "make_engine",
@@ -149,7 +151,10 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: objects stay readable after commit without implicit (async) IO.
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    # Every committed write bumps the state version that read caches key on.
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=VersionedSession
+    )
 
 
 def make_sqlite_file_private(url: str) -> None:

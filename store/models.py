@@ -44,6 +44,7 @@ __all__ = [
     "PortalBinding",
     "Proc",
     "Release",
+    "StateVersion",
     "User",
     "utcnow",
 ]
@@ -348,3 +349,17 @@ class EventRecord(Base):
     app: Mapped[str] = mapped_column(String(200))
     proc: Mapped[str | None] = mapped_column(String(200))
     payload: Mapped[dict[str, object]] = mapped_column(_JSON)
+
+
+class StateVersion(Base):
+    """One row whose number grows with every committed write, in the writing transaction.
+
+    Read caches key on it (with the scheduler's and the event bus's own counters), so an
+    answer cached before a write is never served after it, on any replica: the number and
+    the write become visible together. `store.stateversion` bumps it.
+    """
+
+    __tablename__ = "state_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))

@@ -339,8 +339,7 @@ class InstanceSupervisor:
             self._stop_requested = False
             self._finished = None
             self._retry_at = None
-            self._restarts += 1
-            return await self._spawn()
+            return await self._spawn(restarted=True)
         if self._stop_requested or self._finished is not None:
             self._retry_at = None
             if self._stop_requested and self._finished is None:
@@ -355,7 +354,7 @@ class InstanceSupervisor:
             if not await self._backoff():
                 return None
             self._retry_at = None
-            self._restarts += 1
+            return await self._spawn(restarted=True)
         return await self._spawn()
 
     async def _backoff(self) -> bool:
@@ -376,17 +375,19 @@ class InstanceSupervisor:
             await asyncio.wait_for(self._poke.wait(), seconds)
         self._poke.clear()
 
-    async def _spawn(self) -> ProcessHandle | None:
+    async def _spawn(self, *, restarted: bool = False) -> ProcessHandle | None:
         job, store = self.job, self._ctx.store
         self._generation += 1
         self._token = secrets.token_hex(6)
         env = launch.instance_env(job, self.number, port=self._port, path=self._ctx.path)
-        self._env = tuple(f"{key}={value}" for key, value in env)
-        self._started_at = self._ctx.clock()
-        self._release = job.meta_version
-        self._exit_code = None
-        self._healthy = None if self._check is None else False
-        self._healthy_since = None
+        # What the snapshot shows of this run changes only where it is published (`_began`,
+        # then `_emit`): a read between two events must show the state of the last one.
+        run = _Run(
+            env=tuple(f"{key}={value}" for key, value in env),
+            started_at=self._ctx.clock(),
+            release=job.meta_version,
+            restarts=self._restarts + 1 if restarted else self._restarts,
+        )
         self.spec_hash = job.spec_hash()
         record = ProcessRecord(
             job_id=job.job_id,
@@ -394,10 +395,10 @@ class InstanceSupervisor:
             token=self._token,
             spec_hash=self.spec_hash,
             port=self._port,
-            started_at=self._started_at,
-            restarts=self._restarts,
-            env=self._env,
-            release=self._release,
+            started_at=run.started_at,
+            restarts=run.restarts,
+            env=run.env,
+            release=run.release,
         )
         # Recorded before the spawn, so that a console dying meanwhile cannot lose it.
         await self._store(functools.partial(store.save_process, record))
@@ -418,15 +419,26 @@ class InstanceSupervisor:
         except SpawnError as exc:
             reason = str(exc).replace("\n", " ")
             _log.warning("%s: cannot start: %s", self._who(), reason)
-            self._pid = None
             await self._forget_record()
+            self._pid = None
+            self._began(run)
             await self._crashed(reason, exit_code=None)
             return None
         self._pid = handle.pid
+        self._began(run)
         self._spawned_at = asyncio.get_running_loop().time()
         self._status = InstanceStatus.RUNNING if self._check is None else InstanceStatus.PENDING
         self._emit()
         return handle
+
+    def _began(self, run: _Run) -> None:
+        self._env = run.env
+        self._started_at = run.started_at
+        self._release = run.release
+        self._restarts = run.restarts
+        self._exit_code = None
+        self._healthy = None if self._check is None else False
+        self._healthy_since = None
 
     async def _forget_record(self) -> None:
         forget = self._ctx.store.delete_process
@@ -573,6 +585,16 @@ class InstanceSupervisor:
             await self._ctx.blocking(action)
         except OSError as exc:
             _log.error("%s#%d: cannot update process record: %s", self.job.job_id, self.number, exc)
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What a spawn is about to start, shown once it has started (or failed to)."""
+
+    env: tuple[str, ...]
+    started_at: datetime
+    release: str
+    restarts: int
 
 
 def _release_in(env: tuple[str, ...]) -> str:

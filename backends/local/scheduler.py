@@ -158,6 +158,9 @@ class LocalScheduler:
             follow_buffer=log_follow_buffer,
         )
         self._jobs: dict[str, JobEntry] = {}
+        # Changes `state` shows before their event is published (the job spec replaced, a
+        # slot dropped or swapped, a job forgotten: events follow once processes have moved).
+        self._unpublished = 0
         # Per job id and kept after a remove, so a waiting apply still serializes with it.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -347,6 +350,7 @@ class LocalScheduler:
                 await self._store_call(functools.partial(self._store.delete_job, job_id))
                 entry.removed = True  # a oneshot finishing now must not write it back
             del self._jobs[job_id]
+            self._unpublished += 1
             await asyncio.gather(*(sup.close(terminate=True) for sup in entry.slots.values()))
             await self._logs.flush()  # the last words of the processes, before letting go
             for number in entry.slots:
@@ -404,6 +408,15 @@ class LocalScheduler:
         except OSError as exc:
             return BackendHealth(ok=False, detail=f"data dir {self._data_dir}: {exc}")
         return BackendHealth(ok=True)
+
+    @property
+    def state_version(self) -> int | None:
+        # Supervisors publish each change of their state in the step that makes it; what
+        # the scheduler changes ahead of its events is counted in `_unpublished`. Both only
+        # grow, so their sum moves with every change.
+        if self._state is not _State.OPENED:
+            return None
+        return self._feed.cursor + self._unpublished
 
     def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
         return self._feed.subscribe(after)
@@ -494,10 +507,13 @@ class LocalScheduler:
             entry.error = ""  # another spec: what the last one's rollout said is history
         entry.job = job
         entry.stopped.intersection_update(range(1, job.num_instances + 1))
+        self._unpublished += 1
         await self._save(entry)
         dropped = [
             entry.slots.pop(n) for n in sorted(entry.slots, reverse=True) if n > job.num_instances
         ]
+        if dropped:
+            self._unpublished += 1  # the slots are gone before their processes' last events
         for number in range(len(entry.slots) + 1, job.num_instances + 1):
             self._add_slot(entry, number)
         spec_hash = job.spec_hash()
@@ -583,6 +599,7 @@ class LocalScheduler:
                 )
                 return
             entry.slots[number] = new
+            self._unpublished += 1
             await self._retire(old)
             # The old process's exit was the last word on this slot; the new one is current.
             new.republish()

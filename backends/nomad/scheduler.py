@@ -392,6 +392,12 @@ class NomadScheduler:
             detail += f"; event stream reconnecting ({stream.last_failure or 'starting'})"
         return BackendHealth(ok=True, detail=detail)
 
+    @property
+    def state_version(self) -> int | None:
+        """The tracker publishes every change it takes in; out of step, `states` reads Nomad
+        itself, whose answers no counter of ours follows."""
+        return self._feed.cursor if self.in_step else None
+
     def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
         """Instance and proc changes seen on Nomad's event stream, in cursor order."""
         return self._feed.subscribe(after)

@@ -334,3 +334,61 @@ async def test_restart_one_instance_leaves_the_others_running(backend: Backend) 
 
     state = await _until(lambda: scheduler.state(job.job_id), restarted, "instance 1 restarted")
     assert _instance(state, 2) == _instance(before, 2)  # untouched
+
+
+async def test_state_version_moves_with_every_change_the_state_shows(backend: Backend) -> None:
+    """Read caches key on `state_version`: two reads at one version must show one state.
+
+    Sampled along a job's start, a restart, a scale up and down, and its removal: when the
+    version is the same before and after a `state` read, the read is filed under it, and
+    every read filed under one version must be the same state. None (the scheduler cannot
+    vouch) files nothing."""
+    scheduler = backend.scheduler
+    job = backend.make_job(num_instances=1)
+    seen: dict[int, set[ProcState]] = {}
+    filed = {"missing": asyncio.Event(), "running": asyncio.Event()}
+
+    async def sample() -> None:
+        while True:
+            before = scheduler.state_version
+            state = await scheduler.state(job.job_id)
+            if before is not None and scheduler.state_version == before:
+                seen.setdefault(before, set()).add(state)
+                filed["running" if _running(1)(state) else "missing"].set()
+            await asyncio.sleep(0.005)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        async with asyncio.timeout(WITHIN):
+            await filed["missing"].wait()
+            await scheduler.apply(job)
+            await filed["running"].wait()
+        await scheduler.control(job.job_id, InstanceAction.RESTART, 1)
+        await _until(
+            lambda: scheduler.state(job.job_id),
+            lambda s: _running(1)(s) and _instance(s, 1).restarts >= 1,
+            "restarted",
+        )
+        for count in (2, 1):
+            await scheduler.scale(job.job_id, count)
+            await _until(lambda: scheduler.state(job.job_id), _running(count), f"{count} running")
+        await scheduler.remove(job.job_id)
+        await _until(lambda: scheduler.state(job.job_id), lambda s: not s.exists, "removed")
+        await asyncio.sleep(0.05)  # a few samples of the final state, after the last event
+    finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+    changed = {version: _differences(states) for version, states in seen.items() if len(states) > 1}
+    assert changed == {}, "the state changed while the version stayed the same"
+    assert len(seen) >= 2, "the samples saw the version move"  # running, then removed
+
+
+def _differences(states: set[ProcState]) -> dict[str, list[object]]:
+    """The fields in which `states` differ (instances field by field), with their values."""
+    found: dict[str, list[object]] = {}
+    for name in ProcState.__dataclass_fields__:
+        values = {repr(getattr(state, name)) for state in states}
+        if len(values) > 1:
+            found[name] = sorted(values)
+    return found

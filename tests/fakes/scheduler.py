@@ -230,5 +230,11 @@ class FakeScheduler:
             return BackendHealth(ok=False, detail="fake scheduler: connection refused")
         return BackendHealth(ok=True)
 
+    @property
+    def state_version(self) -> int | None:
+        # Every change made through the methods is published; while `down`, reads fail.
+        # Tests that edit `jobs` or `stopped` directly publish, or bump `feed`, themselves.
+        return None if self.down else self.feed.cursor
+
     def events(self, after: int | None = None) -> AsyncIterator[SchedulerEvent]:
         return self.feed.subscribe(after)

@@ -52,12 +52,20 @@ def reconcile_interval() -> int:
 
 
 @pytest.fixture
+def read_cache_bytes() -> int:
+    """The read cache's size, the default; 0 (parametrize) for a test that counts how reads
+    reach the scheduler, which repeated reads from the cache never do."""
+    return load_settings({}).read_cache_bytes
+
+
+@pytest.fixture
 async def console(
     nomad_server: FakeNomadServer,
     database_url: str,
     data_dir: Path,
     engine: AsyncEngine,
     reconcile_interval: int,
+    read_cache_bytes: int,
 ) -> AsyncIterator[Console]:
     settings = replace(
         load_settings({}),
@@ -65,6 +73,7 @@ async def console(
         database_url=database_url,
         backend="nomad",
         reconcile_interval=reconcile_interval,
+        read_cache_bytes=read_cache_bytes,
     )
     scheduler = NomadScheduler(
         NomadSettings(address=nomad_server.url),

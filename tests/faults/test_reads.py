@@ -3,6 +3,8 @@ in words that say Nomad is the problem, never as if the procs were not deployed.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.faults.helpers import Console, switch_on, wait_until
 from tests.releases import V1
 
@@ -71,6 +73,7 @@ async def test_rest_get_proc_while_nomad_is_down_does_not_say_it_is_not_deployed
     assert body["msg"].startswith("fatal error when get app hello proc web:\n")
 
 
+@pytest.mark.parametrize("read_cache_bytes", [0], ids=["uncached"])
 async def test_steady_state_reads_make_no_nomad_call(console: Console) -> None:
     # The event stream already holds what Nomad runs: reads through either door answer
     # from it (22 calls for a page of 10 apps x 2 procs before).

@@ -46,7 +46,10 @@ async def gql_and_scheduler(
     database_url: str, data_dir: Path, engine: object
 ) -> AsyncIterator[tuple[GraphQLClient, FakeScheduler, EventBus]]:
     scheduler = FakeScheduler()
-    settings = replace(load_settings({}), data_dir=data_dir, database_url=database_url)
+    # The cost of executing the query: the read cache (off here) would answer repeats.
+    settings = replace(
+        load_settings({}), data_dir=data_dir, database_url=database_url, read_cache_bytes=0
+    )
     app = create_app(settings, scheduler=scheduler)
     async with (
         LifespanManager(app) as manager,
