@@ -204,6 +204,8 @@ class EventBus:
         self._started = False  # the window starts at the log's newest event
         self._stopping = False
         self._stopped = asyncio.Event()
+        # The cursor of the last scheduler event the pump published here (0: none yet).
+        self.pumped = 0
         # Every instance's recent state changes, for LAIN's instance histories.
         self.changes = InstanceHistory()
 
@@ -563,6 +565,7 @@ class EventBus:
                     async for event in scheduler.events(after):
                         after = event.cursor
                         self.publish_scheduler_event(event)
+                        self.pumped = event.cursor
                     return  # the scheduler closed its feed: it is shutting down
                 except SchedulerError as exc:
                     log.warning("scheduler event feed failed, resuming: %s", exc)

@@ -50,6 +50,12 @@ class Console:
         """Every event published so far is in the log and taken in by the bus: nothing in
         the background moves the version any more."""
         bus = self.services.bus
+        published = self.scheduler.feed.cursor
+
+        async def pumped() -> bool:
+            return bus.pumped >= published  # the bus has what the scheduler published
+
+        await until(pumped)
         await bus.drain()
         async with self.services.sessions() as session:
             newest = (await event_bounds(session)).newest or 0
