@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from store.engine import make_sessionmaker, open_engine, queued_writers
+from store.models import StateVersion
 
 
 @pytest.fixture
@@ -19,6 +20,9 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     async with open_engine(f"sqlite+aiosqlite:///{tmp_path / 'writers.db'}") as opened:
         async with opened.begin() as connection:
             await connection.execute(text("CREATE TABLE t (writer TEXT)"))
+            # Every writing session bumps the state version (store/stateversion.py).
+            await connection.run_sync(StateVersion.__table__.create)
+            await connection.execute(text("INSERT INTO state_version VALUES (1, 0)"))
         yield opened
 
 
