@@ -93,6 +93,14 @@ def _rolled_back(job: ProcJob, state: ProcState, failed_hash: str) -> bool:
     )
 
 
+def _held_because(job: ProcJob, state: ProcState) -> str:
+    return (
+        f"release {job.meta_version} was rolled back by the scheduler "
+        f"({state.last_error or 'its rollout failed'}); the previous release keeps "
+        "running; deploy again to retry"
+    )
+
+
 async def _converge(
     ctx: OpContext,
     jobs: list[ProcJob],
@@ -106,11 +114,7 @@ async def _converge(
         if state.rollout is RolloutStatus.RUNNING:
             continue  # on its way to the desired state: overtaking it would fight it
         if _rolled_back(job, state, failed_hashes.get(job.job_id, "")):
-            report.held[job.job_id] = (
-                f"release {job.meta_version} was rolled back by the scheduler "
-                f"({state.last_error or 'its rollout failed'}); the previous release keeps "
-                "running; deploy again to retry"
-            )
+            report.held[job.job_id] = _held_because(job, state)
             continue
         try:
             if not state.exists or state.spec_hash != job.spec_hash():
@@ -160,6 +164,8 @@ async def reconcile(ctx: OpContext) -> ReconcileReport:
                 # operation is on (its app's removals then wait for the next round).
                 if work:
                     desired |= await _reconcile_app(ctx, app.name, report)
+                else:
+                    report.held.update(reading.holds())  # still held back, quietly
         except Conflict:
             report.skipped.append(app.name)
     removed, failed = await retry_removals(ctx, desired, busy=set(report.skipped))
@@ -181,6 +187,17 @@ class _Reading:
     @property
     def wanted(self) -> set[str]:
         return {job.job_id for job in self.jobs}
+
+    def holds(self) -> dict[str, str]:
+        """The jobs held back because the scheduler rolled their spec back, and why."""
+        found = {}
+        for job in self.jobs:
+            state = self.states.get(job.job_id, ProcState.missing(job.job_id))
+            if state.rollout is not RolloutStatus.RUNNING and _rolled_back(
+                job, state, self.failed_hashes.get(job.job_id, "")
+            ):
+                found[job.job_id] = _held_because(job, state)
+        return found
 
     def needs_work(self) -> bool:
         """Whether `_reconcile_app` would change anything (the scheduler, or a row)."""
