@@ -13,7 +13,7 @@ RUN python3 -m venv /opt/lain-console \
         -r /src/requirements.lock
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY spec ./spec
+COPY lainyaml ./lainyaml
 COPY store ./store
 COPY backends ./backends
 COPY resolvers ./resolvers

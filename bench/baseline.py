@@ -31,8 +31,8 @@ from starlette.routing import Route
 
 from backends.types import InstanceState, InstanceStatus, ProcState
 from bench.scheduler import LoadedScheduler
+from lainyaml import LainConfig, ProcSpec, format_memory, parse_lain_yaml
 from rest_compat.py2 import dict_order
-from spec import LainConfig, ProcSpec, format_memory, parse_lain_yaml
 from store.engine import open_engine
 from store.models import App, Proc, Release
 

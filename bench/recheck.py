@@ -19,8 +19,8 @@ from pathlib import Path
 from bench.report import Table
 from bench.sqlcount import StatementCounter
 from resolvers import users
-from resolvers.context import SYSTEM, OpContext, Principal, Services
-from resolvers.events import AppEvent, AppEventKind, EventBus
+from resolvers.core.context import SYSTEM, OpContext, Principal, Services
+from resolvers.core.events import AppEvent, AppEventKind, EventBus
 from resolvers.watch import Credentials, while_permitted
 from server.auth import Authenticator
 from store.engine import make_engine, make_sessionmaker

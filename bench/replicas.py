@@ -37,8 +37,8 @@ from bench.fanout import _subscribers
 from bench.report import Latencies, Table, verdict
 from bench.seed import app_name, lain_yaml
 from resolvers import apps, releases, repos
-from resolvers.context import ANONYMOUS, SYSTEM, OpContext, Services
-from resolvers.events import EventBus
+from resolvers.core.context import ANONYMOUS, SYSTEM, OpContext, Services
+from resolvers.core.events import EventBus
 from resolvers.watch import take_snapshots
 from store import eventlog
 from store.engine import make_sessionmaker, open_engine

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from backends.types import ProcJob
 from resolvers import apps, releases, repos
-from resolvers.context import ANONYMOUS, OpContext, Services
-from resolvers.events import EventBus
+from resolvers.core.context import ANONYMOUS, OpContext, Services
+from resolvers.core.events import EventBus
 from store.engine import make_sessionmaker, open_engine
 from store.migrate import upgrade
 from tests.fakes.scheduler import FakeScheduler

@@ -10,11 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.errors import SchedulerError
 from backends.types import Canary, ProcJob
-from resolvers import access, audit, dependencies
-from resolvers.backend import ensure_available, refuse_while_rolling, translate
+from lainyaml import LainConfig, app_type_of, parse_meta_version, resource_instance_name
 from resolvers.canaries import check_canary, with_canary
-from resolvers.context import OpContext
-from resolvers.errors import (
+from resolvers.core import access, audit, bindings
+from resolvers.core.backend import ensure_available, refuse_while_rolling, translate
+from resolvers.core.context import OpContext
+from resolvers.core.errors import (
     BackendUnavailable,
     Conflict,
     DomainError,
@@ -22,21 +23,20 @@ from resolvers.errors import (
     InvalidInput,
     NotFound,
 )
-from resolvers.jobs import ServiceUse, build_job, build_portal_job, portal_job_id
-from resolvers.outcomes import mutation
-from resolvers.pages import check_first, decode_cursor, page_of
-from resolvers.releases import require_app
-from resolvers.removals import remove_job
-from resolvers.repos import REGISTRATION
-from resolvers.rows import (
+from resolvers.core.jobs import BoundPortal, build_job, build_portal_job, portal_job_id
+from resolvers.core.outcomes import mutation
+from resolvers.core.pages import check_first, decode_cursor, page_of
+from resolvers.core.removals import remove_job
+from resolvers.readmodel.from_rows import (
     app_view,
     clear_overrides,
     default_image,
     proc_view,
     release_config,
 )
-from resolvers.views import AppType, AppView, Page
-from spec import LainConfig, app_type_of, parse_meta_version, resource_instance_name
+from resolvers.readmodel.views import AppType, AppView, Page
+from resolvers.releases import require_app
+from resolvers.repos import REGISTRATION
 from store import queries
 from store.models import App, AppStatus, Maintainer, MaintainerRole, Proc, Release
 
@@ -123,8 +123,8 @@ async def _undeploy(ctx: OpContext, name: str) -> AppView:
         ]
         procs = await queries.procs_of(session, app.id)
         job_ids = [f"{name}.{p.proc_type}.{p.name}" for p in procs if p.deployed]
-        job_ids += await dependencies.drop_client_bindings(session, app)
-        for binding, client in await dependencies.bindings_of_service(session, app):
+        job_ids += await bindings.drop_client_bindings(session, app)
+        for binding, client in await bindings.bindings_of_service(session, app):
             job_ids.append(portal_job_id(name, binding.portal, client))
             binding.deployed = False
             binding.last_error = f"service app {name} was undeployed"
@@ -236,7 +236,7 @@ async def _deploy(
             if p.deployed and p.proc_type != "portal"
         ]
         release = await _choose_release(session, app, meta_version)
-        deps = await dependencies.resolve(
+        deps = await bindings.resolve(
             session,
             name,
             _config(ctx, release),
@@ -262,7 +262,7 @@ async def _deploy(
         raise
 
 
-async def _ensure_instance(ctx: OpContext, plan: dependencies.InstancePlan) -> bool:
+async def _ensure_instance(ctx: OpContext, plan: bindings.InstancePlan) -> bool:
     """Create or refresh a resource instance and deploy it; True if it is new."""
     async with ctx.sessions.begin() as session:
         app = await queries.app_by_name(session, plan.name)
@@ -323,7 +323,7 @@ async def _plan_deploy(
     session: AsyncSession,
     name: str,
     meta_version: str | None,
-    deps: dependencies.Dependencies,
+    deps: bindings.Dependencies,
 ) -> _Plan:
     app = await require_app(session, name, for_update=True)
     if app.status is AppStatus.DEPLOYING:
@@ -344,7 +344,7 @@ async def _plan_update(
     session: AsyncSession,
     name: str,
     meta_version: str | None,
-    deps: dependencies.Dependencies,
+    deps: bindings.Dependencies,
 ) -> _Plan:
     app = await _deployed_app(session, name)
     release = await _choose_release(session, app, meta_version)
@@ -392,7 +392,7 @@ async def _stage(
     release: Release,
     config: LainConfig,
     procs: list[Proc],
-    deps: dependencies.Dependencies,
+    deps: bindings.Dependencies,
     *,
     removed: tuple[str, ...],
     first: bool,
@@ -417,7 +417,7 @@ async def _stage(
                 build_job(view, domain=ctx.services.domains[0], timezone=ctx.services.timezone)
             )
     if runs_procs:
-        portal_jobs, unbound = await dependencies.stage_client_bindings(
+        portal_jobs, unbound = await bindings.stage_client_bindings(
             session, app, deps, domain=ctx.services.domains[0], timezone=ctx.services.timezone
         )
         jobs += portal_jobs
@@ -448,14 +448,14 @@ async def _restage_service_bindings(
     jobs: list[ProcJob] = []
     dropped: list[str] = []
     image = release.image or default_image(ctx.services.registry, app.name, release.meta_version)
-    for binding, client in await dependencies.bindings_of_service(session, app):
+    for binding, client in await bindings.bindings_of_service(session, app):
         portal = config.portal_for_service(binding.service_name)
         if portal is None or portal.name != binding.portal:
             dropped.append(portal_job_id(app.name, binding.portal, client))
             binding.deployed = False
             binding.last_error = f"{app.name} {release.meta_version} no longer exports it"
             continue
-        use = ServiceUse(app.name, binding.service_name, portal, release.meta_version, image)
+        use = BoundPortal(app.name, binding.service_name, portal, release.meta_version, image)
         jobs.append(
             build_portal_job(
                 use, client=client, domain=ctx.services.domains[0], timezone=ctx.services.timezone

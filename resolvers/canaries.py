@@ -16,14 +16,14 @@ import dataclasses
 
 from backends.errors import SchedulerError
 from backends.types import Canary, ProcJob
-from resolvers import access, audit
-from resolvers.backend import ensure_available, scheduler_errors, translate
-from resolvers.context import OpContext
-from resolvers.errors import Conflict, InvalidInput, NotFound
-from resolvers.outcomes import mutation
+from resolvers.core import access, audit
+from resolvers.core.backend import ensure_available, scheduler_errors, translate
+from resolvers.core.context import OpContext
+from resolvers.core.errors import Conflict, InvalidInput, NotFound
+from resolvers.core.outcomes import mutation
+from resolvers.readmodel.from_rows import app_view
+from resolvers.readmodel.views import AppView, ProcType
 from resolvers.releases import require_app
-from resolvers.rows import app_view
-from resolvers.views import AppView, ProcType
 from store import queries
 from store.models import AppStatus
 

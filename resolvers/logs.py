@@ -18,11 +18,11 @@ from backends.logs import (
     LogStream,
 )
 from backends.types import split_job_id
-from resolvers.backend import scheduler_errors
-from resolvers.context import OpContext
-from resolvers.errors import InvalidInput, NotFound
+from resolvers.core.backend import scheduler_errors
+from resolvers.core.context import OpContext
+from resolvers.core.errors import InvalidInput, NotFound
 from resolvers.procs import get_proc
-from resolvers.views import ProcView
+from resolvers.readmodel.views import ProcView
 
 __all__ = [
     "MAX_TAIL",

@@ -9,10 +9,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from resolvers import access, audit
-from resolvers.context import OpContext
-from resolvers.errors import Conflict, Forbidden, InvalidInput, NotFound
-from resolvers.outcomes import mutation
+from resolvers.core import access, audit
+from resolvers.core.context import OpContext
+from resolvers.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from resolvers.core.outcomes import mutation
 from store import queries
 from store.models import Maintainer, MaintainerRole
 

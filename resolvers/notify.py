@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from resolvers import access, catalog
-from resolvers.context import OpContext
-from resolvers.errors import InvalidInput, NotFound
-from resolvers.rows import release_config
+from resolvers.core import access
+from resolvers.core.context import OpContext
+from resolvers.core.errors import InvalidInput, NotFound
+from resolvers.lain import catalog
+from resolvers.readmodel.from_rows import release_config
 from store import queries
 from store.models import NotifySubscriber
 

@@ -9,23 +9,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.errors import JobNotFound, SchedulerConflict, SchedulerError
 from backends.types import InstanceAction
-from resolvers import access, audit
-from resolvers.backend import (
+from lainyaml import InvalidSize, parse_memory
+from resolvers.canaries import require_canary_deploys
+from resolvers.core import access, audit
+from resolvers.core.backend import (
     ensure_available,
     refuse_while_rolling,
     scheduler_errors,
     translate,
 )
-from resolvers.canaries import require_canary_deploys
-from resolvers.context import OpContext
-from resolvers.errors import Conflict, InvalidInput, NotFound
-from resolvers.jobs import build_job
-from resolvers.outcomes import mutation
+from resolvers.core.context import OpContext
+from resolvers.core.errors import Conflict, InvalidInput, NotFound
+from resolvers.core.jobs import build_job
+from resolvers.core.outcomes import mutation
+from resolvers.core.removals import remove_job
+from resolvers.readmodel.from_rows import clear_overrides, proc_views
+from resolvers.readmodel.views import ProcState, ProcType, ProcView
 from resolvers.releases import require_app
-from resolvers.removals import remove_job
-from resolvers.rows import clear_overrides, proc_views
-from resolvers.views import ProcState, ProcType, ProcView
-from spec import InvalidSize, parse_memory
 from store import queries
 from store.models import App, AppStatus, Proc, Release
 

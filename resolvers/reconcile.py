@@ -18,14 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backends.errors import SchedulerError
 from backends.types import ProcJob, ProcState, RolloutStatus
-from resolvers import audit, dependencies
-from resolvers.context import OpContext
-from resolvers.errors import Conflict
-from resolvers.guard import RECONCILIATION
-from resolvers.jobs import ServiceUse, build_job, build_portal_job
-from resolvers.removals import retry_removals
-from resolvers.rows import app_view, default_image, proc_view, release_config
-from spec import AppType
+from lainyaml import AppType
+from resolvers.core import audit, bindings
+from resolvers.core.context import OpContext
+from resolvers.core.errors import Conflict
+from resolvers.core.guard import RECONCILIATION
+from resolvers.core.jobs import BoundPortal, build_job, build_portal_job
+from resolvers.core.removals import retry_removals
+from resolvers.readmodel.from_rows import app_view, default_image, proc_view, release_config
 from store import queries
 from store.models import App, AppStatus, Proc
 
@@ -71,10 +71,10 @@ async def _desired_jobs(ctx: OpContext, session: AsyncSession, app: App) -> list
     if config is None:
         return jobs
     image = release.image or default_image(ctx.services.registry, app.name, release.meta_version)
-    for binding, client in await dependencies.bindings_of_service(session, app):
+    for binding, client in await bindings.bindings_of_service(session, app):
         portal = config.portal_for_service(binding.service_name)
         if binding.deployed and portal is not None:
-            use = ServiceUse(app.name, binding.service_name, portal, release.meta_version, image)
+            use = BoundPortal(app.name, binding.service_name, portal, release.meta_version, image)
             jobs.append(
                 build_portal_job(use, client=client, domain=domain, timezone=ctx.services.timezone)
             )

@@ -5,14 +5,14 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from resolvers import access, audit
-from resolvers.context import OpContext
-from resolvers.errors import Conflict, InvalidInput, NotFound
-from resolvers.outcomes import mutation
-from resolvers.pages import check_first, decode_cursor, page_of
-from resolvers.rows import release_view
-from resolvers.views import Page, ReleaseView, parse_release_config
-from spec import InvalidMetaVersion, LainYamlError, parse_meta_version
+from lainyaml import InvalidMetaVersion, LainYamlError, parse_meta_version
+from resolvers.core import access, audit
+from resolvers.core.context import OpContext
+from resolvers.core.errors import Conflict, InvalidInput, NotFound
+from resolvers.core.outcomes import mutation
+from resolvers.core.pages import check_first, decode_cursor, page_of
+from resolvers.readmodel.from_rows import release_view
+from resolvers.readmodel.views import Page, ReleaseView, parse_release_config
 from store import queries
 from store.models import App, Release
 

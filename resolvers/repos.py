@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from resolvers import access, audit
-from resolvers.context import OpContext
-from resolvers.errors import Conflict, InvalidInput
-from resolvers.outcomes import mutation
-from resolvers.pages import check_first, decode_cursor, page_of
-from resolvers.rows import repo_view
-from resolvers.views import Page, RepoView
-from spec import app_name_problem, registration_name_problem
+from lainyaml import app_name_problem, registration_name_problem
+from resolvers.core import access, audit
+from resolvers.core.context import OpContext
+from resolvers.core.errors import Conflict, InvalidInput
+from resolvers.core.outcomes import mutation
+from resolvers.core.pages import check_first, decode_cursor, page_of
+from resolvers.readmodel.from_rows import repo_view
+from resolvers.readmodel.views import Page, RepoView
 from store import queries
 from store.models import App, Maintainer, MaintainerRole
 

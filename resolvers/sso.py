@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from resolvers.context import OpContext
-from resolvers.errors import Unauthenticated
+from resolvers.core.context import OpContext
+from resolvers.core.errors import Unauthenticated
 
 __all__ = ["SSO_TIMEOUT", "SsoLogin", "exchange_code"]
 

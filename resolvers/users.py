@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from resolvers.context import OpContext, Principal
-from resolvers.errors import Conflict, Forbidden, InvalidInput, NotFound
-from spec import app_name_problem
+from lainyaml import app_name_problem
+from resolvers.core.context import OpContext, Principal
+from resolvers.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from store.models import ApiToken, User, utcnow
 
 __all__ = [

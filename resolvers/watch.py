@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
 
-from resolvers import loading
 from resolvers.apps import get_app
-from resolvers.context import SYSTEM, OpContext, Principal
-from resolvers.errors import BackendUnavailable, Forbidden, InvalidInput, Unauthenticated
-from resolvers.events import AppEvent, EventSnapshot, decode_snapshot
-from resolvers.views import AppView
+from resolvers.core import loading
+from resolvers.core.context import SYSTEM, OpContext, Principal
+from resolvers.core.errors import BackendUnavailable, Forbidden, InvalidInput, Unauthenticated
+from resolvers.core.events import AppEvent, EventSnapshot, decode_snapshot
+from resolvers.readmodel.views import AppView
 
 __all__ = [
     "Credentials",

@@ -8,10 +8,11 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
-from resolvers import apps, overview, procs
-from resolvers.errors import Conflict, DomainError, Forbidden, NotFound
-from resolvers.overview import AppOverview, Overviews
-from resolvers.views import AppStatus, AppType, ProcType
+from resolvers import apps, procs
+from resolvers.core.errors import Conflict, DomainError, Forbidden, NotFound
+from resolvers.lain import overview
+from resolvers.lain.overview import AppOverview, Overviews
+from resolvers.readmodel.views import AppStatus, AppType, ProcType
 from rest_compat import errors, render
 from rest_compat.envelope import Abort, Reply
 from rest_compat.py2 import dict_order, py2_str

@@ -8,16 +8,16 @@ from typing import Protocol
 
 from starlette.requests import Request
 
-from resolvers import access
-from resolvers.access import AppRow
-from resolvers.context import ANONYMOUS, OpContext, Principal, Services
-from resolvers.credentials import token_from_headers
+from resolvers.core import access
+from resolvers.core.access import AppRow
+from resolvers.core.context import ANONYMOUS, OpContext, Principal, Services
+from resolvers.core.credentials import token_from_headers
 
 __all__ = ["AppStateLike", "Level", "authorize", "principal_of"]
 
 
 class Level(StrEnum):
-    """Who may call a route (COMPAT 1.7); the checks themselves live in resolvers.access."""
+    """Who may call a route (COMPAT 1.7); the checks themselves live in resolvers.core.access."""
 
     NONE = "none"  # anyone, no token needed
     READ = "read"  # any valid caller

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from resolvers.catalog import image_repository
-from resolvers.dependencies import USE_RESOURCES_FIELD
-from resolvers.errors import (
+from resolvers.core.bindings import USE_RESOURCES_FIELD
+from resolvers.core.errors import (
     BackendUnavailable,
     Conflict,
     DomainError,
@@ -21,6 +20,7 @@ from resolvers.errors import (
     NotFound,
     Unauthenticated,
 )
+from resolvers.lain.catalog import image_repository
 from rest_compat.envelope import Reply
 
 __all__ = [

@@ -14,7 +14,7 @@ from datetime import datetime
 from starlette.responses import Response, StreamingResponse
 
 from resolvers import logs
-from resolvers.errors import InvalidInput, NotFound
+from resolvers.core.errors import InvalidInput, NotFound
 from rest_compat import errors
 from rest_compat.envelope import Abort, Reply
 from rest_compat.routing import Call

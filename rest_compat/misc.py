@@ -10,9 +10,10 @@ from urllib.parse import parse_qs, urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from resolvers import sso, streamports
-from resolvers.audit import recent_operations
-from resolvers.errors import Unauthenticated
+from resolvers import sso
+from resolvers.core.audit import recent_operations
+from resolvers.core.errors import Unauthenticated
+from resolvers.readmodel import streamports
 from rest_compat import render
 from rest_compat.envelope import DOCS_URL, LAIN_HEADERS, Reply, origin, permanent_redirect
 from rest_compat.openapi import document

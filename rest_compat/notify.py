@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from resolvers import notify
-from resolvers.errors import InvalidInput, NotFound
+from resolvers.core.errors import InvalidInput, NotFound
 from rest_compat.envelope import Abort, Reply
 from rest_compat.routing import Call
 

@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from resolvers.audit import AuditView
-from resolvers.units import InvalidSize, parse_size
+from resolvers.core.audit import AuditView
+from resolvers.core.units import InvalidSize, parse_size
 
 __all__ = ["OplogEntry", "container_name", "oplog_entry"]
 

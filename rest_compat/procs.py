@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from resolvers import history, overview, procs
-from resolvers.errors import BackendUnavailable, Conflict, DomainError, InvalidInput, NotFound
-from resolvers.overview import AppOverview, ProcOverview
-from resolvers.units import InvalidSize, parse_size
-from resolvers.views import InstanceAction, ProcType
+from resolvers import procs
+from resolvers.core.errors import BackendUnavailable, Conflict, DomainError, InvalidInput, NotFound
+from resolvers.core.units import InvalidSize, parse_size
+from resolvers.lain import history, overview
+from resolvers.lain.overview import AppOverview, ProcOverview
+from resolvers.readmodel.views import InstanceAction, ProcType
 from rest_compat import errors, render
 from rest_compat.canary import CANARY_KEYS, canary_problems, not_supported
 from rest_compat.envelope import DOCS_URL, Abort, Reply

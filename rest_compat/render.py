@@ -14,15 +14,15 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from resolvers import health
-from resolvers.audit import AuditView
-from resolvers.catalog import RepoDetails
-from resolvers.history import InstanceHistoryView
+from resolvers.core.audit import AuditView
+from resolvers.core.units import format_memory
+from resolvers.lain.catalog import RepoDetails
+from resolvers.lain.history import InstanceHistoryView
+from resolvers.lain.overview import AppOverview, Overviews, ProcOverview
 from resolvers.maintainers import MaintainerView
-from resolvers.overview import AppOverview, Overviews, ProcOverview
-from resolvers.streamports import StreamPortView
-from resolvers.units import format_memory
-from resolvers.views import AppType, InstanceState, InstanceStatus, ProcType
+from resolvers.readmodel import health
+from resolvers.readmodel.streamports import StreamPortView
+from resolvers.readmodel.views import AppType, InstanceState, InstanceStatus, ProcType
 from rest_compat.oplog import container_name, oplog_entry
 from rest_compat.py2 import Ordered, Shape, dumps
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from resolvers import catalog, maintainers, notify, releases, repos
-from resolvers.errors import DomainError, InvalidInput, NotFound
+from resolvers import maintainers, notify, releases, repos
+from resolvers.core.errors import DomainError, InvalidInput, NotFound
+from resolvers.lain import catalog
 from rest_compat import errors, render
 from rest_compat.envelope import DOCS_URL, Abort, Reply
 from rest_compat.routing import Call

@@ -18,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from resolvers import idempotency
-from resolvers.access import AppRow
-from resolvers.backend import ensure_available
-from resolvers.context import ANONYMOUS, OpContext, Principal, Services
-from resolvers.errors import Conflict, DomainError
+from resolvers.core import idempotency
+from resolvers.core.access import AppRow
+from resolvers.core.backend import ensure_available
+from resolvers.core.context import ANONYMOUS, OpContext, Principal, Services
+from resolvers.core.errors import Conflict, DomainError
 from rest_compat import errors, jsonbody
 from rest_compat.auth import AppStateLike, Level, authorize, principal_of
 from rest_compat.envelope import (

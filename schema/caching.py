@@ -1,5 +1,5 @@
 """Which GraphQL documents a read cache may answer: queries whose every field is read from
-what the read version follows (see `resolvers.readversion`)."""
+what the read version follows (see `resolvers.core.readversion`)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from typing import Generic, TypeVar
 
 import strawberry
 
-from resolvers.views import Page
+from resolvers.readmodel.views import Page
 
 __all__ = ["Connection", "Edge", "PageInfo", "connection"]
 

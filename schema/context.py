@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from resolvers import loading
-from resolvers.context import OpContext, Principal, Services
-from resolvers.errors import DomainError
-from resolvers.views import AppView, ProcState, ProcView, ReleaseView
+from resolvers.core import loading
+from resolvers.core.context import OpContext, Principal, Services
+from resolvers.core.errors import DomainError
+from resolvers.readmodel.views import AppView, ProcState, ProcView, ReleaseView
 from resolvers.watch import Credentials
 from schema.errors import coded
 

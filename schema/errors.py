@@ -9,7 +9,7 @@ from enum import Enum
 import strawberry
 from graphql import GraphQLError
 
-from resolvers.errors import CursorExpired, DomainError
+from resolvers.core.errors import CursorExpired, DomainError
 
 __all__ = ["CodedError", "ErrorCode", "UserError", "coded", "raise_as_graphql", "user_errors"]
 

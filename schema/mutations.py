@@ -7,9 +7,10 @@ from typing import Any, TypeVar
 
 import strawberry
 
-from resolvers import apps, canaries, idempotency, maintainers, procs, releases, repos
-from resolvers.errors import DomainError
-from resolvers.views import Canary, InstanceAction
+from resolvers import apps, canaries, maintainers, procs, releases, repos
+from resolvers.core import idempotency
+from resolvers.core.errors import DomainError
+from resolvers.readmodel.views import Canary, InstanceAction
 from schema.errors import UserError, user_errors
 from schema.types import App, Maintainer, MaintainerRole, Proc, Release, Repo
 

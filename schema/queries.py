@@ -7,9 +7,10 @@ from typing import TypeVar
 
 import strawberry
 
-from resolvers import apps, overview, procs, releases, repos
-from resolvers.errors import NotFound
-from resolvers.views import AppType
+from resolvers import apps, procs, releases, repos
+from resolvers.core.errors import NotFound
+from resolvers.lain import overview
+from resolvers.readmodel.views import AppType
 from schema.connections import Connection, connection
 from schema.errors import raise_as_graphql
 from schema.types import App, Node, Proc, Release, Repo, parse_global_id

@@ -8,7 +8,7 @@ from functools import partial
 import strawberry
 
 from resolvers import watch
-from resolvers.events import AppEvent, AppEventKind
+from resolvers.core.events import AppEvent, AppEventKind
 from schema.errors import raise_as_graphql
 from schema.fanout import event_output
 from schema.logs import LogEntry, follow_logs

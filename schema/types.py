@@ -12,15 +12,15 @@ from typing import TypeVar
 import strawberry
 from strawberry import Private
 
-from resolvers import health as readmodel
-from resolvers import maintainers, usage
-from resolvers.audit import AuditView, list_audit
-from resolvers.errors import DomainError
+from resolvers import maintainers
+from resolvers.core.audit import AuditView, list_audit
+from resolvers.core.errors import DomainError
+from resolvers.lain.overview import AppOverview
 from resolvers.logs import names_of_job
 from resolvers.maintainers import MaintainerView
-from resolvers.overview import AppOverview
-from resolvers.releases import list_releases
-from resolvers.views import (
+from resolvers.readmodel import health as readmodel
+from resolvers.readmodel import links
+from resolvers.readmodel.views import (
     AppStatus,
     AppType,
     AppView,
@@ -35,6 +35,7 @@ from resolvers.views import (
     RepoView,
     RolloutStatus,
 )
+from resolvers.releases import list_releases
 from schema.connections import Connection, connection
 from schema.errors import CodedError, coded, raise_as_graphql
 from schema.logs import LogLine, LogStream, instance_logs
@@ -543,7 +544,7 @@ class App(Node):
     def from_overview(
         cls, overview: AppOverview, states: Mapping[str, ProcState] | DomainError
     ) -> App:
-        """An app read in bulk (`resolvers.overview.app_page`) with the scheduler's answer."""
+        """An app read in bulk (`resolvers.lain.overview.app_page`) with the scheduler's answer."""
         app = cls.from_view(overview.app)
         app.loaded = _Loaded.of(overview, states)
         return app
@@ -627,13 +628,13 @@ class App(Node):
     @strawberry.field(description="The services this app uses (lain.yaml use_services).")
     async def uses_services(self, info: strawberry.Info) -> list[ServiceUse]:
         with raise_as_graphql():
-            uses = await usage.app_uses(info.context.op, name=self.name)
+            uses = await links.app_uses(info.context.op, name=self.name)
         return [ServiceUse(app=u.app, services=list(u.services)) for u in uses.services]
 
     @strawberry.field(description="The resources this app uses (lain.yaml use_resources).")
     async def uses_resources(self, info: strawberry.Info) -> list[ResourceUse]:
         with raise_as_graphql():
-            uses = await usage.app_uses(info.context.op, name=self.name)
+            uses = await links.app_uses(info.context.op, name=self.name)
         return [
             ResourceUse(resource=u.resource, services=list(u.services), instance_name=u.instance)
             for u in uses.resources
@@ -645,7 +646,7 @@ class App(Node):
     )
     async def resource_instances(self, info: strawberry.Info) -> list[App | None]:
         with raise_as_graphql():
-            names = await usage.instances_of(info.context.op, resource=self.name)
+            names = await links.instances_of(info.context.op, resource=self.name)
         return await _apps(info, names)
 
     @strawberry.field(
@@ -654,7 +655,7 @@ class App(Node):
     )
     async def clients(self, info: strawberry.Info) -> list[App | None]:
         with raise_as_graphql():
-            names = await usage.clients(info.context.op, name=self.name)
+            names = await links.clients(info.context.op, name=self.name)
         return await _apps(info, names)
 
     @strawberry.field(description="Who may operate the app.")

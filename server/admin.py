@@ -6,8 +6,8 @@ import argparse
 from datetime import timedelta
 
 from resolvers import users
-from resolvers.context import SYSTEM, OpContext, Services
-from resolvers.events import EventBus
+from resolvers.core.context import SYSTEM, OpContext, Services
+from resolvers.core.events import EventBus
 from server.scheduler import make_scheduler
 from server.settings import Settings
 from store.engine import make_sessionmaker, open_engine

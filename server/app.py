@@ -20,13 +20,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from backends.base import Scheduler
-from resolvers.context import SYSTEM, OpContext, Services, SsoSettings
-from resolvers.events import EventBus, EventRetention
-from resolvers.guard import OperationGuard
-from resolvers.log_archive import DatabaseLogArchive
+from resolvers.core.context import SYSTEM, OpContext, Services, SsoSettings
+from resolvers.core.events import EventBus, EventRetention
+from resolvers.core.guard import OperationGuard
+from resolvers.core.log_archive import DatabaseLogArchive
+from resolvers.core.webhooks import WebhookSender
 from resolvers.reconcile import reconcile_forever
 from resolvers.watch import take_snapshots
-from resolvers.webhooks import WebhookSender
 from rest_compat import EXCEPTION_HANDLERS, PreflightMiddleware, rest_routes
 from server.auth import Authenticator
 from server.caller import CallerGate

@@ -9,8 +9,8 @@ from collections import OrderedDict
 
 import httpx
 
-from resolvers.context import ANONYMOUS, SYSTEM, OpContext, Principal, Services
-from resolvers.errors import BackendUnavailable
+from resolvers.core.context import ANONYMOUS, SYSTEM, OpContext, Principal, Services
+from resolvers.core.errors import BackendUnavailable
 from resolvers.users import TOKEN_PREFIX, authenticate_token
 
 __all__ = ["AuthUnavailable", "Authenticator"]

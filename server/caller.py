@@ -8,8 +8,8 @@ from collections.abc import Callable
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from resolvers.context import ANONYMOUS, Principal
-from resolvers.credentials import token_from_headers
+from resolvers.core.context import ANONYMOUS, Principal
+from resolvers.core.credentials import token_from_headers
 from server.auth import AuthUnavailable
 from server.limits import TokenBuckets, Verdict, json_error, refuse_rate
 

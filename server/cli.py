@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from client.cli import VERB_NAMES, add_verbs
 from client.cli import run as run_client_verb
-from resolvers.errors import DomainError
+from resolvers.core.errors import DomainError
 from server.datadir import DataDirInUse, hold_data_dir, hold_sqlite_database
 from server.listen import CannotListen, bind, serve
 from server.replicas import ReplicaRefused

@@ -34,7 +34,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types.graphql import OperationType
 
-from resolvers.context import Principal
+from resolvers.core.context import Principal
 from schema.context import GraphQLContext
 from schema.fanout import EventOutput, EventSource, use_event_output
 

@@ -20,8 +20,8 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from resolvers.context import ANONYMOUS, Principal
-from resolvers.credentials import token_from_headers, token_from_params
+from resolvers.core.context import ANONYMOUS, Principal
+from resolvers.core.credentials import token_from_headers, token_from_params
 from resolvers.watch import Credentials
 from rest_compat import jsonbody
 from schema.build import build_schema

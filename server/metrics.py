@@ -16,7 +16,7 @@ from backends.types import RolloutStatus, split_job_id
 
 if TYPE_CHECKING:
     from backends.types import ProcState
-    from resolvers.events import AppEvent
+    from resolvers.core.events import AppEvent
     from resolvers.reconcile import ReconcileReport
 
 __all__ = ["Metrics"]

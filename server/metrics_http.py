@@ -14,8 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from resolvers.context import ANONYMOUS, Principal
-from resolvers.webhooks import Network
+from resolvers.core.context import ANONYMOUS, Principal
+from resolvers.core.webhooks import Network
 from server.metrics import Metrics
 
 __all__ = ["MetricsEndpoint", "MetricsMiddleware", "OperationMetrics"]

@@ -1,7 +1,7 @@
 """Reads answered from what changed: rendered read answers kept by version, and ETags.
 
 A read's answer is a function of the request, the caller's access and the console's state.
-The state has a version that moves with every change (`resolvers.readversion`); this
+The state has a version that moves with every change (`resolvers.core.readversion`); this
 middleware keeps each rendered answer with the version it was rendered at and serves it
 again, byte for byte, while the version is still the same.
 
@@ -36,8 +36,8 @@ from urllib.parse import parse_qs
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from resolvers.context import Principal
-from resolvers.readversion import ReadVersion, read_version
+from resolvers.core.context import Principal
+from resolvers.core.readversion import ReadVersion, read_version
 from schema.caching import cacheable_document
 from server.metrics import Metrics
 

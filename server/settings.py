@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from backends.local.isolation import DEFAULT_APP_UIDS
-from resolvers.webhooks import Network
+from resolvers.core.webhooks import Network
 from server.graphiql import DEFAULT_ASSETS_URL
 
 __all__ = ["Settings", "SettingsError", "load_settings"]

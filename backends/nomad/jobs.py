@@ -72,7 +72,7 @@ _HEALTHCHECK_TIMEOUT = 3 * NS_PER_SECOND
 _CHECK_RESTART_LIMIT = 3  # failed checks in a row before Nomad restarts the task
 _SERVICE_NAME_BAD = re.compile(r"[^a-z0-9-]+")
 LOG_DIR = "/lain/logs"  # every LAIN proc's log directory
-# lain.yaml filters (spec/procfields.py): (constraint|affinity):<key>(==|!=)<value>.
+# lain.yaml filters (lainyaml/procfields.py): (constraint|affinity):<key>(==|!=)<value>.
 _FILTER = re.compile(r"(constraint|affinity):([A-Za-z0-9_.-]+)(==|!=)(.+)")
 _AFFINITY_WEIGHT = 50  # a preference, as swarm's soft affinities were
 _ENV_NAMES = "env_names"  # in the Meta spec: the env's names, in order, without values

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from resolvers import users
-from resolvers.context import SYSTEM, OpContext, Services
-from resolvers.events import EventBus
+from resolvers.core.context import SYSTEM, OpContext, Services
+from resolvers.core.events import EventBus
 from server.app import create_app
 from server.settings import load_settings
 from store.models import App, AuditEntry, Maintainer, MaintainerRole, Proc

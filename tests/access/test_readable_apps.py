@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from resolvers import apps, overview
-from resolvers.context import OpContext, Principal, Services
-from resolvers.events import EventBus
+from resolvers import apps
+from resolvers.core.context import OpContext, Principal, Services
+from resolvers.core.events import EventBus
+from resolvers.lain import overview
 from store.models import App, Maintainer
 from tests.access.conftest import PRINCIPALS, World
 from tests.releases import V1, two_proc_yaml

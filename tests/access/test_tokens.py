@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from websockets.exceptions import ConnectionClosed
 
 from resolvers import users
-from resolvers.context import ANONYMOUS, SYSTEM, OpContext, Principal, Services
-from resolvers.errors import Forbidden
-from resolvers.events import EventBus
+from resolvers.core.context import ANONYMOUS, SYSTEM, OpContext, Principal, Services
+from resolvers.core.errors import Forbidden
+from resolvers.core.events import EventBus
 from server.app import create_app
 from server.auth import Authenticator
 from server.settings import load_settings

@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = {"spec", "lainyaml", "store", "backends", "resolvers", "schema", "rest_compat", "server"}
+OURS = {"lainyaml", "store", "backends", "resolvers", "schema", "rest_compat", "server"}
 
 
 def _imported(path: Path) -> set[str]:

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backends.local import LocalScheduler
 from backends.types import InstanceStatus
 from resolvers.apps import deploy_app, undeploy_app
-from resolvers.context import OpContext, Principal, Services
-from resolvers.errors import InvalidInput
-from resolvers.events import EventBus
+from resolvers.core.context import OpContext, Principal, Services
+from resolvers.core.errors import InvalidInput
+from resolvers.core.events import EventBus
 from resolvers.releases import publish_release
 from resolvers.repos import register_repo
 from tests.app_python import APP_PYTHON

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backends.nomad import NomadScheduler, NomadSettings
-from resolvers.context import SYSTEM, OpContext, Services
-from resolvers.events import EventBus
+from resolvers.core.context import SYSTEM, OpContext, Services
+from resolvers.core.events import EventBus
 from server.app import create_app
 from server.settings import load_settings
 from store.engine import make_sessionmaker

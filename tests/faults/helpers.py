@@ -15,9 +15,9 @@ import httpx
 from backends.nomad import NomadScheduler
 from backends.nomad.jobs import META_SPEC_HASH
 from resolvers import procs
-from resolvers.context import OpContext
-from resolvers.errors import NotFound
-from resolvers.jobs import build_job
+from resolvers.core.context import OpContext
+from resolvers.core.errors import NotFound
+from resolvers.core.jobs import build_job
 from resolvers.reconcile import ReconcileReport, reconcile
 from tests.backends.nomad.helpers import in_step, wait_until
 from tests.fakes.nomad import FakeNomad

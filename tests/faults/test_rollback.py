@@ -45,7 +45,7 @@ async def test_a_release_nomad_rolled_back_is_marked_failed_and_not_applied_agai
     await console.settle()
     assert console.nomad_jobs() == stable
 
-    # Both doors show the scheduler's own word while it has one (resolvers/health.py);
+    # Both doors show the scheduler's own word while it has one (resolvers/readmodel/health.py);
     # the proc keeps the release's failure for when Nomad's deployments move on.
     web = (await console.app())["procs"]["web"]
     assert "failed: Failed due to unhealthy allocations - rolling back" in web["lastError"]

@@ -7,7 +7,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "lain-compat.md"
-SEARCHED = ["spec", "store", "backends", "resolvers", "schema", "rest_compat", "server", "tests"]
+SEARCHED = [
+    "lainyaml",
+    "store",
+    "backends",
+    "resolvers",
+    "schema",
+    "rest_compat",
+    "server",
+    "tests",
+]
 
 # "COMPAT 3.11", "COMPAT.md 4.2 and 5.5", "COMPAT 3.10-3.12", "COMPAT 1.2, 1.3, 1.1", "COMPAT 6",
 # a list that goes on after a line break in a docstring ("(COMPAT 3.7,\n3.15, 8.3)").

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]
 PACKAGE_PATTERNS = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
-# The shipped packages, as pyproject's `find` patterns name them ("spec*" -> spec).
+# The shipped packages, as pyproject's `find` patterns name them ("lainyaml*" -> lainyaml).
 PACKAGES = [pattern.rstrip("*") for pattern in PACKAGE_PATTERNS]
 # Code that runs only from a checkout, with the dev extra installed.
 CHECKOUT_ONLY = ["tests", "bench"]

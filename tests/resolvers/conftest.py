@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from resolvers.context import OpContext, Principal, Services
-from resolvers.events import EventBus
+from resolvers.core.context import OpContext, Principal, Services
+from resolvers.core.events import EventBus
 from tests.fakes.scheduler import FakeScheduler
 
 

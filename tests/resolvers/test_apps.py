@@ -7,12 +7,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from resolvers.apps import deploy_app, get_app, list_apps, undeploy_app, update_app
-from resolvers.context import OpContext
-from resolvers.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, NotFound
+from resolvers.core.context import OpContext
+from resolvers.core.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, NotFound
 from resolvers.procs import list_procs, scale_proc
+from resolvers.readmodel.views import AppStatus, AppType
 from resolvers.releases import publish_release
 from resolvers.repos import register_repo
-from resolvers.views import AppStatus, AppType
 from store.models import App, AuditEntry, Proc
 from tests.fakes.scheduler import FakeScheduler
 from tests.releases import V1, V2, two_proc_yaml

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backends.types import Canary, EventKind, SchedulerEvent
 from resolvers.apps import deploy_app, get_app, update_app
 from resolvers.canaries import promote_app
-from resolvers.context import SYSTEM, OpContext
-from resolvers.errors import Conflict, InvalidInput
+from resolvers.core.context import SYSTEM, OpContext
+from resolvers.core.errors import Conflict, InvalidInput
 from resolvers.procs import get_proc, promote_proc, scale_proc
 from resolvers.reconcile import reconcile
 from resolvers.releases import publish_release

@@ -9,7 +9,7 @@ from backends.types import (
     ProcState,
     SchedulerEvent,
 )
-from resolvers.changes import InstanceHistory, StatusChange
+from resolvers.core.instance_changes import InstanceHistory, StatusChange
 
 JOB = "hello.web.web"
 IMAGE = "registry.lain.local/hello:release-1"

@@ -5,12 +5,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from resolvers.apps import deploy_app, get_app, list_apps, undeploy_app, update_app
-from resolvers.context import OpContext
-from resolvers.errors import Forbidden, InvalidInput
+from resolvers.core.context import OpContext
+from resolvers.core.errors import Forbidden, InvalidInput
 from resolvers.procs import list_procs
+from resolvers.readmodel.views import AppStatus, AppType
 from resolvers.releases import publish_release
 from resolvers.repos import register_repo
-from resolvers.views import AppStatus, AppType
 from store.models import App, PortalBinding
 from tests.fakes.scheduler import FakeScheduler
 from tests.releases import V1, V2

@@ -22,10 +22,10 @@ from backends.types import (
     RolloutStatus,
     SchedulerEvent,
 )
-from resolvers import events
-from resolvers.errors import CursorExpired
-from resolvers.events import AppEvent, EventBus, EventRetention, EventSnapshot, decode_snapshot
-from resolvers.views import AppStatus, AppType, AppView
+from resolvers.core import events
+from resolvers.core.errors import CursorExpired
+from resolvers.core.events import AppEvent, EventBus, EventRetention, EventSnapshot, decode_snapshot
+from resolvers.readmodel.views import AppStatus, AppType, AppView
 from store import eventlog
 
 

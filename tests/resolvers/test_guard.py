@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from resolvers.errors import Conflict
-from resolvers.guard import RECONCILIATION, OperationGuard
+from resolvers.core.errors import Conflict
+from resolvers.core.guard import RECONCILIATION, OperationGuard
 
 STILL_WAITING = 0.2  # how long a waiting claim is watched to stay waiting
 

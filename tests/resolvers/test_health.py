@@ -1,4 +1,5 @@
-"""The health roll-up and the errors both doors show, rule by rule (resolvers/health.py)."""
+"""The health roll-up and the errors both doors show, rule by rule
+(resolvers/readmodel/health.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from resolvers.health import (
+from lainyaml import ProcSpec
+from resolvers.readmodel.health import (
     Health,
     app_health,
     deploy_error,
@@ -15,7 +17,7 @@ from resolvers.health import (
     proc_health,
     running_releases,
 )
-from resolvers.views import (
+from resolvers.readmodel.views import (
     AppStatus,
     AppType,
     AppView,
@@ -26,7 +28,6 @@ from resolvers.views import (
     ProcView,
     RolloutStatus,
 )
-from spec import ProcSpec
 from tests.releases import V1, V2
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

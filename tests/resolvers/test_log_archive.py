@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backends.logs import ArchivedLog, LogLine, LogStream
-from resolvers.log_archive import DatabaseLogArchive
+from resolvers.core.log_archive import DatabaseLogArchive
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backends.types import EventKind, InstanceAction, SchedulerEvent
 from resolvers.apps import deploy_app, update_app
-from resolvers.context import OpContext
-from resolvers.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from resolvers.core.context import OpContext
+from resolvers.core.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from resolvers.procs import (
     control_proc,
     deploy_proc,

@@ -8,12 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from resolvers.apps import deploy_app, get_app
-from resolvers.context import SYSTEM, OpContext
+from resolvers.core.context import SYSTEM, OpContext
 from resolvers.procs import scale_proc
+from resolvers.readmodel.views import AppStatus, ProcState
 from resolvers.reconcile import reconcile
 from resolvers.releases import publish_release
 from resolvers.repos import register_repo
-from resolvers.views import AppStatus, ProcState
 from store.models import App, AuditEntry
 from tests.fakes.scheduler import FakeScheduler
 from tests.releases import V1, two_proc_yaml

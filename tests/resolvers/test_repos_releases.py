@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from resolvers.context import OpContext
-from resolvers.errors import Conflict, InvalidInput, NotFound
+from resolvers.core.context import OpContext
+from resolvers.core.errors import Conflict, InvalidInput, NotFound
 from resolvers.releases import get_release, list_releases, publish_release
 from resolvers.repos import get_repo, list_repos, register_repo
 from store.models import AuditEntry, Release

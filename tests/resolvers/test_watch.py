@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from resolvers.apps import deploy_app
-from resolvers.context import OpContext, Principal, Services
-from resolvers.events import AppEvent, AppEventKind
+from resolvers.core.context import OpContext, Principal, Services
+from resolvers.core.events import AppEvent, AppEventKind
 from resolvers.releases import publish_release
 from resolvers.repos import register_repo
 from resolvers.watch import Credentials, event_snapshot, while_permitted

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from resolvers import users
-from resolvers.context import SYSTEM, OpContext, Services
-from resolvers.events import EventBus
+from resolvers.core.context import SYSTEM, OpContext, Services
+from resolvers.core.events import EventBus
 from server.app import create_app
 from server.settings import Settings
 from tests.fakes.scheduler import FakeScheduler

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resolvers import overview
+from resolvers.lain import overview
 from rest_compat.py2 import Ordered, Shape, dict_order, dumps, py2_str
 from tests.fakes.scheduler import FakeScheduler
 from tests.rest_compat.helpers import DOCS, Rest, deployed_hello, register, repo_obj

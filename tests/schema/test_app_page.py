@@ -1,4 +1,4 @@
-"""A page of apps carries its procs and running state (resolvers.overview.app_page): every
+"""A page of apps carries its procs and running state (resolvers.lain.overview.app_page): every
 field below `apps` must answer exactly as when the app is reached one by one (`app(name:)`,
 through the loaders), also when the scheduler cannot be read."""
 

@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from resolvers.events import EventBus
+from resolvers.core.events import EventBus
 from server.app import create_app
 from server.settings import load_settings
 from tests.fakes.scheduler import FakeScheduler

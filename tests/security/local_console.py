@@ -19,8 +19,8 @@ import anyio.to_thread
 import httpx
 
 from resolvers import users
-from resolvers.context import SYSTEM, OpContext, Services
-from resolvers.events import EventBus
+from resolvers.core.context import SYSTEM, OpContext, Services
+from resolvers.core.events import EventBus
 from server.app import create_app
 from server.settings import Settings, load_settings
 from store.engine import make_sessionmaker, open_engine

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from resolvers import audit
-from resolvers.context import Principal
+from resolvers.core import audit
+from resolvers.core.context import Principal
 from store.models import App, Maintainer, MaintainerRole, Release
 from tests.releases import V1
 from tests.security.tenants import (

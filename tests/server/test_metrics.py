@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backends.types import EventKind, ProcState, RolloutStatus, SchedulerEvent
-from resolvers.events import EventBus
+from resolvers.core.events import EventBus
 from server.app import create_app
 from server.metrics import Metrics
 from server.settings import Settings, load_settings

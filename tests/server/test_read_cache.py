@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backends.types import InstanceAction
 from resolvers import users
-from resolvers.context import SYSTEM, OpContext, Services
-from resolvers.events import EventBus
-from resolvers.readversion import ReadVersion
+from resolvers.core.context import SYSTEM, OpContext, Services
+from resolvers.core.events import EventBus
+from resolvers.core.readversion import ReadVersion
 from server.app import create_app
 from server.readcache import CachedAnswer, ReadCache
 from server.settings import load_settings

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backends.logs import LogItem, LogLine, LogsDropped, LogStream
 from backends.nomad import NomadScheduler, NomadSettings
 from backends.nomad.logs import read_frames
-from resolvers.log_archive import DatabaseLogArchive
+from resolvers.core.log_archive import DatabaseLogArchive
 from tests.backends.nomad.helpers import make_job, open_scheduler, wait_until
 from tests.fakes.nomad import FakeNomad
 from tests.fakes.nomad_logs import collect_garbage, output_of
