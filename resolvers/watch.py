@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
-from weakref import WeakKeyDictionary
 
 from resolvers.apps import get_app
 from resolvers.core import loading
@@ -28,9 +25,6 @@ __all__ = [
     "while_permitted",
 ]
 
-_KEPT = 256  # events whose shared reads are remembered
-V = TypeVar("V")
-
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
@@ -40,37 +34,6 @@ class Credentials:
     key: str
     # The principal they stand for now; None when they are no longer valid.
     ask: Callable[[], Awaitable[Principal | None]]
-
-
-class _Shared(Generic[V]):
-    """One read per key, shared by every subscriber asking for it: a change watched by a
-    thousand clients must not cost a thousand times the same queries. Keys carry the event's
-    cursor, so each event is read (and each access checked) afresh."""
-
-    def __init__(self) -> None:
-        self._taken: OrderedDict[Hashable, asyncio.Future[V]] = OrderedDict()
-
-    async def get(self, key: Hashable, read: Callable[[], Awaitable[V]]) -> V:
-        taken = self._taken.get(key)
-        if taken is None:
-            taken = asyncio.ensure_future(read())
-            self._taken[key] = taken
-            while len(self._taken) > _KEPT:
-                self._taken.popitem(last=False)
-        return await asyncio.shield(taken)
-
-
-# Per event bus (one per running app), so that tests with their own bus share nothing.
-_snapshots: WeakKeyDictionary[object, _Shared[EventSnapshot]] = WeakKeyDictionary()
-_checks: WeakKeyDictionary[object, _Shared[None]] = WeakKeyDictionary()
-
-
-def _shared(table: WeakKeyDictionary[object, _Shared[V]], ctx: OpContext) -> _Shared[V]:
-    bus = ctx.services.bus
-    found = table.get(bus)
-    if found is None:
-        found = table[bus] = _Shared()
-    return found
 
 
 async def take_snapshots(ctx: OpContext, events: Sequence[AppEvent]) -> list[EventSnapshot]:
@@ -112,7 +75,9 @@ async def event_snapshot(ctx: OpContext, event: AppEvent) -> EventSnapshot:
 
     The subscriber's access is checked apart (`app_events`, `while_permitted`).
     """
-    return await _shared(_snapshots, ctx).get(event.cursor, lambda: _take_snapshot(ctx, event))
+    return await ctx.services.watch_reads.snapshots.get(
+        event.cursor, lambda: _take_snapshot(ctx, event)
+    )
 
 
 def parse_event_cursor(after: str | None) -> int | None:
@@ -186,7 +151,7 @@ async def while_permitted(
             except StopAsyncIteration:
                 return
             key = (credentials.key if credentials else ctx.principal.name, app, event.cursor)
-            await _shared(_checks, ctx).get(key, lambda: _recheck(ctx, app, credentials))
+            await ctx.services.watch_reads.checks.get(key, lambda: _recheck(ctx, app, credentials))
             yield event
     finally:
         if pending is not None:

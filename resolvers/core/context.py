@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backends.base import Scheduler
 from resolvers.core.events import EventBus
 from resolvers.core.guard import OperationGuard
+from resolvers.core.shared_reads import WatchReads
 from resolvers.core.webhooks import WebhookSender
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class Services:
     guard: OperationGuard = field(default_factory=OperationGuard)
     webhooks: WebhookSender = field(default_factory=WebhookSender)  # notify subscribers
     mutation_observer: MutationObserver | None = None  # metrics: each mutation's outcome
+    # The subscriptions' shared reads: one snapshot and one access check per event and key.
+    watch_reads: WatchReads = field(default_factory=WatchReads)
     # The app's one pooled client for calls out (SSO); never follows redirects.
     http: httpx.AsyncClient | None = None
 
