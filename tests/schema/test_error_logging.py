@@ -10,7 +10,6 @@ import pytest
 from resolvers import repos
 from tests.schema.conftest import GraphQLClient
 
-
 # Where GraphQL errors are reported: our schema's client-error lines, Strawberry's logger
 # for masked exceptions. The console's background lines (on PostgreSQL, the leader election
 # may win during the request) and the request lines are not about the error.
