@@ -156,10 +156,7 @@ async def _keep_an_admin(session: AsyncSession, app_id: int, app: str) -> None:
 async def viewer_role(ctx: OpContext, *, app: str) -> MaintainerRole | None:
     """The caller's role on the app; global admins count as `admin`. Raises: as check_app."""
     async with ctx.sessions() as session:
-        row = await access.check_app(ctx, app, session=session)
-        if ctx.principal.is_admin or not ctx.services.auth_enabled:
-            return MaintainerRole.ADMIN
-        return await access.role_on(session, row, ctx.principal.name)
+        return await access.caller_role(ctx, app, session=session)
 
 
 async def user_role(ctx: OpContext, *, app: str, username: str) -> MaintainerRole | None:

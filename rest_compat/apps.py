@@ -93,7 +93,7 @@ async def deploy_app(call: Call) -> Reply:
 
 async def _deployed(call: Call, app: str, key: str) -> Overviews:
     try:
-        return await overview.app_overview(call.ctx, name=app, checked=call.checked_app)
+        return await overview.app_overview(call.ctx, name=app)
     except NotFound as exc:
         if exc.field == "app":
             raise Abort(errors.not_deployed(app, key)) from None

@@ -9,8 +9,7 @@ from typing import Protocol
 from starlette.requests import Request
 
 from resolvers.core import access
-from resolvers.core.access import AppRow
-from resolvers.core.context import ANONYMOUS, OpContext, Principal, Services
+from resolvers.core.context import ANONYMOUS, CheckedApp, OpContext, Principal, Services
 from resolvers.core.credentials import token_from_headers
 
 __all__ = ["AppStateLike", "Level", "authorize", "principal_of"]
@@ -52,15 +51,20 @@ async def principal_of(request: Request) -> Principal:
     return found or ANONYMOUS
 
 
-async def authorize(ctx: OpContext, level: Level, app: str | None) -> AppRow | None:
+async def authorize(
+    ctx: OpContext, level: Level, app: str | None, *, writes: bool
+) -> CheckedApp | None:
     """LAIN's permission decorator: 401, then 404 for an unregistered app, then 403.
 
     Returns the app when the route names one and the caller may touch it, so that the
-    handler's read does not check it again. Raises: Unauthenticated, NotFound, Forbidden.
+    resolvers the handler calls do not check it again (OpContext.checked); a handler that
+    `writes` reads the app afresh after its writes.
+
+    Raises: Unauthenticated, NotFound, Forbidden.
     """
     if level is Level.NONE:
         return None
     if level is Level.READ or app is None:
         access.check_signed_in(ctx)
         return None
-    return await access.check_app(ctx, app)
+    return await access.checked_app(ctx, app, writes=writes)

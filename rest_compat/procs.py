@@ -37,7 +37,7 @@ async def _app(call: Call, key: str) -> AppOverview:
     app = call.names["app"]
     try:
         # A proc's object embeds nothing of other apps: the app's own procs are enough.
-        return await overview.app_with_procs(call.ctx, name=app, checked=call.checked_app)
+        return await overview.app_with_procs(call.ctx, name=app)
     except NotFound as exc:
         if exc.field == "app":
             raise Abort(errors.not_deployed(app, key)) from None

@@ -19,9 +19,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from resolvers.core import idempotency
-from resolvers.core.access import AppRow
 from resolvers.core.backend import ensure_available
-from resolvers.core.context import ANONYMOUS, OpContext, Principal, Services
+from resolvers.core.context import ANONYMOUS, CheckedApp, OpContext, Principal, Services
 from resolvers.core.errors import Conflict, DomainError
 from rest_compat import errors, jsonbody
 from rest_compat.auth import AppStateLike, Level, authorize, principal_of
@@ -51,12 +50,13 @@ class Call:
     names: dict[str, str]  # path parameters, plus what handlers learn (the body's appname…)
     body: bytes
     principal: Principal = ANONYMOUS
-    # The app the route names, as the permission check found it for this caller.
-    checked_app: AppRow | None = None
+    # The app the route names, as the permission check found it for this caller: the
+    # resolvers the handler calls do not check it again.
+    checked: CheckedApp | None = None
 
     @property
     def ctx(self) -> OpContext:
-        return OpContext(services=self.services, principal=self.principal)
+        return OpContext(services=self.services, principal=self.principal, checked=self.checked)
 
     @property
     def method(self) -> str:
@@ -194,10 +194,13 @@ class RestApp:
             if method.prepare is not None:
                 method.prepare(call)
             call.principal = await principal_of(call.request)
-            call.checked_app = await authorize(call.ctx, method.level, call.names.get("app"))
+            reading = call.method in ("GET", "HEAD")
+            call.checked = await authorize(
+                call.ctx, method.level, call.names.get("app"), writes=not reading
+            )
             if method.mutating:
                 await ensure_available(call.ctx)
-            if call.method in ("GET", "HEAD"):
+            if reading:
                 return await method.handler(call)
             return await _once(endpoint, method, call)
         except Abort as abort:

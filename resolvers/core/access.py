@@ -8,11 +8,12 @@ role on it (`admin` or `normal`) or the global admin flag; managing maintainers 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from resolvers.core.context import OpContext
+from resolvers.core.context import CheckedApp, OpContext
 from resolvers.core.errors import DomainError, Forbidden, NotFound, Unauthenticated
 from store import queries
 from store.models import App, Maintainer, MaintainerRole
@@ -20,10 +21,12 @@ from store.queries import AppRow
 
 __all__ = [
     "AppRow",
+    "caller_role",
     "check_app",
     "check_app_admin",
     "check_global_admin",
     "check_signed_in",
+    "checked_app",
     "readable_among",
     "readable_app_ids",
     "readable_apps",
@@ -56,20 +59,40 @@ async def role_on(session: AsyncSession, app: App, username: str) -> MaintainerR
 async def check_app(ctx: OpContext, app: str, *, session: AsyncSession | None = None) -> App:
     """The app, if the caller may touch it; LAIN's order: 401, then 404, then 403.
 
-    Raises: Unauthenticated, NotFound, Forbidden.
+    In a session, the row is read there (to be written). Raises: Unauthenticated, NotFound,
+    Forbidden.
     """
+    return (await _check(ctx, app, session)).row
+
+
+async def checked_app(ctx: OpContext, app: str, *, writes: bool) -> CheckedApp:
+    """check_app, for a front door that checks before its handler runs: put the answer in
+    the handler's OpContext (`checked`) and the checks here do not ask the database again.
+    Unless the handler `writes`, its reads of the app take this row too.
+    """
+    checked = await _check(ctx, app, None)
+    return replace(checked, row_stays_current=not writes)
+
+
+async def _check(ctx: OpContext, app: str, session: AsyncSession | None) -> CheckedApp:
     check_signed_in(ctx)
+    done = ctx.checked if ctx.checked is not None and ctx.checked.row.name == app else None
     if session is None:
+        if done is not None and done.row_stays_current:
+            return done
         async with ctx.sessions() as own:
-            return await check_app(ctx, app, session=own)
+            return await _check(ctx, app, own)
     row = await queries.app_by_name(session, app)
     if row is None:
         raise NotFound(f"app with appname {app} not exist, has not been reposited yet", field="app")
+    if done is not None:
+        return CheckedApp(row, done.role, done.row_stays_current)
     if not ctx.services.auth_enabled or ctx.principal.is_admin:
-        return row
-    if await role_on(session, row, ctx.principal.name) is None:
+        return CheckedApp(row, None)
+    role = await role_on(session, row, ctx.principal.name)
+    if role is None:
         raise refusal(ctx, app)
-    return row
+    return CheckedApp(row, role)
 
 
 def refusal(ctx: OpContext, app: str) -> DomainError:
@@ -79,17 +102,27 @@ def refusal(ctx: OpContext, app: str) -> DomainError:
     return Forbidden(f"forbidden : don't have the access to app {app}")
 
 
+async def caller_role(ctx: OpContext, app: str, *, session: AsyncSession) -> MaintainerRole:
+    """The caller's role on the app; global admins, and everyone with auth off, count as
+    `admin`. Raises: as check_app."""
+    role = (await _check(ctx, app, session)).role
+    return MaintainerRole.ADMIN if role is None else role  # None: auth off, or a global admin
+
+
 async def check_app_admin(ctx: OpContext, app: str, *, session: AsyncSession) -> App:
     """Like check_app, but the caller must be an `admin` maintainer or a global admin.
 
     Raises: Unauthenticated, NotFound, Forbidden.
     """
-    row = await check_app(ctx, app, session=session)
+    checked = await _check(ctx, app, session)
     if ctx.principal.is_admin:
-        return row
-    if await role_on(session, row, ctx.principal.name) is not MaintainerRole.ADMIN:
+        return checked.row
+    role = checked.role
+    if role is None:  # the check asked for none (auth off)
+        role = await role_on(session, checked.row, ctx.principal.name)
+    if role is not MaintainerRole.ADMIN:
         raise Forbidden(f"only an admin of app {app} may manage its maintainers")
-    return row
+    return checked.row
 
 
 def readable_app_ids(ctx: OpContext) -> Select[int] | None:

@@ -16,10 +16,13 @@ from resolvers.core.webhooks import WebhookSender
 if TYPE_CHECKING:
     import httpx
 
+    from store.models import App, MaintainerRole
+
 
 __all__ = [
     "ANONYMOUS",
     "SYSTEM",
+    "CheckedApp",
     "MutationObserver",
     "OpContext",
     "Principal",
@@ -80,9 +83,25 @@ class Services:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckedApp:
+    """An app the caller may touch, as access.checked_app found it: the row, and the
+    caller's maintainer role on it (None where the rule asked for none: auth off, or a
+    global admin)."""
+
+    row: App
+    role: MaintainerRole | None
+    # Whether the row may answer for the app until the request ends: true for a request
+    # that writes nothing; a mutation's later reads must see its writes.
+    row_stays_current: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class OpContext:
     services: Services
     principal: Principal
+    # The app a front door already checked this principal against in this request (REST
+    # asks first, in LAIN's order); the checks in resolvers.core.access do not ask again.
+    checked: CheckedApp | None = None
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:

@@ -87,40 +87,31 @@ class Overviews:
         return self.apps.get(name)
 
 
-async def app_overview(ctx: OpContext, *, name: str, checked: AppRow | None = None) -> Overviews:
+async def app_overview(ctx: OpContext, *, name: str) -> Overviews:
     """One deployed app. Raises: Unauthenticated, NotFound (unregistered or undeployed),
     Forbidden.
-
-    `checked`: the app as `access.check_app` returned it for this caller in this request
-    (a front door that checked before its handler ran); then it is not checked again.
     """
+    row = await _deployed(ctx, name)
     async with ctx.sessions() as session:
-        row = await _checked(ctx, session, name, checked)
         stored = await _stored(ctx, session, [row])
     return await _with_running(ctx, [row], stored)
 
 
-async def app_with_procs(
-    ctx: OpContext, *, name: str, checked: AppRow | None = None
-) -> AppOverview:
+async def app_with_procs(ctx: OpContext, *, name: str) -> AppOverview:
     """One deployed app with its procs and their running state, without the apps its
     object embeds and without its portals' clients: what a proc's object needs.
 
-    `checked` as for `app_overview`. Raises: Unauthenticated, NotFound, Forbidden.
+    Raises: Unauthenticated, NotFound, Forbidden.
     """
+    row = await _deployed(ctx, name)
     async with ctx.sessions() as session:
-        row = await _checked(ctx, session, name, checked)
         found = (await _overviews(ctx, session, [row]))[name]
     states = await _states(ctx, [p.view.job_id for p in found.procs if _runs(found, p.view)])
     return _with_states(found, states, {})
 
 
-async def _checked(
-    ctx: OpContext, session: AsyncSession, name: str, checked: AppRow | None
-) -> AppRow:
-    row = checked if checked is not None and checked.name == name else None
-    if row is None:
-        row = await access.check_app(ctx, name, session=session)
+async def _deployed(ctx: OpContext, name: str) -> AppRow:
+    row = await access.check_app(ctx, name)
     if row.meta_version is None:
         raise NotFound(f"app {name} has not been deployed", field="app")
     return row

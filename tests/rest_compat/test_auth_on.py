@@ -6,19 +6,21 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from resolvers import users
+from resolvers.core import access
 from resolvers.core.context import SYSTEM, OpContext, Services
 from resolvers.core.events import EventBus
 from server.app import create_app
 from server.settings import Settings
 from tests.fakes.scheduler import FakeScheduler
 from tests.live import serve
-from tests.rest_compat.helpers import DOCS, Rest, oplog_entries, repo_obj
+from tests.rest_compat.helpers import DOCS, HELLO_YAML, V1, Rest, oplog_entries, repo_obj
 
 MAINTAINERS = "/api/v1/repos/hello/maintainers/"
 
@@ -73,16 +75,74 @@ async def test_no_valid_token_401(callers: Callers, headers: dict[str, str]) -> 
         )
 
 
-async def test_not_a_maintainer_403(callers: Callers) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/apps/hello/", None),
+        ("POST", "/api/v1/apps/", {"appname": "hello"}),
+        ("POST", "/api/v1/repos/hello/versions/", {"meta_version": V1, "lain_yaml": HELLO_YAML}),
+        ("PATCH", "/api/v1/apps/hello/procs/web/", {"num_instances": 2}),
+        ("DELETE", "/api/v1/apps/hello/", None),
+        ("POST", MAINTAINERS, {"username": "bob", "role": "admin"}),
+    ],
+)
+async def test_not_a_maintainer_403(
+    callers: Callers, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    # Mutations too: the resolvers trust only the check of this caller, on this app.
     await callers.rest.expect(
-        "GET",
-        "/api/v1/apps/hello/",
+        method,
+        path,
+        *([] if body is None else [body]),
         headers=callers.of("bob"),
         status=403,
         key="maintainer",
         msg="forbidden : don't have the access to app hello",
         url=DOCS,
     )
+
+
+async def test_a_request_asks_for_the_callers_role_once(
+    callers: Callers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The route's permission check asks the database; the resolvers its handler calls take
+    # that answer (OpContext.checked_app) instead of asking again.
+    asked: list[str] = []
+    role_on = access.role_on
+
+    async def counted(session: AsyncSession, app: Any, username: str) -> Any:
+        asked.append(f"{app.name}/{username}")
+        return await role_on(session, app, username)
+
+    monkeypatch.setattr(access, "role_on", counted)
+    release = {"meta_version": V1, "lain_yaml": HELLO_YAML}
+    requests: list[tuple[str, str, dict[str, Any] | None, int]] = [
+        ("POST", "/api/v1/repos/hello/versions/", release, 201),
+        ("GET", "/api/v1/repos/hello/", None, 200),
+        ("GET", "/api/v1/repos/hello/versions/", None, 200),
+        ("POST", "/api/v1/apps/", {"appname": "hello"}, 202),
+        ("GET", "/api/v1/apps/hello/", None, 200),
+        ("GET", "/api/v1/apps/hello/procs/", None, 200),
+        ("PATCH", "/api/v1/apps/hello/procs/web/", {"num_instances": 2}, 202),
+        ("GET", "/api/v1/apps/hello/procs/web/", None, 200),
+        ("GET", "/api/v1/repos/hello/roles/", None, 200),
+        ("GET", "/api/v1/repos/hello/maintainers/", None, 200),
+        ("POST", "/api/v1/repos/hello/maintainers/", {"username": "bob", "role": "normal"}, 200),
+        ("DELETE", "/api/v1/repos/hello/maintainers/bob/", None, 204),
+        ("GET", "/api/v1/repos/hello/details/", None, 200),
+        ("GET", "/api/v1/oplogs/hello/", None, 200),
+        ("GET", "/api/v1/resources/hello/instances/", None, 200),
+        ("DELETE", "/api/v1/apps/hello/procs/web/", None, 202),
+        ("DELETE", "/api/v1/apps/hello/", None, 202),
+    ]
+    for method, path, body, status in requests:
+        asked.clear()
+        content = None if body is None else json.dumps(body).encode()
+        response = await callers.rest.client.request(
+            method, path, content=content, headers=callers.of("alice")
+        )
+        assert response.status_code == status, (method, path, response.text)
+        assert asked == ["hello/alice"], (method, path)
 
 
 async def test_lists_show_what_the_caller_may_touch(callers: Callers) -> None:
