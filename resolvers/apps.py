@@ -25,7 +25,6 @@ from resolvers.core.errors import (
 )
 from resolvers.core.jobs import BoundPortal, build_job, build_portal_job, portal_job_id
 from resolvers.core.outcomes import mutation
-from resolvers.core.pages import check_first, decode_cursor, page_of
 from resolvers.core.removals import remove_job
 from resolvers.readmodel.from_rows import (
     app_view,
@@ -171,24 +170,15 @@ async def list_apps(
 
     Raises: Unauthenticated, InvalidInput.
     """
-    access.check_signed_in(ctx)
-    limit = check_first(first)
-    after_name = decode_cursor("app", after)
     async with ctx.sessions() as session:
-        apps = await access.readable_deployed_apps(
+        rows = await access.readable_deployed_page(
             ctx,
             session,
             apptype=None if apptype is None else str(apptype),
-            after=after_name,
-            limit=limit + 1,
+            first=first,
+            after=after,
         )
-    return page_of(
-        [app_view(app) for app in apps],
-        limit,
-        "app",
-        lambda view: view.name,
-        has_previous=after_name is not None,
-    )
+    return rows.map(app_view)
 
 
 async def _deployed_app(session: AsyncSession, name: str) -> App:

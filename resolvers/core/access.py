@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from resolvers.core.context import CheckedApp, OpContext
 from resolvers.core.errors import DomainError, Forbidden, NotFound, Unauthenticated
+from resolvers.core.pages import check_first, decode_cursor, page_of
+from resolvers.readmodel.views import Page
 from store import queries
 from store.models import App, Maintainer, MaintainerRole
 from store.queries import AppRow
@@ -31,6 +33,7 @@ __all__ = [
     "readable_app_ids",
     "readable_apps",
     "readable_deployed_apps",
+    "readable_deployed_page",
     "refusal",
     "role_on",
 ]
@@ -181,3 +184,26 @@ async def readable_deployed_apps(
         deployed_only=True,
         among=readable_app_ids(ctx),
     )
+
+
+async def readable_deployed_page(
+    ctx: OpContext,
+    session: AsyncSession,
+    *,
+    apptype: str | None,
+    first: int | None,
+    after: str | None,
+) -> Page[AppRow]:
+    """A page of readable_deployed_apps (`first` after the cursor `after`): how every list
+    of apps pages. Raises: Unauthenticated, InvalidInput."""
+    check_signed_in(ctx)
+    limit = check_first(first)
+    after_name = decode_cursor("app", after)
+    rows = await readable_deployed_apps(
+        ctx,
+        session,
+        apptype=None if apptype is None else str(apptype),  # a plain str, for the driver
+        after=after_name,
+        limit=limit + 1,
+    )
+    return page_of(rows, limit, "app", lambda row: row.name, has_previous=after_name is not None)

@@ -22,7 +22,6 @@ from resolvers.core import access
 from resolvers.core.context import OpContext
 from resolvers.core.errors import DomainError, NotFound
 from resolvers.core.jobs import portal_job_id
-from resolvers.core.pages import check_first, decode_cursor, page_of
 from resolvers.procs import get_proc, proc_states
 from resolvers.readmodel.from_rows import app_view, proc_views, release_config
 from resolvers.readmodel.views import AppType, AppView, Page, ProcState, ProcType, ProcView
@@ -152,19 +151,13 @@ async def app_page(
 
     Raises: Unauthenticated, InvalidInput.
     """
-    access.check_signed_in(ctx)
-    limit = check_first(first)
-    after_name = decode_cursor("app", after)
     async with ctx.sessions() as session:
-        rows = await access.readable_deployed_apps(
+        rows_page = await access.readable_deployed_page(
             ctx,
             session,
             apptype=None if apptype is None else str(apptype),
-            after=after_name,
-            limit=limit + 1,
-        )
-        rows_page = page_of(
-            rows, limit, "app", lambda row: row.name, has_previous=after_name is not None
+            first=first,
+            after=after,
         )
         found = await _overviews(ctx, session, rows_page.items)
     # GraphQL asks the scheduler for every deployed proc but a portal (a resource's too).
@@ -186,22 +179,14 @@ async def app_page(
                 {job_id: read.get(job_id, ProcState.missing(job_id)) for job_id in job_ids}
             )
             running = {job_id: state for job_id, state in read.items() if state.exists}
-    items = []
-    for row in rows_page.items:
+
+    def with_own_states(row: AppRow) -> AppOverview:
         overview = found[row.name]
         # The procs' own `state` follows the rule of every overview (see ProcOverview).
         own = [p.view.job_id for p in overview.procs if _runs(overview, p.view)]
-        kept = {job_id: running[job_id] for job_id in own if job_id in running}
-        items.append(_with_states(overview, kept, {}))
-    page = Page(
-        items=tuple(items),
-        has_next=rows_page.has_next,
-        has_previous=rows_page.has_previous,
-        start_cursor=rows_page.start_cursor,
-        end_cursor=rows_page.end_cursor,
-        cursors=rows_page.cursors,
-    )
-    return AppPage(page=page, states=states)
+        return _with_states(overview, {j: running[j] for j in own if j in running}, {})
+
+    return AppPage(page=rows_page.map(with_own_states), states=states)
 
 
 async def resource_instance_overviews(ctx: OpContext, *, resource: str) -> Overviews:

@@ -6,6 +6,7 @@ front doors import nothing from `backends/`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 @lru_cache(maxsize=2048)
@@ -76,6 +78,17 @@ class Page(Generic[T]):
     start_cursor: str | None
     end_cursor: str | None
     cursors: tuple[str, ...] = ()  # one per item, for edges
+
+    def map(self, each: Callable[[T], U]) -> Page[U]:
+        """The same page of other items: `each` of these, in order."""
+        return Page(
+            tuple(each(item) for item in self.items),
+            self.has_next,
+            self.has_previous,
+            self.start_cursor,
+            self.end_cursor,
+            self.cursors,
+        )
 
 
 @dataclass(frozen=True, slots=True)
