@@ -17,16 +17,45 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
+import pytest
 
+from tests.conftest import TEST_DATABASE_URL
 from tests.fakes.nomad_server import FakeNomadServer
 from tests.live import free_port
+from tests.releases import V1, two_proc_yaml
 
-__all__ = ["LEADS", "Console", "Consoles", "consoles", "shared_nomad", "wait_for"]
+__all__ = [
+    "LEADS",
+    "PUBLISH",
+    "Console",
+    "Consoles",
+    "call",
+    "consoles",
+    "deploy",
+    "needs_postgresql",
+    "nomad_consoles",
+    "registered",
+    "scale",
+    "settled",
+    "shared_nomad",
+    "wait_for",
+]
 
 LEADS = "this console leads"
+PUBLISH = (
+    "mutation($y: String!, $v: String!) { publishRelease(input: "
+    '{app: "hello", metaVersion: $v, lainYaml: $y}) { errors { code } } }'
+)
+
+needs_postgresql = pytest.mark.skipif(
+    not TEST_DATABASE_URL.startswith("postgresql"),
+    reason="replicas need PostgreSQL: set LAIN_CONSOLE_TEST_DATABASE_URL to a "
+    "postgresql+asyncpg:// URL (CI does)",
+)
 _READY_SECONDS = 60.0
 
 
@@ -132,6 +161,22 @@ def consoles(root: Path, environ: dict[str, str]) -> Iterator[Consoles]:
         group.stop_all()
 
 
+@contextlib.contextmanager
+def nomad_consoles(
+    root: Path, database: str, nomad: FakeNomadServer, **settings: str
+) -> Iterator[Consoles]:
+    """Consoles on `database`, driving `nomad`, with these LAIN_CONSOLE_* `settings` more."""
+    environ = {
+        "LAIN_CONSOLE_DATABASE_URL": database,
+        "LAIN_CONSOLE_BACKEND": "nomad",
+        "NOMAD_ADDR": nomad.url,
+        "LAIN_CONSOLE_LOG_LEVEL": "INFO",
+        **{f"LAIN_CONSOLE_{name}": value for name, value in settings.items()},
+    }
+    with consoles(root, environ) as started:
+        yield started
+
+
 async def wait_for(
     condition: Callable[[], Awaitable[bool]], *, seconds: float = 30.0, every: float = 0.1
 ) -> float:
@@ -143,3 +188,52 @@ async def wait_for(
         if time.monotonic() - start > seconds:
             raise TimeoutError(f"not true after {seconds} s")
         await asyncio.sleep(every)
+
+
+# What every replica test does to the app `hello` through GraphQL.
+
+
+async def call(http: httpx.AsyncClient, console: Console, query: str, **variables: Any) -> Any:
+    response = await http.post(
+        console.url + "/graphql", json={"query": query, "variables": variables}
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+async def registered(http: httpx.AsyncClient, console: Console) -> None:
+    await call(
+        http, console, 'mutation { registerRepo(input: {name: "hello"}) { errors { code } } }'
+    )
+    await call(http, console, PUBLISH, y=two_proc_yaml(), v=V1)
+
+
+async def deploy(http: httpx.AsyncClient, console: Console) -> list[dict[str, Any]]:
+    data = await call(
+        http,
+        console,
+        'mutation { deployApp(input: {name: "hello"}) { errors { code message } } }',
+    )
+    errors: list[dict[str, Any]] = data["deployApp"]["errors"]
+    return errors
+
+
+async def scale(http: httpx.AsyncClient, console: Console, proc: str, n: int) -> list[Any]:
+    data = await call(
+        http,
+        console,
+        "mutation($p: String!, $n: Int!) { scaleProc(input: "
+        '{app: "hello", proc: $p, numInstances: $n}) { errors { code message } } }',
+        p=proc,
+        n=n,
+    )
+    errors: list[Any] = data["scaleProc"]["errors"]
+    return errors
+
+
+async def settled(http: httpx.AsyncClient, console: Console) -> bool:
+    """Whether no proc is rolling out as `console` sees it: a proc whose Nomad deployment
+    is under way refuses other operations (CONFLICT), as it should."""
+    data = await call(http, console, '{ app(name: "hello") { procs { rollout } } }')
+    return all(proc["rollout"] != "RUNNING" for proc in data["app"]["procs"])

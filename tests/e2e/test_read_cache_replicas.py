@@ -7,68 +7,42 @@ Runs where LAIN_CONSOLE_TEST_DATABASE_URL is a PostgreSQL URL (CI does).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from store.migrate import upgrade
-from tests.conftest import TEST_DATABASE_URL
-from tests.databases import scratch_database
-from tests.e2e.replicas import Console, Consoles, consoles, shared_nomad, wait_for
-from tests.e2e.test_replicas import call, deploy, registered, scale, settled
+from tests.e2e.replicas import (
+    PUBLISH,
+    Console,
+    Consoles,
+    call,
+    deploy,
+    needs_postgresql,
+    nomad_consoles,
+    registered,
+    scale,
+    settled,
+    wait_for,
+)
 from tests.fakes.nomad_server import FakeNomadServer
 from tests.releases import V1, V2, two_proc_yaml
 
-pytestmark = pytest.mark.skipif(
-    not TEST_DATABASE_URL.startswith("postgresql"),
-    reason="replicas need PostgreSQL: set LAIN_CONSOLE_TEST_DATABASE_URL to a "
-    "postgresql+asyncpg:// URL (CI does)",
-)
+pytestmark = needs_postgresql
 
 _HITS = re.compile(r'^lain_console_read_cache_requests_total\{outcome="hit"\} (\S+)$', re.M)
 READ = """{
   app(name: "hello") { procs { name numInstances } }
   repo(name: "hello") { releases { nodes { metaVersion } } }
 }"""
-PUBLISH = (
-    "mutation($y: String!, $v: String!) { publishRelease(input: "
-    '{app: "hello", metaVersion: $v, lainYaml: $y}) { errors { code } } }'
-)
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[str]:
-    with scratch_database(TEST_DATABASE_URL, tmp_path) as url:
-        upgrade(url)
-        yield url
-
-
-@pytest.fixture
-def nomad() -> Iterator[FakeNomadServer]:
-    with shared_nomad() as server:
-        yield server
 
 
 @pytest.fixture
 def group(tmp_path: Path, database: str, nomad: FakeNomadServer) -> Iterator[Consoles]:
-    environ = {
-        "LAIN_CONSOLE_DATABASE_URL": database,
-        "LAIN_CONSOLE_BACKEND": "nomad",
-        "NOMAD_ADDR": nomad.url,
-        "LAIN_CONSOLE_RECONCILE_INTERVAL": "0",
-        "LAIN_CONSOLE_LOG_LEVEL": "INFO",
-    }
-    with consoles(tmp_path / "consoles", environ) as started:
+    with nomad_consoles(tmp_path / "consoles", database, nomad, RECONCILE_INTERVAL="0") as started:
         yield started
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=60) as client:
-        yield client
 
 
 async def _hits(http: httpx.AsyncClient, console: Console) -> int:

@@ -8,26 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from store.migrate import upgrade
-from tests.conftest import TEST_DATABASE_URL
-from tests.databases import scratch_database
-from tests.e2e.replicas import LEADS, Console, Consoles, consoles, shared_nomad, wait_for
+from tests.e2e.replicas import (
+    LEADS,
+    Console,
+    Consoles,
+    call,
+    deploy,
+    needs_postgresql,
+    nomad_consoles,
+    registered,
+    scale,
+    settled,
+    wait_for,
+)
 from tests.fakes.nomad_server import FakeNomadServer
 from tests.live import subscribe
-from tests.releases import V1, two_proc_yaml
 
-pytestmark = pytest.mark.skipif(
-    not TEST_DATABASE_URL.startswith("postgresql"),
-    reason="replicas need PostgreSQL: set LAIN_CONSOLE_TEST_DATABASE_URL to a "
-    "postgresql+asyncpg:// URL (CI does)",
-)
+pytestmark = needs_postgresql
 
 TAKEOVER_SECONDS = 4
 RECONCILE_SECONDS = 3
@@ -40,89 +44,15 @@ EVENTS = """subscription($after: String) {
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[str]:
-    with scratch_database(TEST_DATABASE_URL, tmp_path) as url:
-        upgrade(url)
-        yield url
-
-
-@pytest.fixture
-def nomad() -> Iterator[FakeNomadServer]:
-    with shared_nomad() as server:
-        yield server
-
-
-@pytest.fixture
 def group(tmp_path: Path, database: str, nomad: FakeNomadServer) -> Iterator[Consoles]:
-    environ = {
-        "LAIN_CONSOLE_DATABASE_URL": database,
-        "LAIN_CONSOLE_BACKEND": "nomad",
-        "NOMAD_ADDR": nomad.url,
-        "LAIN_CONSOLE_LEADER_TAKEOVER_SECONDS": str(TAKEOVER_SECONDS),
-        "LAIN_CONSOLE_RECONCILE_INTERVAL": str(RECONCILE_SECONDS),
-        "LAIN_CONSOLE_LOG_LEVEL": "INFO",
-    }
-    with consoles(tmp_path / "consoles", environ) as started:
+    with nomad_consoles(
+        tmp_path / "consoles",
+        database,
+        nomad,
+        LEADER_TAKEOVER_SECONDS=str(TAKEOVER_SECONDS),
+        RECONCILE_INTERVAL=str(RECONCILE_SECONDS),
+    ) as started:
         yield started
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=60) as client:
-        yield client
-
-
-async def call(http: httpx.AsyncClient, console: Console, query: str, **variables: Any) -> Any:
-    response = await http.post(
-        console.url + "/graphql", json={"query": query, "variables": variables}
-    )
-    body = response.json()
-    assert "errors" not in body, body
-    return body["data"]
-
-
-async def registered(http: httpx.AsyncClient, console: Console) -> None:
-    await call(
-        http, console, 'mutation { registerRepo(input: {name: "hello"}) { errors { code } } }'
-    )
-    await call(
-        http,
-        console,
-        "mutation($y: String!, $v: String!) { publishRelease(input: "
-        '{app: "hello", metaVersion: $v, lainYaml: $y}) { errors { code } } }',
-        y=two_proc_yaml(),
-        v=V1,
-    )
-
-
-async def deploy(http: httpx.AsyncClient, console: Console) -> list[dict[str, Any]]:
-    data = await call(
-        http,
-        console,
-        'mutation { deployApp(input: {name: "hello"}) { errors { code message } } }',
-    )
-    errors: list[dict[str, Any]] = data["deployApp"]["errors"]
-    return errors
-
-
-async def scale(http: httpx.AsyncClient, console: Console, proc: str, n: int) -> list[Any]:
-    data = await call(
-        http,
-        console,
-        "mutation($p: String!, $n: Int!) { scaleProc(input: "
-        '{app: "hello", proc: $p, numInstances: $n}) { errors { code message } } }',
-        p=proc,
-        n=n,
-    )
-    errors: list[Any] = data["scaleProc"]["errors"]
-    return errors
-
-
-async def settled(http: httpx.AsyncClient, console: Console) -> bool:
-    """Whether no proc is rolling out as `console` sees it: a proc whose Nomad deployment
-    is under way refuses other operations (CONFLICT), as it should."""
-    data = await call(http, console, '{ app(name: "hello") { procs { rollout } } }')
-    return all(proc["rollout"] != "RUNNING" for proc in data["app"]["procs"])
 
 
 async def status(http: httpx.AsyncClient, console: Console) -> str:
