@@ -15,6 +15,7 @@ from store.engine import make_engine, make_sessionmaker
 from store.migrate import downgrade, upgrade
 from store.models import Base
 from tests.databases import scratch_database
+from tests.fakes.nomad_server import HEARTBEAT, FakeNomadServer
 from tests.processes import kill_processes_in
 
 TEST_DATABASE_URL = os.environ.get("LAIN_CONSOLE_TEST_DATABASE_URL", "")
@@ -65,3 +66,20 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     path.mkdir()
     yield path
     kill_processes_in(path)
+
+
+@pytest.fixture(scope="session")
+def served_nomad() -> Iterator[FakeNomadServer]:
+    """One fake Nomad HTTP server for the run; `nomad_server` gives each test a fresh cluster
+    on it."""
+    server = FakeNomadServer(heartbeat=HEARTBEAT).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def nomad_server(served_nomad: FakeNomadServer) -> FakeNomadServer:
+    """The fake Nomad, serving a fresh cluster with every fault off."""
+    return served_nomad.reset()

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,22 +93,13 @@ async def _memory() -> AsyncIterator[Backend]:
         yield Backend(opened, make_job)
 
 
-@pytest.fixture(scope="module")
-def _served_nomad() -> Iterator[FakeNomadServer]:
-    server = FakeNomadServer(heartbeat=nomad.HEARTBEAT).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["local", "nomad", "memory"])
 async def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, _served_nomad: FakeNomadServer
+    request: pytest.FixtureRequest, tmp_path: Path, served_nomad: FakeNomadServer
 ) -> AsyncIterator[Backend]:
     opened = {
         "local": lambda: _local(tmp_path),
-        "nomad": lambda: _nomad(_served_nomad),
+        "nomad": lambda: _nomad(served_nomad),
         "memory": _memory,
     }[request.param]()
     async with opened as ready:

@@ -38,6 +38,8 @@ from tests.fakes.nomad_objects import FakeError
 __all__ = ["FakeNomadServer", "Seen"]
 
 _POLL = 0.01
+# Seconds between the event stream's heartbeats of the tests' shared server (tests/conftest.py).
+HEARTBEAT = 0.1
 _WRITES = ("PUT", "POST", "DELETE")
 
 

@@ -10,7 +10,7 @@ test: the next one gets a fresh cluster, every fault switched off.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,24 +25,9 @@ from server.app import create_app
 from server.settings import load_settings
 from store.engine import make_sessionmaker
 from tests.fakes.nomad_server import FakeNomadServer
-from tests.faults.helpers import HEARTBEAT, HEARTBEAT_TIMEOUT, REQUEST_TIMEOUT, Console
+from tests.faults.helpers import HEARTBEAT_TIMEOUT, REQUEST_TIMEOUT, Console
 from tests.live import serve
 from tests.releases import V1, V2, two_proc_yaml
-
-
-@pytest.fixture(scope="session")
-def _served() -> Iterator[FakeNomadServer]:
-    server = FakeNomadServer(heartbeat=HEARTBEAT).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def nomad_server(_served: FakeNomadServer) -> FakeNomadServer:
-    """The fake Nomad, serving a fresh cluster with every fault off."""
-    return _served.reset()
 
 
 @pytest.fixture

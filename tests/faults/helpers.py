@@ -21,7 +21,7 @@ from resolvers.core.jobs import build_job
 from resolvers.reconcile import ReconcileReport, reconcile
 from tests.backends.nomad.helpers import in_step, wait_until
 from tests.fakes.nomad import FakeNomad
-from tests.fakes.nomad_server import FakeNomadServer
+from tests.fakes.nomad_server import HEARTBEAT, FakeNomadServer
 from tests.live import Subscriber, subscribe
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
 # Short, so that a hang costs the test little; long enough for a loaded machine to answer a
 # healthy request (0.5 s was not: a CI run beside a benchmark timed out a healthy read).
 REQUEST_TIMEOUT = 2.0
-HEARTBEAT = 0.1
 # Well above the heartbeat: a test that counts requests (fail_next) must not see the
 # stream reconnect, and its reads, because a loaded machine paused for a moment.
 HEARTBEAT_TIMEOUT = 2.0

@@ -3,29 +3,14 @@ to it (see helpers.py for the waiting helpers)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from backends.nomad import NomadScheduler, NomadSettings
-from tests.backends.nomad.helpers import HEARTBEAT, EventLog, open_scheduler, wait_until
+from tests.backends.nomad.helpers import EventLog, open_scheduler, wait_until
 from tests.fakes.nomad import FakeNomad
 from tests.fakes.nomad_server import FakeNomadServer
-
-
-@pytest.fixture(scope="session")
-def _served() -> Iterator[FakeNomadServer]:
-    server = FakeNomadServer(heartbeat=HEARTBEAT).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def nomad_server(_served: FakeNomadServer) -> FakeNomadServer:
-    """The fake Nomad, serving a fresh cluster with every fault off."""
-    return _served.reset()
 
 
 @pytest.fixture

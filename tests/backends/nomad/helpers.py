@@ -18,7 +18,6 @@ from tests.fakes.nomad import FakeNomad
 MIB = 1024 * 1024
 # Short enough to keep fault tests fast, long enough for a loaded CI machine.
 REQUEST_TIMEOUT = 1.0
-HEARTBEAT = 0.1
 HEARTBEAT_TIMEOUT = 1.0
 
 

@@ -56,9 +56,9 @@ class Target:
 @pytest.fixture(
     params=["fake", pytest.param("real", marks=pytest.mark.nomad_real)],
 )
-def target(request: pytest.FixtureRequest, _served: FakeNomadServer) -> Target:
+def target(request: pytest.FixtureRequest, served_nomad: FakeNomadServer) -> Target:
     if request.param == "fake":
-        server = _served.reset()
+        server = served_nomad.reset()
         server.auto_settle = 0.02  # a cluster that moves by itself, as a real one does
         options = {"timeout": 2.0, "heartbeat_timeout": HEARTBEAT_TIMEOUT}
         return Target("fake", NomadSettings(address=server.url), 10.0, options)
