@@ -174,7 +174,7 @@ async def list_apps(
         rows = await access.readable_deployed_page(
             ctx,
             session,
-            apptype=None if apptype is None else str(apptype),
+            apptype=apptype,
             first=first,
             after=after,
         )

@@ -94,13 +94,7 @@ async def add_maintainer(
     try:
         async with ctx.sessions.begin() as session:
             row = await access.check_app_admin(ctx, app, session=session)
-            existing = (
-                await session.execute(
-                    select(Maintainer).where(
-                        Maintainer.app_id == row.id, Maintainer.username == name
-                    )
-                )
-            ).scalar_one_or_none()
+            existing = await _maintainer(session, row.id, name)
             if existing is None:
                 existing = Maintainer(app_id=row.id, username=name, role=wanted)
                 session.add(existing)
@@ -126,19 +120,18 @@ async def remove_maintainer(ctx: OpContext, *, app: str, username: str) -> None:
     _require_auth(ctx)
     async with ctx.sessions.begin() as session:
         row = await access.check_app_admin(ctx, app, session=session)
-        target = (
-            await session.execute(
-                select(Maintainer).where(
-                    Maintainer.app_id == row.id, Maintainer.username == username
-                )
-            )
-        ).scalar_one_or_none()
+        target = await _maintainer(session, row.id, username)
         if target is None:
             raise NotFound(f"{username} is not a maintainer of app {app}", field="username")
         if target.role is MaintainerRole.ADMIN:
             await _keep_an_admin(session, row.id, app)
         await session.execute(delete(Maintainer).where(Maintainer.id == target.id))
         audit.record(session, ctx.principal, "REMOVE_MAINTAINER", app, message=username)
+
+
+async def _maintainer(session: AsyncSession, app_id: int, username: str) -> Maintainer | None:
+    query = select(Maintainer).where(Maintainer.app_id == app_id, Maintainer.username == username)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def _keep_an_admin(session: AsyncSession, app_id: int, app: str) -> None:

@@ -155,7 +155,7 @@ async def app_page(
         rows_page = await access.readable_deployed_page(
             ctx,
             session,
-            apptype=None if apptype is None else str(apptype),
+            apptype=apptype,
             first=first,
             after=after,
         )
