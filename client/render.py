@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console as Terminal
 from rich.console import Group
@@ -122,13 +122,23 @@ def app_view(app: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+# Piped into grep or awk, a table keeps each row on one line instead of folding it at
+# rich's default of 80 columns.
+_PIPED_WIDTH = 1000
+
+
+def _width(stream: TextIO) -> int | None:
+    """The terminal's own width (None: rich asks it), or _PIPED_WIDTH when not a terminal."""
+    return None if stream.isatty() else _PIPED_WIDTH
+
+
 class Output:
     """Where a verb's result goes: a table for people, or JSON with `--json`."""
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.terminal = Terminal(highlight=False)
-        self.progress = Terminal(stderr=True, highlight=False)
+        self.terminal = Terminal(highlight=False, width=_width(sys.stdout))
+        self.progress = Terminal(stderr=True, highlight=False, width=_width(sys.stderr))
 
     def json(self, value: Any) -> None:
         sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
