@@ -243,6 +243,9 @@ class ProcState:
     reverted_spec_hash: str = ""
     # The canaries of the rollout under way (`rollout` RUNNING); None without canaries.
     canary: CanaryState | None = None
+    # Releases of live instances that `instances` does not show, because another instance
+    # holds their number (a canary shares the slot of the old instance it will replace).
+    shadowed_releases: tuple[str, ...] = ()
 
     @classmethod
     def missing(cls, job_id: str) -> ProcState:

@@ -42,6 +42,7 @@ __all__ = [
     "is_live",
     "proc_state",
     "reverted_version",
+    "shadowed_releases",
 ]
 
 _TERMINAL = frozenset({"complete", "failed", "lost"})
@@ -141,6 +142,7 @@ def proc_state(
     rollout: RolloutStatus = RolloutStatus.NONE,
     reverted_spec_hash: str = "",
     canary: CanaryState | None = None,
+    shadowed: tuple[str, ...] = (),
 ) -> ProcState:
     """The proc as Nomad runs it; cpu is the LAIN level from the stored spec (0 if none)."""
     return ProcState(
@@ -157,6 +159,7 @@ def proc_state(
         rollout=rollout,
         reverted_spec_hash=reverted_spec_hash,
         canary=canary,
+        shadowed_releases=shadowed,
     )
 
 
@@ -282,6 +285,38 @@ def instances(
     `releases` give the env and meta version of earlier versions of the job, for
     allocations that run one of them (a rolling update under way or stopped).
     """
+    by_index = _by_index(view, allocs)
+    result = []
+    for index in sorted(by_index):
+        chosen = _pick(by_index[index])
+        if index >= view.count and not is_live(chosen):
+            continue
+        result.append(_instance(view, index + 1, chosen, checks or {}, envs or {}, releases or {}))
+    return tuple(result)
+
+
+def shadowed_releases(
+    view: JobView,
+    allocs: Iterable[Mapping[str, Any]],
+    *,
+    releases: Mapping[int, str] | None = None,
+) -> tuple[str, ...]:
+    """The releases of live allocations that `instances` leaves out because another one
+    holds their index: during a canary rollout the old instances whose slots the canaries
+    took still run, and still serve."""
+    found = set()
+    for group in _by_index(view, allocs).values():
+        chosen = _pick(group)
+        for alloc in group:
+            if alloc is not chosen and is_live(alloc):
+                found.add(_release(view, alloc, releases or {}))
+    return tuple(sorted(release for release in found if release))
+
+
+def _by_index(
+    view: JobView, allocs: Iterable[Mapping[str, Any]]
+) -> dict[int, list[Mapping[str, Any]]]:
+    """This job's allocations by index (an earlier job with the same ID left out)."""
     by_index: dict[int, list[Mapping[str, Any]]] = {}
     for alloc in allocs:
         index = alloc_index(alloc)
@@ -290,13 +325,12 @@ def instances(
         if int(alloc.get("CreateIndex") or 0) < view.create_index:
             continue
         by_index.setdefault(index, []).append(alloc)
-    result = []
-    for index in sorted(by_index):
-        chosen = _pick(by_index[index])
-        if index >= view.count and not is_live(chosen):
-            continue
-        result.append(_instance(view, index + 1, chosen, checks or {}, envs or {}, releases or {}))
-    return tuple(result)
+    return by_index
+
+
+def _release(view: JobView, alloc: Mapping[str, Any], releases: Mapping[int, str]) -> str:
+    version = alloc.get("JobVersion", view.version)
+    return view.meta_version if version == view.version else releases.get(version, "")
 
 
 def _pick(allocs: list[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -334,7 +368,7 @@ def _instance(
         last_error=_last_error(alloc, events),
         exit_code=_exit_code(events),
         env=view.env if version == view.version else envs.get(version, ()),
-        release=view.meta_version if version == view.version else releases.get(version, ""),
+        release=_release(view, alloc, releases),
     )
 
 

@@ -18,6 +18,7 @@ from backends.nomad.allocs import (
     instances,
     proc_state,
     reverted_version,
+    shadowed_releases,
 )
 from backends.nomad.client import NomadClient
 from backends.nomad.jobs import META_SPEC_HASH
@@ -56,6 +57,7 @@ class JobRead:
             rollout=deployment_rollout(self.deployments),
             reverted_spec_hash="" if reverted is None else self.version_hashes.get(reverted, ""),
             canary=deployment_canary(self.deployments),
+            shadowed=shadowed_releases(self.view, self.allocs, releases=releases),
         )
 
 

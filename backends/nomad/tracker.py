@@ -26,6 +26,7 @@ from backends.nomad.allocs import (
     is_live,
     proc_state,
     reverted_version,
+    shadowed_releases,
 )
 from backends.nomad.jobs import is_managed
 from backends.nomad.reads import JobRead
@@ -214,6 +215,7 @@ class Tracker:
             rollout=deployment_rollout(job.deployments.values()),
             reverted_spec_hash="" if reverted is None else job.hashes.get(reverted, ""),
             canary=deployment_canary(job.deployments.values()),
+            shadowed=shadowed_releases(job.view, job.allocs.values(), releases=job.releases),
         )
 
     def _refresh(self, job: _Job) -> None:

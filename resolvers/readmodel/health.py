@@ -84,7 +84,8 @@ def running_releases(state: ProcState | None) -> list[str]:
     if state is None:
         return []
     live = (InstanceStatus.PENDING, InstanceStatus.RUNNING, InstanceStatus.FAILED)
-    return sorted({i.release for i in state.instances if i.status in live and i.release})
+    shown = {i.release for i in state.instances if i.status in live and i.release}
+    return sorted(shown | set(state.shadowed_releases))
 
 
 def _serves(instance: InstanceState) -> bool:

@@ -207,3 +207,22 @@ async def test_an_update_drops_canaries_that_wait_and_the_old_release_stays(
     assert (procs["web"]["rollout"], procs["web"]["runningReleases"]) == ("NONE", [V1])
     assert procs["web"]["canary"] is None
     assert await console.converged()
+
+
+async def test_an_old_instance_whose_slot_a_canary_took_still_counts_as_running(
+    console: Console,
+) -> None:
+    # web runs one instance: its canary takes that instance's number (Nomad's alloc index),
+    # so the instance list shows the canary; the old instance still runs and serves, and
+    # the proc says so.
+    await console.ok("deployApp", name="hello", metaVersion=V1)
+    await console.settle()
+    await console.ok("updateApp", name="hello", metaVersion=V2, canary={"instances": 1})
+    await console.settle()
+
+    data = await console.graphql(
+        '{ app(name: "hello") { procs { name runningReleases instances { number release } } } }'
+    )
+    web = next(proc for proc in data["app"]["procs"] if proc["name"] == "web")
+    assert web["instances"] == [{"number": 1, "release": V2}]
+    assert web["runningReleases"] == [V1, V2]
