@@ -14,7 +14,7 @@ from client import documents as doc
 from client.config import Target, checked_server, resolve_target, save_login
 from client.errors import ClientError, exit_status
 from client.render import Output
-from client.rollout import deploy, rollback
+from client.rollout import deploy, promote, rollback
 from client.streams import events, logs
 from client.transport import Console
 from client.verbs import VERBS
@@ -26,6 +26,7 @@ _HANDLERS: dict[str, Callable[..., Any]] = {
     **VERBS,
     "deploy": deploy,
     "rollback": rollback,
+    "promote": promote,
     "logs": logs,
     "events": events,
     "watch": watch,
@@ -76,6 +77,23 @@ def add_verbs(commands: Any) -> None:
             "--wait", action="store_true", help="follow the rollout; fail if it stops"
         )
         parser.add_argument("--timeout", type=float, default=600.0, help="for --wait (s)")
+        parser.add_argument(
+            "--canary",
+            type=int,
+            metavar="N",
+            help="start N new instances per proc beside the old ones first (Nomad); the "
+            "rest are replaced once promoted",
+        )
+        parser.add_argument(
+            "--auto-promote-after",
+            type=int,
+            metavar="S",
+            help="with --canary: promote once every canary has been healthy S seconds",
+        )
+
+    promote = verb("promote", "let a canary rollout replace the other instances")
+    promote.add_argument("app")
+    promote.add_argument("proc", nargs="?", help="one proc (default: every proc of the app)")
 
     verb("undeploy", "stop and remove every proc of an app").add_argument("name")
     scale = verb("scale", "set a proc's number of instances")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 INSTANCE = "number status healthy release restarts ip port node startedAt lastError exitCode"
+CANARY = "desired placed healthy promoted autoPromote awaitingPromotion"
 PROC = (
     "name type numInstances cpu memory health rollout runningReleases metaVersion lastError "
-    f"deployed instances {{ {INSTANCE} }}"
+    f"deployed canary {{ {CANARY} }} instances {{ {INSTANCE} }}"
 )
 APP = f"name apptype status health metaVersion deployError procs {{ {PROC} }}"
 
@@ -39,8 +40,16 @@ DEPLOY = (
     f"{{ app {{ {APP} }} {_ERRORS} }} }}"
 )
 UPDATE = (
-    "mutation($name: String!, $v: String) { updateApp(input: {name: $name, metaVersion: $v}) "
-    f"{{ app {{ {APP} }} {_ERRORS} }} }}"
+    "mutation($name: String!, $v: String, $canary: CanaryInput) { updateApp("
+    f"input: {{name: $name, metaVersion: $v, canary: $canary}}) {{ app {{ {APP} }} {_ERRORS} }} }}"
+)
+PROMOTE_APP = (
+    f"mutation($name: String!) {{ promoteApp(input: {{name: $name}}) {{ app {{ {APP} }} "
+    f"{_ERRORS} }} }}"
+)
+PROMOTE_PROC = (
+    "mutation($app: String!, $proc: String!) { promoteProc("
+    f"input: {{app: $app, proc: $proc}}) {{ proc {{ {PROC} }} {_ERRORS} }} }}"
 )
 UNDEPLOY = (
     f"mutation($name: String!) {{ undeployApp(input: {{name: $name}}) {{ app {{ {APP} }} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
@@ -118,8 +119,24 @@ def app_view(app: dict[str, Any]) -> Group:
     parts: list[Any] = [summary]
     if app["deployError"]:
         parts.append(Text(f"error: {app['deployError']}", style="red"))
+    parts += [
+        Text(canary_line(app["name"], p), style="cyan") for p in app["procs"] if p.get("canary")
+    ]
     parts += [Text(""), procs_table(app["procs"]), Text(""), instances_table(app["procs"])]
     return Group(*parts)
+
+
+def canary_line(app: str, proc: dict[str, Any]) -> str:
+    """Where a proc's canary rollout stands, in one line."""
+    canary = proc["canary"]
+    state = f"{canary['healthy']}/{canary['desired']} healthy"
+    if canary["promoted"]:
+        state += ", promoted: replacing the other instances"
+    elif canary["awaitingPromotion"]:
+        state += f", waiting for a promotion (lain-console promote {app} {proc['name']})"
+    elif canary["autoPromote"]:
+        state += ", promoted by itself once all are healthy"
+    return f"canaries of {proc['name']}: {state}"
 
 
 # Piped into grep or awk, a table keeps each row on one line instead of folding it at
@@ -128,8 +145,9 @@ _PIPED_WIDTH = 1000
 
 
 def _width(stream: TextIO) -> int | None:
-    """The terminal's own width (None: rich asks it), or _PIPED_WIDTH when not a terminal."""
-    return None if stream.isatty() else _PIPED_WIDTH
+    """None (rich asks the terminal, or reads COLUMNS when it is set), or _PIPED_WIDTH when
+    the output is not a terminal and COLUMNS does not say."""
+    return None if stream.isatty() or os.environ.get("COLUMNS") else _PIPED_WIDTH
 
 
 class Output:

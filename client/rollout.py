@@ -10,11 +10,11 @@ from typing import Any
 
 from client import documents as doc
 from client.errors import ClientError
-from client.render import Output, app_view
+from client.render import Output, app_view, procs_table
 from client.transport import Console
 from client.verbs import fetch_app, releases_newest_first
 
-__all__ = ["deploy", "rollback"]
+__all__ = ["deploy", "promote", "rollback"]
 
 # Events drive the wait; a re-read this often also covers events missed before the
 # subscription started (the console sends no acknowledgement of a subscribe).
@@ -59,7 +59,9 @@ def _report_changes(out: Output, app: dict[str, Any], seen: dict[str, tuple[str,
                 seen[key] = now
 
 
-async def wait_for_rollout(console: Console, out: Output, name: str, seconds: float) -> None:
+async def wait_for_rollout(console: Console, out: Output, name: str, seconds: float) -> list[str]:
+    """Follow the rollout until the app is up (returns []), or until canaries wait for a
+    promotion (returns those procs' names). Raises ClientError: ROLLOUT_STOPPED, TIMEOUT."""
     seen: dict[str, tuple[str, str]] = {}
     wake = asyncio.Event()
     up_since: tuple[float, object] | None = None  # when it was first up, and its instances
@@ -75,6 +77,9 @@ async def wait_for_rollout(console: Console, out: Output, name: str, seconds: fl
             while True:
                 app = await fetch_app(console, name)
                 _report_changes(out, app, seen)
+                awaiting = [p["name"] for p in app["procs"] if _awaits_promotion(p)]
+                if awaiting:
+                    return awaiting
                 waiting = [w for p in app["procs"] if (w := _proc_progress(p)) is not None]
                 if app["status"] == "DEPLOYING":
                     waiting.append(f"{name} deploying")
@@ -89,7 +94,7 @@ async def wait_for_rollout(console: Console, out: Output, name: str, seconds: fl
                     if up_since is None or up_since[1] != restarts:
                         up_since = (loop.time(), restarts)
                     elif loop.time() - up_since[0] >= SETTLE_SECONDS:
-                        return
+                        return []
                 if follower.done():
                     follower.result()  # a failed subscription raises here
                 wake.clear()
@@ -103,19 +108,50 @@ async def wait_for_rollout(console: Console, out: Output, name: str, seconds: fl
             await follower
 
 
+def _awaits_promotion(proc: dict[str, Any]) -> bool:
+    canary = proc.get("canary")
+    return bool(canary and canary["awaitingPromotion"])
+
+
+def _canary(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The update's CanaryInput from --canary and --auto-promote-after, or None."""
+    if args.canary is None:
+        if args.auto_promote_after is not None:
+            raise ClientError("INVALID", "--auto-promote-after: give --canary N as well")
+        return None
+    if args.canary < 1:
+        raise ClientError("INVALID", f"--canary: at least 1, got {args.canary}")
+    return {"instances": args.canary, "autoPromoteAfter": args.auto_promote_after}
+
+
 async def _apply(
     console: Console, out: Output, args: argparse.Namespace, meta_version: str | None
 ) -> int:
+    canary = _canary(args)
     current = (await console.query(doc.APP_QUERY, name=args.name))["app"]
     if current is None or current["status"] == "UNDEPLOYED":
+        if canary is not None:
+            raise ClientError(
+                "INVALID",
+                f"--canary: {args.name} is not deployed; canaries go beside the instances "
+                "of a running release",
+            )
         payload = await console.mutate(doc.DEPLOY, "deployApp", name=args.name, v=meta_version)
     else:
-        payload = await console.mutate(doc.UPDATE, "updateApp", name=args.name, v=meta_version)
+        payload = await console.mutate(
+            doc.UPDATE, "updateApp", name=args.name, v=meta_version, canary=canary
+        )
     release = payload["app"]["metaVersion"]
     out.note(f"deploying {args.name} {release}")
     if args.wait:
-        await wait_for_rollout(console, out, args.name, args.timeout)
-        out.note(f"{args.name} runs {release}")
+        awaiting = await wait_for_rollout(console, out, args.name, args.timeout)
+        if awaiting:
+            out.note(
+                f"canaries of {', '.join(awaiting)} are healthy and wait for a promotion: "
+                f"lain-console promote {args.name}"
+            )
+        else:
+            out.note(f"{args.name} runs {release}")
     final = await fetch_app(console, args.name) if args.wait else payload["app"]
     out.show(final, app_view(final))
     return 0
@@ -141,3 +177,23 @@ async def rollback(console: Console, out: Output, args: argparse.Namespace) -> i
             )
         target = older[0]
     return await _apply(console, out, args, target)
+
+
+async def promote(console: Console, out: Output, args: argparse.Namespace) -> int:
+    """Promote the canaries of the app's procs, or of one proc; with --wait in `deploy`, this
+    is what the canaries waited for."""
+    if args.proc is None:
+        payload = await console.mutate(doc.PROMOTE_APP, "promoteApp", name=args.app)
+        found = payload["app"]
+        out.show(found, app_view(found))
+        out.note(f"promoted the canaries of {args.app}; its other instances are being replaced")
+    else:
+        payload = await console.mutate(
+            doc.PROMOTE_PROC, "promoteProc", app=args.app, proc=args.proc
+        )
+        out.show(payload["proc"], procs_table([payload["proc"]]))
+        out.note(
+            f"promoted the canaries of {args.app}.{args.proc}; its other instances are being "
+            "replaced"
+        )
+    return 0

@@ -7,7 +7,10 @@ import pytest
 from client.render import Output, instances_table
 
 
-def test_a_piped_table_keeps_each_row_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_piped_table_keeps_each_row_on_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # set, it is the width (test_lifecycle)
     procs = [
         {
             "name": f"web{n}",
