@@ -77,12 +77,9 @@ async def wait_for_rollout(console: Console, out: Output, name: str, seconds: fl
             while True:
                 app = await fetch_app(console, name)
                 _report_changes(out, app, seen)
-                awaiting = [p["name"] for p in app["procs"] if _awaits_promotion(p)]
-                if awaiting:
+                awaiting, waiting = rollout_standing(app)
+                if awaiting and not waiting:
                     return awaiting
-                waiting = [w for p in app["procs"] if (w := _proc_progress(p)) is not None]
-                if app["status"] == "DEPLOYING":
-                    waiting.append(f"{name} deploying")
                 if waiting:
                     up_since = None
                 else:
@@ -106,6 +103,25 @@ async def wait_for_rollout(console: Console, out: Output, name: str, seconds: fl
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError, ClientError):
             await follower
+
+
+def rollout_standing(app: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The procs whose canaries wait for a promotion, and why the others are not up yet.
+
+    A proc's canaries may wait while another proc's still start: the rollout stands still
+    only when every proc either waits or is up. Raises ClientError(ROLLOUT_STOPPED).
+    """
+    awaiting: list[str] = []
+    waiting: list[str] = []
+    for proc in app["procs"]:
+        if _awaits_promotion(proc):
+            awaiting.append(proc["name"])
+        elif (why := _proc_progress(proc)) is not None:
+            waiting.append(why)
+    # The app stays DEPLOYING while canaries wait; only then is that no reason to wait on.
+    if app["status"] == "DEPLOYING" and not awaiting:
+        waiting.append(f"{app['name']} deploying")
+    return awaiting, waiting
 
 
 def _awaits_promotion(proc: dict[str, Any]) -> bool:
