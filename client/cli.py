@@ -14,7 +14,7 @@ from client import documents as doc
 from client.config import Target, checked_server, resolve_target, save_login
 from client.errors import ClientError, exit_status
 from client.render import Output
-from client.rollout import deploy, promote, rollback
+from client.rollout import deploy, rollback
 from client.streams import events, logs
 from client.transport import Console
 from client.verbs import VERBS
@@ -26,7 +26,6 @@ _HANDLERS: dict[str, Callable[..., Any]] = {
     **VERBS,
     "deploy": deploy,
     "rollback": rollback,
-    "promote": promote,
     "logs": logs,
     "events": events,
     "watch": watch,

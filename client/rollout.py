@@ -10,11 +10,11 @@ from typing import Any
 
 from client import documents as doc
 from client.errors import ClientError
-from client.render import Output, app_view, procs_table
+from client.render import Output, app_view
 from client.transport import Console
 from client.verbs import fetch_app, releases_newest_first
 
-__all__ = ["deploy", "promote", "rollback"]
+__all__ = ["deploy", "rollback"]
 
 # Events drive the wait; a re-read this often also covers events missed before the
 # subscription started (the console sends no acknowledgement of a subscribe).
@@ -193,23 +193,3 @@ async def rollback(console: Console, out: Output, args: argparse.Namespace) -> i
             )
         target = older[0]
     return await _apply(console, out, args, target)
-
-
-async def promote(console: Console, out: Output, args: argparse.Namespace) -> int:
-    """Promote the canaries of the app's procs, or of one proc; with --wait in `deploy`, this
-    is what the canaries waited for."""
-    if args.proc is None:
-        payload = await console.mutate(doc.PROMOTE_APP, "promoteApp", name=args.app)
-        found = payload["app"]
-        out.show(found, app_view(found))
-        out.note(f"promoted the canaries of {args.app}; its other instances are being replaced")
-    else:
-        payload = await console.mutate(
-            doc.PROMOTE_PROC, "promoteProc", app=args.app, proc=args.proc
-        )
-        out.show(payload["proc"], procs_table([payload["proc"]]))
-        out.note(
-            f"promoted the canaries of {args.app}.{args.proc}; its other instances are being "
-            "replaced"
-        )
-    return 0

@@ -123,6 +123,24 @@ async def scale(console: Console, out: Output, args: argparse.Namespace) -> int:
     return 0
 
 
+async def promote(console: Console, out: Output, args: argparse.Namespace) -> int:
+    """Promote the canaries of the app's procs, or of one proc: what `deploy --canary N
+    --wait` stops and waits for."""
+    replaced = "its other instances are being replaced"
+    if args.proc is None:
+        app = (await console.mutate(doc.PROMOTE_APP, "promoteApp", name=args.app))["app"]
+        out.show(app, app_view(app))
+        out.note(f"promoted the canaries of {args.app}; {replaced}")
+    else:
+        payload = await console.mutate(
+            doc.PROMOTE_PROC, "promoteProc", app=args.app, proc=args.proc
+        )
+        _show_proc(
+            out, payload["proc"], f"promoted the canaries of {args.app}.{args.proc}; {replaced}"
+        )
+    return 0
+
+
 async def resize(console: Console, out: Output, args: argparse.Namespace) -> int:
     if args.cpu is None and args.memory is None:
         raise ClientError("INVALID", "resize: give --cpu, --memory or both")
@@ -176,6 +194,7 @@ VERBS: dict[str, Callable[..., Any]] = {
     "undeploy": undeploy,
     "scale": scale,
     "resize": resize,
+    "promote": promote,
     "restart": _instance_verb("restartProc", "restarting"),
     "stop": _instance_verb("stopProc", "stopping"),
     "start": _instance_verb("startProc", "starting"),
