@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from backends.nomad.jobs import (
     META_META_VERSION,
@@ -33,16 +33,16 @@ from backends.types import (
 
 __all__ = [
     "JobView",
+    "Placement",
     "alloc_index",
     "check_verdict",
     "deployment_canary",
     "deployment_error",
     "deployment_rollout",
-    "instances",
     "is_live",
+    "placement",
     "proc_state",
     "reverted_version",
-    "shadowed_releases",
 ]
 
 _TERMINAL = frozenset({"complete", "failed", "lost"})
@@ -268,15 +268,23 @@ def is_live(alloc: Mapping[str, Any]) -> bool:
     return alloc.get("DesiredStatus") == "run" and alloc.get("ClientStatus") not in _TERMINAL
 
 
-def instances(
+class Placement(NamedTuple):
+    """A job's instances, and the releases of live allocations they leave out."""
+
+    instances: tuple[InstanceState, ...]
+    shadowed_releases: tuple[str, ...]
+
+
+def placement(
     view: JobView,
     allocs: Iterable[Mapping[str, Any]],
     *,
     checks: Mapping[str, bool] | None = None,
     envs: Mapping[int, tuple[str, ...]] | None = None,
     releases: Mapping[int, str] | None = None,
-) -> tuple[InstanceState, ...]:
-    """The job's instances, numbered from 1, in order.
+) -> Placement:
+    """The job's instances, numbered from 1, in order; and the releases of the live
+    allocations that another one's index hides.
 
     Allocations of an earlier job with the same ID (created before this one) are ignored.
     An index at or beyond the count shows only while its allocation is still live, i.e.
@@ -284,33 +292,25 @@ def instances(
     of their Nomad-native checks, which wins over what a deployment once judged. `envs` and
     `releases` give the env and meta version of earlier versions of the job, for
     allocations that run one of them (a rolling update under way or stopped).
+
+    An index shows one instance, the newest live allocation; during a canary rollout the
+    old instances whose slots the canaries took still run and still serve, so their
+    releases are shadowed, not gone.
     """
-    by_index = _by_index(view, allocs)
-    result = []
-    for index in sorted(by_index):
-        chosen = _pick(by_index[index])
+    releases = releases or {}
+    found = []
+    shadowed: set[str] = set()
+    for index, group in sorted(_by_index(view, allocs).items()):
+        chosen = _pick(group)
+        shadowed.update(
+            _release(view, alloc, releases)
+            for alloc in group
+            if alloc is not chosen and is_live(alloc)
+        )
         if index >= view.count and not is_live(chosen):
             continue
-        result.append(_instance(view, index + 1, chosen, checks or {}, envs or {}, releases or {}))
-    return tuple(result)
-
-
-def shadowed_releases(
-    view: JobView,
-    allocs: Iterable[Mapping[str, Any]],
-    *,
-    releases: Mapping[int, str] | None = None,
-) -> tuple[str, ...]:
-    """The releases of live allocations that `instances` leaves out because another one
-    holds their index: during a canary rollout the old instances whose slots the canaries
-    took still run, and still serve."""
-    found = set()
-    for group in _by_index(view, allocs).values():
-        chosen = _pick(group)
-        for alloc in group:
-            if alloc is not chosen and is_live(alloc):
-                found.add(_release(view, alloc, releases or {}))
-    return tuple(sorted(release for release in found if release))
+        found.append(_instance(view, index + 1, chosen, checks or {}, envs or {}, releases))
+    return Placement(tuple(found), tuple(sorted(release for release in shadowed if release)))
 
 
 def _by_index(

@@ -15,10 +15,9 @@ from backends.nomad.allocs import (
     deployment_canary,
     deployment_error,
     deployment_rollout,
-    instances,
+    placement,
     proc_state,
     reverted_version,
-    shadowed_releases,
 )
 from backends.nomad.client import NomadClient
 from backends.nomad.jobs import META_SPEC_HASH
@@ -48,16 +47,16 @@ class JobRead:
         checks: dict[str, bool] | None = None,
         releases: Mapping[int, str] | None = None,
     ) -> ProcState:
-        found = instances(self.view, self.allocs, checks=checks, releases=releases)
+        found = placement(self.view, self.allocs, checks=checks, releases=releases)
         reverted = reverted_version(self.deployments)
         return proc_state(
             self.view,
-            found,
+            found.instances,
             last_error=self.last_error,
             rollout=deployment_rollout(self.deployments),
             reverted_spec_hash="" if reverted is None else self.version_hashes.get(reverted, ""),
             canary=deployment_canary(self.deployments),
-            shadowed=shadowed_releases(self.view, self.allocs, releases=releases),
+            shadowed=found.shadowed_releases,
         )
 
 

@@ -22,11 +22,10 @@ from backends.nomad.allocs import (
     deployment_canary,
     deployment_error,
     deployment_rollout,
-    instances,
     is_live,
+    placement,
     proc_state,
     reverted_version,
-    shadowed_releases,
 )
 from backends.nomad.jobs import is_managed
 from backends.nomad.reads import JobRead
@@ -200,7 +199,7 @@ class Tracker:
                 self._refresh(job)
 
     def _proc_state(self, job: _Job) -> ProcState:
-        current = instances(
+        found = placement(
             job.view,
             job.allocs.values(),
             envs=job.envs,
@@ -210,12 +209,12 @@ class Tracker:
         reverted = reverted_version(job.deployments.values())
         return proc_state(
             job.view,
-            current,
+            found.instances,
             last_error=deployment_error(job.deployments.values()),
             rollout=deployment_rollout(job.deployments.values()),
             reverted_spec_hash="" if reverted is None else job.hashes.get(reverted, ""),
             canary=deployment_canary(job.deployments.values()),
-            shadowed=shadowed_releases(job.view, job.allocs.values(), releases=job.releases),
+            shadowed=found.shadowed_releases,
         )
 
     def _refresh(self, job: _Job) -> None:

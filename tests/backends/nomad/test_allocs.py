@@ -11,7 +11,7 @@ from backends.nomad.allocs import (
     JobView,
     deployment_error,
     deployment_rollout,
-    instances,
+    placement,
     proc_state,
 )
 from backends.nomad.jobs import render_job
@@ -63,6 +63,10 @@ def _alloc(
     }
     alloc.update(extra)
     return alloc
+
+
+def instances(view: JobView, allocs: list[dict[str, Any]], **known: Any) -> tuple[Any, ...]:
+    return placement(view, allocs, **known).instances
 
 
 def test_instance_numbers_are_alloc_indexes_plus_one_with_address_and_times() -> None:
@@ -288,6 +292,23 @@ def test_release_is_the_meta_version_of_the_job_version_the_alloc_runs() -> None
     assert [i.release for i in found] == [view.meta_version, "1500000000-old"]
     # A version whose meta version was never seen is unknown, not the current one.
     assert [i.release for i in instances(view, [older])] == [""]
+
+
+def test_a_live_allocation_behind_a_newer_one_in_its_slot_is_shadowed_not_gone() -> None:
+    # A canary takes the alloc index of the old instance it will replace (scheduler/
+    # reconciler: the canary's name is the old allocation's); both run until a promotion.
+    view = JobView.from_job(_job(count=2))
+    old = {1: "1500000000-old", 2: "1500000000-older"}
+    canary = _alloc(0, created=120)
+    beside = _alloc(0, created=90, JobVersion=2)
+    stopped = _alloc(1, created=80, JobVersion=1, client="complete", desired="stop")
+    found = placement(view, [beside, canary, stopped, _alloc(1, created=110)], releases=old)
+    assert [(i.number, i.instance_id) for i in found.instances] == [
+        (1, canary["ID"]),
+        (2, "alloc-1-110"),
+    ]
+    # The stopped allocation serves nothing: only the live one behind the canary counts.
+    assert found.shadowed_releases == ("1500000000-older",)
 
 
 @pytest.mark.parametrize(
