@@ -11,7 +11,8 @@ const EVENTS_KEPT = 100;
 const LOG_LINES_KEPT = 1000;
 
 const INSTANCE_FIELDS = "number status healthy restarts release lastError";
-const PROC_FIELDS = `name type health numInstances lastError rollout deployed
+const PROC_FIELDS = `name type health numInstances lastError rollout deployed runningReleases
+  canary { desired placed healthy promoted awaitingPromotion }
   instances { ${INSTANCE_FIELDS} }`;
 const APP_FIELDS = "name apptype status health metaVersion deployError";
 const APPS_QUERY = `query($after: String) {
@@ -257,6 +258,23 @@ function renderInstances(app, proc) {
   return el("div", { class: "instances" }, ...chips);
 }
 
+// A rollout under way: its canaries (Nomad), and every release still serving.
+function renderRollout(proc) {
+  const lines = [];
+  const canary = proc.canary;
+  if (canary) {
+    let text = `canaries ${canary.healthy}/${canary.desired} healthy`;
+    if (canary.awaitingPromotion) text += " · waiting for a promotion";
+    else if (canary.promoted) text += " · promoted";
+    lines.push(el("div", { class: "rollout", "data-canary": proc.name }, text));
+  }
+  if (proc.runningReleases.length > 1) {
+    const text = `serving ${proc.runningReleases.join(", ")}`;
+    lines.push(el("div", { class: "muted", "data-releases": proc.name }, text));
+  }
+  return lines;
+}
+
 function renderProc(app, proc) {
   const following = state.logs && state.logs.app === app.name && state.logs.proc === proc.name;
   const logsButton = el(
@@ -276,6 +294,7 @@ function renderProc(app, proc) {
       "td",
       {},
       renderInstances(app, proc),
+      ...renderRollout(proc),
       proc.lastError ? el("div", { class: "error-text" }, proc.lastError) : null,
     ),
     el("td", {}, logsButton),
