@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from store.sqlite_driver import OneTripDBAPI
 from store.stateversion import VersionedSession
 
 __all__ = [
@@ -119,7 +120,7 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         # closed overflow connections all the time, each a new aiosqlite thread and four
         # PRAGMAs (py-spy: 8 % of the event loop under 16 concurrent reads).
         kwargs.update(pool_size=20, max_overflow=10)
-    engine = create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, module=OneTripDBAPI(), **kwargs)
     writers = _WRITERS[engine.sync_engine] = _SqliteWriters()
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")

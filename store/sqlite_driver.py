@@ -1,0 +1,130 @@
+"""SQLAlchemy's aiosqlite adapter, with one trip to the connection's thread per statement.
+
+aiosqlite runs every call on a connection in that connection's own thread: each call is a
+queue put, a thread wake-up and a `call_soon_threadsafe` back to the event loop. SQLAlchemy's
+adapter makes four such calls per statement (open a cursor, execute, fetch every row, close
+the cursor; `python -m bench.sqltrips` counts them), where one would do: here the cursor runs
+the whole statement in one function on aiosqlite's thread and keeps what SQLAlchemy asks of
+it afterwards (description, rowcount, lastrowid, the rows). Everything else (transactions,
+isolation level, server-side cursors, termination) is SQLAlchemy's adapter unchanged.
+
+It reaches into aiosqlite's `Connection._execute` and `_conn`, as SQLAlchemy's own adapter
+does (`_tx`, `_conn`); requirements.lock pins the aiosqlite version this was written for.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, cast
+
+import aiosqlite
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+
+__all__ = ["OneTripDBAPI"]
+
+# What a statement leaves for SQLAlchemy: the cursor's description, rowcount, lastrowid,
+# and its rows (none for a statement that returns none).
+_Outcome = tuple[Any, int, int | None, list[Any]]
+
+
+def _execute(
+    connection: sqlite3.Connection, operation: str, parameters: Sequence[Any] | None
+) -> _Outcome:
+    """One statement, from cursor to closed cursor, on aiosqlite's thread."""
+    cursor = connection.cursor()
+    try:
+        if parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+def _execute_many(
+    connection: sqlite3.Connection, operation: str, parameters: Sequence[Sequence[Any]]
+) -> _Outcome:
+    cursor = connection.cursor()
+    try:
+        cursor.executemany(operation, parameters)
+        return cursor.description, cursor.rowcount, cursor.lastrowid, []
+    finally:
+        cursor.close()
+
+
+class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A client-side cursor whose statement runs in one call on aiosqlite's thread; no
+    aiosqlite cursor is ever opened for it."""
+
+    __slots__ = ("_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
+        # Not the base initialiser: that opens an aiosqlite cursor (a trip of its own).
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return cast(int, self._lastrowid)
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> None:
+        await self._run(_execute, operation, parameters)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
+        await self._run(_execute_many, operation, seq_of_parameters)
+
+    async def _run(self, function: Any, operation: Any, parameters: Any) -> None:
+        connection = cast(aiosqlite.Connection, self._connection)
+        async with self._adapt_connection._execute_mutex:
+            outcome: _Outcome = await connection._execute(  # type: ignore[no-untyped-call]
+                function, connection._conn, operation, parameters
+            )
+        self._description, self._rowcount, self._lastrowid, rows = outcome
+        self._rows = collections.deque(rows)
+
+    async def _async_soft_close(self) -> None:
+        """Nothing to close on aiosqlite's thread: the statement's cursor already is."""
+
+    def close(self) -> None:
+        self._rows.clear()
+
+
+class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+
+    _cursor_cls = _OneTripCursor
+
+
+class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI module SQLAlchemy's aiosqlite dialect uses, handing out connections whose
+    cursors make one trip per statement (`create_async_engine(url, module=OneTripDBAPI())`)."""
+
+    def __init__(self) -> None:
+        super().__init__(aiosqlite, sqlite3)
+
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        adapted = super().connect(*arg, **kw)
+        return _OneTripConnection(self, adapted._connection)

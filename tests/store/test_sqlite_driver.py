@@ -1,0 +1,109 @@
+"""The SQLite engine's cursors make one trip to aiosqlite's thread per statement, and give
+SQLAlchemy everything a DBAPI cursor gives: rows, rowcount, lastrowid, executemany, errors."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite.core
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.engine import open_engine
+
+METADATA = MetaData()
+THINGS = Table(
+    "things",
+    METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("name", String, unique=True, nullable=False),
+    Column("size", Integer, nullable=False),
+)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    async with open_engine(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}") as opened:
+        async with opened.begin() as connection:
+            await connection.run_sync(METADATA.create_all)
+        yield opened
+
+
+@contextmanager
+def trips() -> Iterator[collections.Counter[str]]:
+    """Counts the calls run on aiosqlite's thread, by function name (bench.sqltrips)."""
+    counted: collections.Counter[str] = collections.Counter()
+    original = aiosqlite.core.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: Callable[..., Any], *a: Any) -> Any:
+        counted[getattr(fn, "__name__", "other")] += 1
+        return await original(self, fn, *a)
+
+    aiosqlite.core.Connection._execute = counting  # type: ignore[method-assign]
+    try:
+        yield counted
+    finally:
+        aiosqlite.core.Connection._execute = original  # type: ignore[method-assign]
+
+
+async def test_a_statement_is_one_trip_to_the_connections_thread(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(select(1))  # the transaction's BEGIN is SQLite's own
+        with trips() as counted:
+            rows = (await connection.execute(select(THINGS.c.name))).all()
+            await connection.execute(insert(THINGS).values(name="a", size=1))
+        # SQLAlchemy's adapter: cursor, execute, fetchall and close for each (8 trips).
+        assert rows == []
+        assert dict(counted) == {"_execute": 2}
+
+
+async def test_rows_rowcount_and_new_ids_reach_sqlalchemy(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        first = await connection.execute(insert(THINGS).values(name="a", size=1))
+        second = await connection.execute(insert(THINGS).values(name="b", size=2))
+        assert (first.inserted_primary_key, second.inserted_primary_key) == ((1,), (2,))
+        many = await connection.execute(
+            insert(THINGS), [{"name": n, "size": s} for n, s in (("c", 3), ("d", 4), ("e", 5))]
+        )
+        assert many.rowcount == 3
+        grown = await connection.execute(update(THINGS).where(THINGS.c.size > 2).values(size=9))
+        assert grown.rowcount == 3
+        found = await connection.execute(select(THINGS.c.name, THINGS.c.size).order_by("id"))
+        assert list(found.keys()) == ["name", "size"]
+        assert [tuple(row) for row in found] == [
+            ("a", 1),
+            ("b", 2),
+            ("c", 9),
+            ("d", 9),
+            ("e", 9),
+        ]
+        returned = await connection.execute(
+            insert(THINGS).values(name="f", size=6).returning(THINGS.c.id, THINGS.c.name)
+        )
+        assert [tuple(row) for row in returned] == [(6, "f")]
+
+
+async def test_an_error_raises_and_leaves_the_connection_usable(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(insert(THINGS).values(name="a", size=1))
+        await connection.commit()
+        with pytest.raises(IntegrityError, match=r"UNIQUE constraint failed: things\.name"):
+            await connection.execute(insert(THINGS).values(name="a", size=2))
+        await connection.rollback()
+        kept = await connection.scalar(select(THINGS.c.id).where(THINGS.c.name == "a"))
+        assert kept == 1  # the first row, untouched
+
+
+async def test_server_side_cursors_still_stream(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(insert(THINGS), [{"name": f"n{i}", "size": i} for i in range(250)])
+    async with engine.connect() as connection:
+        streamed = await connection.stream(select(THINGS.c.size).order_by(THINGS.c.id))
+        sizes = [size async for (size,) in streamed]
+    assert sizes == list(range(250))
