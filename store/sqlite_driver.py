@@ -14,6 +14,7 @@ does (`_tx`, `_conn`); requirements.lock pins the aiosqlite version this was wri
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
 
 __all__ = ["OneTripDBAPI"]
 
@@ -113,9 +115,45 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """Also: a connection that is terminated stops aiosqlite's thread once.
+
+    SQLAlchemy terminates a connection whose statement was cancelled: a graceful close in
+    a shielded task and, should the waiting be cancelled again (anyio cancels a scope's
+    tasks until they end), a force close (`stop()`) as well. aiosqlite's `close()` after a
+    `stop()` queues a second stop behind the first, which ends the thread: the close then
+    waits for ever, and so does the event loop's shutdown that cancels it (seen as a test
+    teardown hanging under load). Here each way of closing asks the thread to stop only
+    while it still runs, and waits only for that stop.
+    """
+
     __slots__ = ()
 
     _cursor_cls = _OneTripCursor
+
+    def _stop(self) -> asyncio.Future[Any] | None:
+        """Close the SQLite connection and end aiosqlite's thread, once; the stop's future,
+        or None when the thread was asked to stop before."""
+        connection = cast(aiosqlite.Connection, self._connection)
+        if not connection._running:
+            return None
+        return connection.stop()
+
+    def close(self) -> None:
+        stopped = self._stop()
+        if stopped is None:
+            return
+        try:
+            await_(stopped)
+        except Exception as error:
+            self._handle_exception(error)
+
+    async def _terminate_graceful_close(self) -> None:
+        stopped = self._stop()
+        if stopped is not None:
+            await stopped
+
+    def _terminate_force_close(self) -> None:
+        self._stop()
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -3,6 +3,7 @@ SQLAlchemy everything a DBAPI cursor gives: rows, rowcount, lastrowid, executema
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -107,3 +108,23 @@ async def test_server_side_cursors_still_stream(engine: AsyncEngine) -> None:
         streamed = await connection.stream(select(THINGS.c.size).order_by(THINGS.c.id))
         sizes = [size async for (size,) in streamed]
     assert sizes == list(range(250))
+
+
+async def test_a_connection_terminated_twice_over_closes_without_waiting_for_ever(
+    engine: AsyncEngine,
+) -> None:
+    # What a statement cancelled twice leaves (a shutdown cancelling a task mid-query, which
+    # anyio cancels again): SQLAlchemy starts a graceful close in a shielded task, the
+    # second cancellation makes it force-close too, and the graceful close then runs after
+    # the force close stopped aiosqlite's thread. It must end, not wait for that thread.
+    pooled = await engine.raw_connection()
+    adapted = pooled.dbapi_connection
+    assert adapted is not None
+    try:
+        adapted._terminate_force_close()
+        async with asyncio.timeout(10):
+            await adapted._terminate_graceful_close()
+            await asyncio.to_thread(adapted._connection._thread.join, 10)
+        assert not adapted._connection._thread.is_alive()
+    finally:
+        pooled.detach()  # not back to the pool: it is closed
