@@ -56,10 +56,16 @@ async def test_tail_then_archive_after_gc(
     rest, server = world.rest, world.server
     await deployed_hello(rest)
 
-    async def first_alloc() -> str | None:
+    async def first_alloc_settled() -> str | None:
+        # The next release goes out over a finished rollout only (one under way is refused
+        # with LAIN's 406); Nomad's deployment ends a moment after the allocation runs.
+        query = '{ app(name: "hello") { procs { rollout } } }'
+        data = (await rest.client.post("/graphql", json={"query": query})).json()["data"]
+        if any(proc["rollout"] == "RUNNING" for proc in data["app"]["procs"]):
+            return None
         return _live_alloc(server)
 
-    old = await until(first_alloc)
+    old = await until(first_alloc_settled)
     output_of(server.fake).write(old, "stdout", b"hello from v1\n")
     response = await rest.request("GET", LOGS)
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
@@ -67,9 +73,8 @@ async def test_tail_then_archive_after_gc(
     assert response.text == "- web.1 stdout hello from v1\n"
 
     await publish(rest, "hello", V2, HELLO_YAML)
-    assert (
-        await rest.request("PUT", "/api/v1/apps/hello/", {"meta_version": V2})
-    ).status_code == 202
+    updated = await rest.request("PUT", "/api/v1/apps/hello/", {"meta_version": V2})
+    assert updated.status_code == 202, updated.text
 
     async def replaced() -> str | None:
         found = _live_alloc(server)
