@@ -328,8 +328,14 @@ def _by_index(
     return by_index
 
 
+def _version(view: JobView, alloc: Mapping[str, Any]) -> int:
+    """The job version the allocation runs (the job's own when the stub leaves it out)."""
+    version = alloc.get("JobVersion")
+    return view.version if version is None else int(version)
+
+
 def _release(view: JobView, alloc: Mapping[str, Any], releases: Mapping[int, str]) -> str:
-    version = alloc.get("JobVersion", view.version)
+    version = _version(view, alloc)
     return view.meta_version if version == view.version else releases.get(version, "")
 
 
@@ -353,7 +359,7 @@ def _instance(
     task = _task_state(view, alloc)
     events = list(task.get("Events") or ())
     ip, port = _address(alloc)
-    version = alloc.get("JobVersion", view.version)
+    version = _version(view, alloc)
     return InstanceState(
         job_id=view.job_id,
         number=number,
