@@ -36,14 +36,14 @@ from server.app import create_app
 from store.engine import make_engine, make_sessionmaker
 from store.models import Proc, Release
 
-__all__ = ["main"]
+__all__ = ["main", "trips"]
 
 _REQUESTS = 20
 _STATEMENTS = 2000
 
 
 @contextmanager
-def _trips() -> Iterator[collections.Counter[str]]:
+def trips() -> Iterator[collections.Counter[str]]:
     """Counts the calls made on aiosqlite's thread while entered, by function name."""
     counted: collections.Counter[str] = collections.Counter()
     original = aiosqlite.core.Connection._execute
@@ -70,7 +70,7 @@ async def _trips_per_request(data: Dataset) -> Table:
     ):
         for name, target in OBJECTS.items():
             (await c.get(target.path)).raise_for_status()  # warm-up
-            with _trips() as counted:
+            with trips() as counted:
                 for _ in range(_REQUESTS):
                     (await c.get(target.path)).raise_for_status()
             calls = ", ".join(f"{k} {v / _REQUESTS:g}" for k, v in sorted(counted.items()))

@@ -4,18 +4,15 @@ SQLAlchemy everything a DBAPI cursor gives: rows, rowcount, lastrowid, executema
 from __future__ import annotations
 
 import asyncio
-import collections
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiosqlite.core
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.sqltrips import trips
 from store.engine import open_engine
 
 METADATA = MetaData()
@@ -34,23 +31,6 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
         async with opened.begin() as connection:
             await connection.run_sync(METADATA.create_all)
         yield opened
-
-
-@contextmanager
-def trips() -> Iterator[collections.Counter[str]]:
-    """Counts the calls run on aiosqlite's thread, by function name (bench.sqltrips)."""
-    counted: collections.Counter[str] = collections.Counter()
-    original = aiosqlite.core.Connection._execute
-
-    async def counting(self: aiosqlite.Connection, fn: Callable[..., Any], *a: Any) -> Any:
-        counted[getattr(fn, "__name__", "other")] += 1
-        return await original(self, fn, *a)
-
-    aiosqlite.core.Connection._execute = counting  # type: ignore[method-assign]
-    try:
-        yield counted
-    finally:
-        aiosqlite.core.Connection._execute = original  # type: ignore[method-assign]
 
 
 async def test_a_statement_is_one_trip_to_the_connections_thread(engine: AsyncEngine) -> None:
