@@ -138,6 +138,29 @@ class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
             return None
         return connection.stop()
 
+    def commit(self) -> None:
+        if not self._in_transaction():
+            return  # sqlite3's commit would do nothing: no trip for it
+        super().commit()
+
+    def rollback(self) -> None:
+        if not self._in_transaction():
+            return
+        super().rollback()
+
+    def _in_transaction(self) -> bool:
+        """Whether the SQLite connection has a transaction open.
+
+        Python's sqlite3 opens one only before a writing statement, and its commit and
+        rollback do nothing without one: a session that only read, and the pool's reset
+        after it, each made a trip to aiosqlite's thread for nothing (4 of a REST object
+        read's 6). Read here, between statements, while that thread is idle; a closed
+        connection counts as in one, so that SQLAlchemy's adapter says what it says then.
+        """
+        connection = cast(aiosqlite.Connection, self._connection)
+        sqlite = connection._connection
+        return sqlite is None or sqlite.in_transaction
+
     def close(self) -> None:
         stopped = self._stop()
         if stopped is None:

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.sqltrips import trips
-from store.engine import open_engine
+from store.engine import make_sessionmaker, open_engine
+from store.models import StateVersion
 
 METADATA = MetaData()
 THINGS = Table(
@@ -30,6 +31,9 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     async with open_engine(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}") as opened:
         async with opened.begin() as connection:
             await connection.run_sync(METADATA.create_all)
+            # Every writing session bumps the state version (store/stateversion.py).
+            await connection.run_sync(StateVersion.__table__.create)
+            await connection.execute(insert(StateVersion).values(id=1, version=0))
         yield opened
 
 
@@ -42,6 +46,35 @@ async def test_a_statement_is_one_trip_to_the_connections_thread(engine: AsyncEn
         # SQLAlchemy's adapter: cursor, execute, fetchall and close for each (8 trips).
         assert rows == []
         assert dict(counted) == {"_execute": 2}
+
+
+async def test_a_session_that_only_read_ends_without_a_trip(engine: AsyncEngine) -> None:
+    sessions = make_sessionmaker(engine)
+    async with sessions() as warm:
+        await warm.execute(select(1))  # the pool's connection, opened before counting
+    with trips() as counted:
+        async with sessions() as session:
+            await session.execute(select(THINGS.c.name))
+            await session.execute(select(THINGS.c.size))
+    # Nothing to roll back: neither the session's rollback nor the pool's reset goes to the
+    # thread (SQLAlchemy's adapter: 2 rollbacks more).
+    assert dict(counted) == {"_execute": 2}
+
+    with trips() as counted:
+        async with sessions.begin() as session:
+            await session.execute(insert(THINGS).values(name="a", size=1))
+    assert dict(counted) == {"_execute": 2, "commit": 1}  # the insert, the state version
+
+
+async def test_a_write_not_committed_is_still_rolled_back(engine: AsyncEngine) -> None:
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session:
+        await session.execute(insert(THINGS).values(name="a", size=1))
+        await session.rollback()
+        await session.execute(insert(THINGS).values(name="b", size=2))
+    # The second insert was never committed: closing the session rolled it back.
+    async with sessions() as session:
+        assert (await session.execute(select(THINGS.c.name))).all() == []
 
 
 async def test_rows_rowcount_and_new_ids_reach_sqlalchemy(engine: AsyncEngine) -> None:
