@@ -5,11 +5,14 @@ queue put, a thread wake-up and a `call_soon_threadsafe` back to the event loop.
 adapter makes four such calls per statement (open a cursor, execute, fetch every row, close
 the cursor; `python -m bench.sqltrips` counts them), where one would do: here the cursor runs
 the whole statement in one function on aiosqlite's thread and keeps what SQLAlchemy asks of
-it afterwards (description, rowcount, lastrowid, the rows). Everything else (transactions,
-isolation level, server-side cursors, termination) is SQLAlchemy's adapter unchanged.
+it afterwards (description, rowcount, lastrowid, the rows). Its connections also make no
+trip for a commit or rollback with no transaction open, and stop aiosqlite's thread only
+once when they are closed or terminated. Everything else (isolation level, server-side
+cursors, error handling) is SQLAlchemy's adapter unchanged.
 
-It reaches into aiosqlite's `Connection._execute` and `_conn`, as SQLAlchemy's own adapter
-does (`_tx`, `_conn`); requirements.lock pins the aiosqlite version this was written for.
+It reaches into aiosqlite's `Connection._execute`, `_conn`, `_connection` and `_running`,
+as SQLAlchemy's own adapter does (`_tx`, `_conn`); requirements.lock pins the aiosqlite
+version this was written for, and tests/store/test_sqlite_driver.py checks each of them.
 """
 
 from __future__ import annotations
@@ -115,7 +118,8 @@ class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    """Also: a connection that is terminated stops aiosqlite's thread once.
+    """Hands out one-trip cursors; commits and rolls back only with a transaction open;
+    stops aiosqlite's thread once, however it is closed.
 
     SQLAlchemy terminates a connection whose statement was cancelled: a graceful close in
     a shielded task and, should the waiting be cancelled again (anyio cancels a scope's
